@@ -1,0 +1,37 @@
+"""The application factory: `flask --app app ...` finds create_app here."""
+from flask import Flask
+
+import config
+from core import db as core_db
+from core import web
+from core.db import db
+
+
+def create_app(test_config: dict | None = None) -> Flask:
+    """Build the Lifeboat app: settings, database, sign-in, blueprints, CLI commands."""
+    app = Flask(__name__, instance_path=str(config.INSTANCE_DIR))
+    app.config.from_object(config.Config)
+    if test_config:
+        app.config.update(test_config)
+    config.INSTANCE_DIR.mkdir(exist_ok=True)
+
+    db.init_app(app)
+    core_db.init_migrate(app)
+    web.init_app(app)  # CSRF, error pages, template filters, security headers
+
+    from ops import auth, cli as ops_cli, views as ops_views, api as ops_api
+    from incidents import views as incident_views, public, statuspage, cli as incident_cli
+    import incidents.api  # noqa: F401  (adds the incident routes to the ops API blueprint)
+
+    auth.init_app(app)
+    app.register_blueprint(ops_views.bp)
+    app.register_blueprint(ops_api.bp)
+    app.register_blueprint(incident_views.bp)
+    app.register_blueprint(public.bp)
+    app.register_blueprint(statuspage.bp)
+    ops_cli.init_app(app)
+    incident_cli.init_app(app)
+
+    from core import backup
+    backup.init_app(app)
+    return app

@@ -1,0 +1,1 @@
+"""Plumbing shared by every domain: database, time, errors, HTTP helpers."""

@@ -1,0 +1,103 @@
+"""Web plumbing: CSRF, error pages (HTML or JSON), template filters, security and cache headers."""
+import hashlib
+from datetime import datetime
+
+from flask import Response, jsonify, render_template, request
+from flask_wtf.csrf import CSRFError, CSRFProtect
+from markupsafe import Markup, escape
+from werkzeug.exceptions import HTTPException
+
+from core import markdown
+from core.errors import ServiceError
+
+csrf = CSRFProtect()
+
+
+def wants_json() -> bool:
+    """API and JSON routes answer errors in JSON; pages answer with an HTML page."""
+    path = request.path
+    return path.startswith("/api/") or path.endswith(".json") or path.startswith("/webhooks/")
+
+
+def json_error(status: int, message: str, fields: dict | None = None) -> Response:
+    body = {"error": {"status": status, "message": message}}
+    if fields:
+        body["error"]["fields"] = fields
+    response = jsonify(body)
+    response.status_code = status
+    return response
+
+
+def _http_error(e: HTTPException):
+    message = {
+        400: "The request could not be understood. Check what was sent and try again.",
+        404: "There is nothing here. Check the address.",
+        405: f"This address does not accept {request.method} requests.",
+        413: "What was sent is too large.",
+    }.get(e.code, e.description)
+    if isinstance(e, CSRFError):
+        message = "Your form session expired or the form was not sent from this site. Reload the page and submit again."
+    if wants_json():
+        response = json_error(e.code or 500, message)
+    else:
+        response = Response(render_template("errors/error.html", code=e.code, title=e.name, message=message),
+                            status=e.code)
+    if e.code == 405 and hasattr(e, "valid_methods") and e.valid_methods:
+        response.headers["Allow"] = ", ".join(e.valid_methods)
+    return response
+
+
+def _server_error(e: Exception):
+    # Unhandled errors are logged with their traceback by Flask; the user sees a calm page.
+    if wants_json():
+        return json_error(500, "Something went wrong on our side. It has been logged; please try again.")
+    return render_template("errors/error.html", code=500, title="Something went wrong",
+                           message="Something went wrong on our side. It has been logged; please try again."), 500
+
+
+def _service_error(e: ServiceError):
+    if wants_json():
+        return json_error(e.status, e.message, e.fields)
+    return render_template("errors/error.html", code=e.status, title="Not possible", message=e.message), e.status
+
+
+def local_time(value: datetime | None, fmt: str = "%b %d, %Y %H:%M UTC") -> Markup:
+    """A <time> element: UTC text for no-JS readers; static/app.js rewrites it to the viewer's zone."""
+    if value is None:
+        return Markup("")
+    iso = value.isoformat().replace("+00:00", "Z")
+    return Markup(f'<time datetime="{iso}" title="{escape(value.strftime("%Y-%m-%d %H:%M:%S UTC"))}">'
+                  f"{escape(value.strftime(fmt))}</time>")
+
+
+def cached(response: Response, max_age: int, last_modified: datetime | None = None) -> Response:
+    """Public caching: ETag from the body, optional Last-Modified, short max-age; answers 304 when fresh."""
+    response.cache_control.public = True
+    response.cache_control.max_age = max_age
+    if last_modified is not None:
+        response.last_modified = last_modified
+    response.set_etag(hashlib.sha256(response.get_data()).hexdigest()[:32])
+    return response.make_conditional(request)
+
+
+def init_app(app) -> None:
+    csrf.init_app(app)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(ServiceError, _service_error)
+    app.register_error_handler(500, _server_error)
+    app.jinja_env.filters["markdown"] = markdown.render
+    app.jinja_env.filters["local_time"] = local_time
+    # Lets the console menu show only the pages that exist in this build.
+    app.jinja_env.globals["has_endpoint"] = lambda endpoint: endpoint in app.view_functions
+
+    @app.after_request
+    def security_headers(response: Response) -> Response:
+        response.headers.setdefault("X-Content-Type-Options", "nosniff")
+        response.headers.setdefault("X-Frame-Options", "DENY")
+        response.headers.setdefault("Referrer-Policy", "same-origin")
+        response.headers.setdefault(
+            "Content-Security-Policy",
+            "default-src 'self'; img-src 'self' data:; style-src 'self'; script-src 'self'; "
+            "frame-ancestors 'none'; form-action 'self'",
+        )
+        return response

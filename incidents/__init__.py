@@ -1,0 +1,1 @@
+"""Components, incidents, scheduled maintenance and their timelines."""

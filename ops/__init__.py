@@ -1,0 +1,1 @@
+"""Operators: sign-in, roles, audit log, API tokens."""

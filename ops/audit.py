@@ -1,0 +1,60 @@
+"""The audit log: every operator write, with who, what, when and the record before and after."""
+from dataclasses import dataclass
+
+import sqlalchemy as sa
+
+from core.db import utcnow
+from ops.models import AuditEntry
+
+
+@dataclass(frozen=True)
+class Actor:
+    """Who is doing a write: an operator (web or API token), or the command line."""
+
+    operator_id: int | None
+    label: str
+    ip: str | None = None
+
+    @classmethod
+    def cli(cls, what: str = "cli") -> "Actor":
+        return cls(operator_id=None, label=what)
+
+
+def snapshot(obj, fields: tuple[str, ...]) -> dict:
+    """A JSON-ready dict of an object's fields, for before/after records."""
+    out = {}
+    for f in fields:
+        v = getattr(obj, f)
+        if hasattr(v, "isoformat"):
+            v = v.isoformat()
+        elif isinstance(v, (list, tuple)):
+            v = [getattr(x, "id", x) for x in v]
+        out[f] = v
+    return out
+
+
+def record(session, *, actor: Actor, action: str, entity_type: str, entity_id=None,
+           before: dict | None = None, after: dict | None = None) -> AuditEntry:
+    """Add an audit entry to the session (the caller commits it with the change)."""
+    entry = AuditEntry(
+        at=utcnow(), operator_id=actor.operator_id, actor=actor.label, action=action,
+        entity_type=entity_type, entity_id=None if entity_id is None else str(entity_id),
+        before=before, after=after, ip=actor.ip,
+    )
+    session.add(entry)
+    return entry
+
+
+def list_entries(session, *, page: int = 1, per_page: int = 50, action: str | None = None,
+                 operator_id: int | None = None):
+    """The newest audit entries first, optionally filtered; returns (entries, total)."""
+    q = sa.select(AuditEntry)
+    if action:
+        q = q.where(AuditEntry.action.like(f"{action}%"))
+    if operator_id:
+        q = q.where(AuditEntry.operator_id == operator_id)
+    total = session.scalar(sa.select(sa.func.count()).select_from(q.subquery()))
+    rows = session.scalars(
+        q.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(per_page).offset((page - 1) * per_page)
+    ).all()
+    return rows, total

@@ -1,0 +1,125 @@
+"""Fixtures: an app on a freshly migrated database (SQLite file, or PostgreSQL from DATABASE_URL),
+emptied after each test, plus small factories for operators and tokens."""
+import os
+import re
+
+import pytest
+import sqlalchemy as sa
+
+from app import create_app
+from core.db import db
+from ops import service as ops_service
+from ops.audit import Actor
+
+PASSWORD = "correct horse battery staple"
+
+
+def _database_url(tmp_path_factory) -> str:
+    url = os.environ.get("DATABASE_URL", "")
+    if url.startswith("postgresql"):
+        return url
+    if os.environ.get("LIFEBOAT_REQUIRE_POSTGRES") == "1":
+        raise RuntimeError("LIFEBOAT_REQUIRE_POSTGRES=1 but DATABASE_URL is not a PostgreSQL URL")
+    return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+@pytest.fixture(scope="session")
+def database_url(tmp_path_factory):
+    return _database_url(tmp_path_factory)
+
+
+@pytest.fixture(scope="session")
+def _migrated(database_url):
+    """Run the real migrations once per test session (tests then empty the tables after each test)."""
+    from flask_migrate import downgrade, upgrade
+
+    app = create_app({"SQLALCHEMY_DATABASE_URI": database_url, "TESTING": True})
+    with app.app_context():
+        if database_url.startswith("postgresql"):
+            downgrade(revision="base")  # a database left by an interrupted run
+        upgrade()
+    return database_url
+
+
+@pytest.fixture
+def app(_migrated):
+    app = create_app({
+        "SQLALCHEMY_DATABASE_URI": _migrated,
+        "TESTING": True,
+        "PUBLIC_BASE_URL": "http://status.example.com",
+        "SESSION_COOKIE_SECURE": False,
+    })
+    with app.app_context():
+        yield app
+        db.session.remove()
+        _empty_all_tables()
+
+
+def _empty_all_tables():
+    with db.engine.begin() as conn:
+        if conn.dialect.name == "postgresql":
+            names = ", ".join(f'"{t.name}"' for t in db.metadata.sorted_tables)
+            conn.execute(sa.text(f"TRUNCATE {names} RESTART IDENTITY CASCADE"))
+        else:
+            for table in reversed(db.metadata.sorted_tables):
+                conn.execute(table.delete())
+
+
+@pytest.fixture
+def client(app):
+    return app.test_client()
+
+
+@pytest.fixture
+def runner(app):
+    return app.test_cli_runner()
+
+
+# ---- factories ----------------------------------------------------------------------------------
+
+def make_operator(role: str = "operator", email: str | None = None, password: str = PASSWORD):
+    email = email or f"{role}@example.com"
+    operator = ops_service.create_operator(db.session, actor=Actor.cli("test"), email=email, role=role,
+                                           password=password)
+    db.session.commit()
+    return operator
+
+
+def csrf_from(html: str) -> str:
+    match = re.search(r'name="csrf_token"[^>]*value="([^"]+)"', html) or \
+        re.search(r'value="([^"]+)"[^>]*name="csrf_token"', html)
+    assert match, "no CSRF token in the page"
+    return match.group(1)
+
+
+def sign_in(client, operator_or_email, password: str = PASSWORD):
+    email = getattr(operator_or_email, "email", operator_or_email)
+    page = client.get("/ops/sign-in")
+    response = client.post("/ops/sign-in", data={"email": email, "password": password,
+                                                 "csrf_token": csrf_from(page.get_data(as_text=True))})
+    return response
+
+
+def post_form(client, page_url: str, data: dict, action: str | None = None, **kwargs):
+    """Open a form page like a browser, take its CSRF token, and submit `data` to it."""
+    page = client.get(page_url)
+    assert page.status_code == 200, page.status_code
+    return client.post(action or page_url, data={**data, "csrf_token": csrf_from(page.get_data(as_text=True))},
+                       **kwargs)
+
+
+@pytest.fixture
+def signed_in(client):
+    """A client signed in as an operator (role operator); returns (client, operator)."""
+    operator = make_operator("operator")
+    assert sign_in(client, operator).status_code == 302
+    return client, operator
+
+
+@pytest.fixture
+def api_token(app):
+    """(operator, bearer secret) for the ops API, role operator."""
+    operator = make_operator("operator", email="api@example.com")
+    _token, secret = ops_service.create_token(db.session, actor=Actor.cli("test"), operator_id=operator.id)
+    db.session.commit()
+    return operator, secret
