@@ -20,7 +20,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     web.init_app(app)  # CSRF, error pages, template filters, security headers
 
     from ops import auth, cli as ops_cli, views as ops_views, api as ops_api
-    from incidents import views as incident_views, public, statuspage, cli as incident_cli
+    from incidents import views as incident_views, public, statuspage
     import incidents.api  # noqa: F401  (adds the incident routes to the ops API blueprint)
 
     auth.init_app(app)
@@ -30,8 +30,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(public.bp)
     app.register_blueprint(statuspage.bp)
     ops_cli.init_app(app)
-    incident_cli.init_app(app)
 
-    from core import backup
+    from core import backup, demo
     backup.init_app(app)
+    demo.init_app(app)
     return app

@@ -1,5 +1,0 @@
-"""`flask --app app demo`: seed a Sidekick-like outage."""
-
-
-def init_app(app) -> None:
-    pass
