@@ -16,6 +16,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     config.INSTANCE_DIR.mkdir(exist_ok=True)
 
     db.init_app(app)
+    import accounts.models, core.ratelimit  # noqa: F401,E401  (models without views yet)
     core_db.init_migrate(app)
     web.init_app(app)  # CSRF, error pages, template filters, security headers
 
@@ -30,6 +31,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(public.bp)
     app.register_blueprint(statuspage.bp)
     ops_cli.init_app(app)
+
+    from accounts import cli as accounts_cli
+    accounts_cli.init_app(app)
 
     from core import backup, demo
     backup.init_app(app)

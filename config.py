@@ -33,6 +33,8 @@ class Config:
     PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
     PAGE_NAME = os.environ.get("PAGE_NAME", "Lifeboat status")
     PAGE_TIME_ZONE = os.environ.get("PAGE_TIME_ZONE", "Etc/UTC")
+    # Statuspage-style page id in /api/v2 JSON; empty = a stable id derived from PUBLIC_BASE_URL.
+    PAGE_ID = os.environ.get("PAGE_ID", "")
 
     # Sessions: signed, HttpOnly, SameSite; Secure when served over https.
     SESSION_COOKIE_HTTPONLY = True
@@ -50,6 +52,9 @@ class Config:
     SIGNIN_MAX_FAILURES_PER_ACCOUNT = 5
     SIGNIN_MAX_FAILURES_PER_IP = 20
     SIGNIN_WINDOW_SECONDS = 15 * 60
+
+    # Phone numbers without a +country code are read as this region (ISO 3166 code).
+    PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "US")
 
     # Public pages and JSON may be cached this long by browsers and CDNs.
     PUBLIC_CACHE_MAX_AGE = 30

@@ -1,0 +1,1 @@
+"""Subscribers, affected accounts, per-category recovery status, the personal page."""

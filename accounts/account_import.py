@@ -1,0 +1,107 @@
+"""Import affected accounts for an incident: account_number,name,phone,email,locale."""
+from flask import current_app
+
+from accounts.contact import ContactError, normalise_email, normalise_locale, parse_phone
+from accounts.csvio import RowError
+from accounts.imports import Context, ImportSpec
+from accounts.models import ImportKind
+from core.bulk import run
+
+ACCOUNT_COLUMNS = ("account_number", "name", "phone", "email", "locale")
+MAX_ACCOUNT_NUMBER = 64
+MAX_NAME = 200
+
+
+def check_account_number(value: str) -> str | None:
+    """The reason an account number is unusable, or None."""
+    if not value:
+        return "An account number is required."
+    if len(value) > MAX_ACCOUNT_NUMBER:
+        return f"At most {MAX_ACCOUNT_NUMBER} characters."
+    if any(ord(c) < 32 for c in value):
+        return "Contains control characters."
+    return None
+
+
+class AccountImport(ImportSpec):
+    kind = ImportKind.ACCOUNTS
+    columns = ACCOUNT_COLUMNS
+    stage_columns = ("line INTEGER, account_number VARCHAR(64), name VARCHAR(200), phone VARCHAR(20), "
+                     "email VARCHAR(254), language VARCHAR(16), time_zone VARCHAR(64)")
+    stage_names = ("line", "account_number", "name", "phone", "email", "language", "time_zone")
+
+    def prepare(self, ctx: Context) -> None:
+        ctx.extra["region"] = current_app.config["PHONE_DEFAULT_REGION"]
+
+    def validate(self, ctx: Context, line: int, row: dict):
+        errors = []
+        number = row["account_number"]
+        if reason := check_account_number(number):
+            errors.append(RowError(line, "account_number", reason))
+        name = row["name"]
+        if len(name) > MAX_NAME:
+            errors.append(RowError(line, "name", f"At most {MAX_NAME} characters."))
+        phone = email = locale = zone = None
+        try:
+            phone, zone = parse_phone(row["phone"], ctx.extra["region"]) or (None, None)
+        except ContactError as e:
+            errors.append(RowError(line, "phone", str(e)))
+        try:
+            email = normalise_email(row["email"])
+        except ContactError as e:
+            errors.append(RowError(line, "email", str(e)))
+        try:
+            locale = normalise_locale(row["locale"])
+        except ContactError as e:
+            errors.append(RowError(line, "locale", str(e)))
+        if errors:
+            return errors, None
+        return [], (line, number, name, phone, email, locale, zone)
+
+    def checks(self, ctx: Context) -> list[RowError]:
+        s = ctx.stage
+        ctx.conn.exec_driver_sql(f"CREATE INDEX ix_{s}_number ON {s} (account_number)")
+        repeated = ctx.conn.exec_driver_sql(
+            f"SELECT s.line, s.account_number, d.first FROM {s} s JOIN "
+            f"(SELECT account_number, MIN(line) AS first FROM {s} GROUP BY account_number HAVING COUNT(*) > 1) d "
+            f"ON d.account_number = s.account_number WHERE s.line > d.first ORDER BY s.line")
+        return [RowError(line, "account_number", f"{number!r} already appears on line {first}.")
+                for line, number, first in repeated]
+
+    def apply(self, ctx: Context) -> dict:
+        s, conn = ctx.stage, ctx.conn
+        p = {"now": ctx.now.replace(tzinfo=None), "src": f"import {ctx.job.id}", "inc": ctx.incident_id}
+        total = conn.exec_driver_sql(f"SELECT COUNT(*) FROM {s}").scalar()
+        # The history first, while the old values are still there.
+        changes = " UNION ALL ".join(
+            f"SELECT a.id, '{col}', a.{col}, s.{col}, :src, :now FROM {s} s "
+            f"JOIN accounts a ON a.account_number = s.account_number WHERE a.{col} IS DISTINCT FROM s.{col}"
+            for col in ("name", "phone", "email", "language"))
+        run(conn, f"INSERT INTO account_changes (account_id, field, old_value, new_value, source, at) {changes}", **p)
+        updated = run(conn, f"""
+            UPDATE accounts SET name = s.name, phone = s.phone, email = s.email, language = s.language,
+                time_zone = CASE WHEN accounts.phone IS DISTINCT FROM s.phone THEN s.time_zone
+                                 ELSE accounts.time_zone END,
+                updated_at = :now
+            FROM {s} s
+            WHERE accounts.account_number = s.account_number
+              AND (accounts.name IS DISTINCT FROM s.name OR accounts.phone IS DISTINCT FROM s.phone
+                   OR accounts.email IS DISTINCT FROM s.email OR accounts.language IS DISTINCT FROM s.language)
+        """, **p)
+        created = run(conn, f"""
+            INSERT INTO accounts (account_number, name, phone, email, language, time_zone,
+                                  sms_opt_out, email_opt_out, created_at, updated_at)
+            SELECT s.account_number, s.name, s.phone, s.email, s.language, s.time_zone, FALSE, FALSE, :now, :now
+            FROM {s} s
+            WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_number = s.account_number)
+            ORDER BY s.line
+        """, **p)
+        attached = run(conn, f"""
+            INSERT INTO affected_accounts (incident_id, account_id, state, added_at, updated_at)
+            SELECT :inc, a.id, 'unknown', :now, :now
+            FROM {s} s JOIN accounts a ON a.account_number = s.account_number
+            WHERE NOT EXISTS (SELECT 1 FROM affected_accounts x WHERE x.incident_id = :inc AND x.account_id = a.id)
+            ORDER BY s.line
+        """, **p)
+        return {"rows_created": created, "rows_updated": updated,
+                "rows_unchanged": total - created - updated, "rows_attached": attached}

@@ -1,0 +1,97 @@
+"""`flask --app app accounts import ...`, `recovery import ...`, `recovery categories ...`."""
+import os
+import sys
+
+import click
+from flask.cli import AppGroup
+
+from accounts import service
+from accounts.account_import import AccountImport
+from accounts.imports import ImportSpec, create_job, run_job
+from accounts.models import ImportJob, ImportStatus
+from core.db import db
+from core.errors import ServiceError
+from ops.audit import Actor
+
+accounts_cli = AppGroup("accounts", help="Affected accounts.")
+recovery_cli = AppGroup("recovery", help="Per-account recovery status.")
+
+
+def _run_import(spec: ImportSpec, incident_id: int, path: str, skip_invalid: bool) -> None:
+    from incidents.models import Incident
+
+    if db.session.get(Incident, incident_id) is None:
+        raise click.ClickException(f"No incident with id {incident_id}.")
+    actor = Actor.cli(f"cli ({os.environ.get('USER', 'unknown')})")
+    size = os.path.getsize(path)
+    job = create_job(db.session, spec=spec, incident_id=incident_id, actor=actor, filename=os.path.basename(path),
+                     skip_invalid=skip_invalid, size_bytes=size)
+    db.session.commit()
+    with open(path, "rb") as f, click.progressbar(length=size, label=f"Reading {os.path.basename(path)}",
+                                                   show_pos=False, show_percent=True, file=sys.stderr) as bar:
+        seen = {"bytes": 0}
+
+        def progress(j: ImportJob) -> None:
+            bar.update(j.bytes_read - seen["bytes"])
+            seen["bytes"] = j.bytes_read
+
+        job = run_job(spec=spec, job_id=job.id, stream=f, actor=actor, on_progress=progress)
+        bar.update(size - seen["bytes"])
+    _report(job)
+
+
+def _report(job: ImportJob) -> None:
+    click.echo(f"Import {job.id}: {job.status.value}. {job.message}")
+    click.echo(f"  rows read: {job.rows_read}, invalid: {job.rows_invalid}, created: {job.rows_created}, "
+               f"updated: {job.rows_updated}, unchanged: {job.rows_unchanged}"
+               + (f", newly attached: {job.rows_attached}" if job.kind.value == "accounts" else
+                  f", accounts whose overall state changed: {job.accounts_changed}"))
+    for e in (job.errors or [])[:20]:
+        click.echo(f"  line {e['line']}, {e['column'] or 'row'}: {e['reason']}", err=True)
+    if job.errors and len(job.errors) > 20 or job.rows_invalid > 20:
+        click.echo(f"  ... {job.rows_invalid} invalid rows in all.", err=True)
+    if job.error_csv_path:
+        click.echo(f"  Rejected rows written to {job.error_csv_path}", err=True)
+    if job.status != ImportStatus.DONE:
+        raise SystemExit(1)
+
+
+@accounts_cli.command("import")
+@click.argument("incident_id", type=int)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--skip-invalid", is_flag=True, help="Apply the valid rows; write rejected ones to an error CSV.")
+def import_accounts(incident_id: int, file: str, skip_invalid: bool):
+    """Attach the accounts in FILE (account_number,name,phone,email,locale) to an incident."""
+    _run_import(AccountImport(), incident_id, file, skip_invalid)
+
+
+@recovery_cli.command("import")
+@click.argument("incident_id", type=int)
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--skip-invalid", is_flag=True, help="Apply the valid rows; write rejected ones to an error CSV.")
+def import_recovery(incident_id: int, file: str, skip_invalid: bool):
+    """Set recovery states from FILE (account_number,category,state,items_total,items_recovered,note)."""
+    from accounts.recovery_import import RecoveryImport
+
+    _run_import(RecoveryImport(), incident_id, file, skip_invalid)
+
+
+@recovery_cli.command("categories")
+@click.argument("incident_id", type=int)
+@click.argument("keys", nargs=-1)
+def categories(incident_id: int, keys: tuple[str, ...]):
+    """Show, or set, the data categories tracked for an incident (e.g. contacts calendar photos)."""
+    try:
+        if keys:
+            service.set_categories(db.session, actor=Actor.cli(), incident_id=incident_id, keys=list(keys))
+            db.session.commit()
+        cats = service.list_categories(db.session, incident_id=incident_id)
+    except ServiceError as e:
+        db.session.rollback()
+        raise click.ClickException(e.message + "".join(f"\n  {k}: {v}" for k, v in e.fields.items()))
+    click.echo(", ".join(c.key for c in cats) or "No categories yet.")
+
+
+def init_app(app) -> None:
+    app.cli.add_command(accounts_cli)
+    app.cli.add_command(recovery_cli)

@@ -1,0 +1,182 @@
+"""CSV imports (accounts, recovery states) as jobs: stream, validate, stage, then apply set-based.
+
+Phase 1 reads the file row by row, validates each row in Python and loads the good ones into a temp
+staging table (memory stays flat). Phase 2, one transaction, runs the checks that need the database
+(repeated keys, unknown accounts), then either applies everything with a few INSERT ... SELECT /
+UPDATE ... FROM statements or, when rows are invalid and skip_invalid is off, applies nothing."""
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import BinaryIO, Callable
+
+import sqlalchemy as sa
+from flask import current_app
+
+from accounts.csvio import CSVFormatError, CSVRows, ErrorReport, RowError, write_error_csv
+from accounts.models import ImportJob, ImportKind, ImportStatus
+from core.bulk import create_stage, drop_stage, load
+from core.db import db, utcnow
+from ops.audit import Actor, record
+
+PROGRESS_EVERY = 10_000
+Progress = Callable[[ImportJob], None]
+
+
+@dataclass
+class Context:
+    """What an import spec needs while it runs."""
+
+    conn: sa.engine.Connection
+    job: ImportJob
+    incident_id: int
+    actor: Actor
+    stage: str
+    now: object = field(default_factory=utcnow)
+    extra: dict = field(default_factory=dict)
+
+
+class ImportSpec:
+    """One kind of import: its columns, row validation, database checks and set-based apply."""
+
+    kind: ImportKind
+    columns: tuple[str, ...]
+    stage_columns: str  # SQL column definitions of the staging table; first column is `line`
+    stage_names: tuple[str, ...]
+
+    def prepare(self, ctx: Context) -> None:
+        """Load what row validation needs (e.g. the incident's categories)."""
+
+    def validate(self, ctx: Context, line: int, row: dict) -> tuple[list[RowError], tuple | None]:
+        raise NotImplementedError
+
+    def checks(self, ctx: Context) -> list[RowError]:
+        """Errors only the database can find; the rows stay in the stage (they are deleted if skipped)."""
+        return []
+
+    def apply(self, ctx: Context) -> dict:
+        """Apply the stage; returns counts for the job (rows_created, rows_updated, rows_unchanged...)."""
+        raise NotImplementedError
+
+
+def errors_dir() -> Path:
+    path = Path(current_app.instance_path) / "imports"
+    path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def create_job(session, *, spec: ImportSpec, incident_id: int, actor: Actor, filename: str,
+               skip_invalid: bool, size_bytes: int = 0, source_path: str | None = None) -> ImportJob:
+    """Add a pending import job (the caller commits, so progress is visible to others)."""
+    job = ImportJob(incident_id=incident_id, kind=spec.kind, filename=filename[:300], skip_invalid=skip_invalid,
+                    size_bytes=size_bytes, source_path=source_path, actor=actor.label,
+                    operator_id=actor.operator_id, status=ImportStatus.PENDING)
+    session.add(job)
+    session.flush()
+    return job
+
+
+def _save_progress(job: ImportJob, on_progress: Progress | None) -> None:
+    db.session.commit()
+    if on_progress:
+        on_progress(job)
+
+
+def run_job(*, spec: ImportSpec, job_id: int, stream: BinaryIO, actor: Actor,
+            on_progress: Progress | None = None) -> ImportJob:
+    """Run an import job to its end (done, rejected or failed), committing its outcome."""
+    job = db.session.get(ImportJob, job_id)
+    job.status = ImportStatus.VALIDATING
+    _save_progress(job, on_progress)
+    stage = f"stage_import_{job.id}"
+    report = ErrorReport()
+    rejected_values: list[tuple] = []  # (line, column, reason, values) for the error CSV, bounded
+    with db.engine.connect() as conn:
+        ctx = Context(conn=conn, job=job, incident_id=job.incident_id, actor=actor, stage=stage)
+        try:
+            spec.prepare(ctx)
+            rows = CSVRows(stream, required=spec.columns)
+            create_stage(conn, stage, spec.stage_columns)
+
+            def good_rows():
+                n = 0
+                for line, values, row, problem in rows:
+                    n += 1
+                    errors = [RowError(line, "", problem)] if problem else None
+                    clean = None
+                    if errors is None:
+                        errors, clean = spec.validate(ctx, line, row)
+                    for e in errors:
+                        report.add(e)
+                        if len(rejected_values) < 100_000:
+                            rejected_values.append((e.line, e.column, e.reason, values))
+                    if clean is not None:
+                        yield clean
+                    if n % PROGRESS_EVERY == 0:
+                        job.rows_read, job.bytes_read, job.rows_invalid = n, rows.bytes_read, len(report.rejected_lines)
+                        _save_progress(job, on_progress)
+                job.rows_read, job.bytes_read = n, rows.bytes_read
+
+            load(conn, stage, spec.stage_names, good_rows())
+            conn.commit()  # ends phase 1; the temp table lives on with this connection
+        except CSVFormatError as e:
+            conn.rollback()
+            return _finish(job, ImportStatus.FAILED, str(e), on_progress)
+
+        job.status = ImportStatus.APPLYING
+        job.rows_invalid = len(report.rejected_lines)
+        _save_progress(job, on_progress)
+        try:
+            for e in spec.checks(ctx):
+                report.add(e)
+                if len(rejected_values) < 100_000:
+                    rejected_values.append((e.line, e.column, e.reason, []))
+            if report.count and not job.skip_invalid:
+                conn.rollback()
+                job.rows_invalid = len(report.rejected_lines)
+                _keep_errors(job, spec, report, rejected_values)
+                return _finish(job, ImportStatus.REJECTED,
+                               f"Nothing was applied: {len(report.rejected_lines)} row(s) are invalid. Fix them, "
+                               "or import with skip-invalid to apply the valid rows only.", on_progress)
+            if report.rejected_lines:
+                _delete_lines(conn, stage, report.rejected_lines)
+            counts = spec.apply(ctx)
+            drop_stage(conn, stage)
+            conn.commit()
+        except Exception:
+            conn.rollback()
+            _finish(job, ImportStatus.FAILED, "The import failed unexpectedly; nothing was applied.", on_progress)
+            raise
+    for key, value in counts.items():
+        setattr(job, key, value)
+    job.rows_invalid = len(report.rejected_lines)
+    _keep_errors(job, spec, report, rejected_values)
+    record(db.session, actor=actor, action=f"{spec.kind.value}.import", entity_type="incident",
+           entity_id=job.incident_id, after={"job": job.id, "file": job.filename, **counts,
+                                              "rows_invalid": job.rows_invalid})
+    skipped = f" {job.rows_invalid} invalid row(s) skipped." if job.rows_invalid else ""
+    return _finish(job, ImportStatus.DONE, f"Import finished.{skipped}", on_progress)
+
+
+def _delete_lines(conn, stage: str, lines: set[int]) -> None:
+    ordered = sorted(lines)
+    for i in range(0, len(ordered), 500):
+        chunk = ordered[i:i + 500]
+        conn.execute(sa.text(f"DELETE FROM {stage} WHERE line IN :lines").bindparams(
+            sa.bindparam("lines", expanding=True)), {"lines": chunk})
+
+
+def _keep_errors(job: ImportJob, spec: ImportSpec, report: ErrorReport, rejected: list) -> None:
+    if not report.count:
+        return
+    report.first.sort(key=lambda e: e.line)
+    job.errors = [e.as_dict() for e in report.first]
+    path = errors_dir() / f"import-{job.id}-errors.csv"
+    write_error_csv(str(path), spec.columns, sorted(rejected, key=lambda r: r[0]))
+    os.chmod(path, 0o600)
+    job.error_csv_path = str(path)
+
+
+def _finish(job: ImportJob, status: ImportStatus, message: str, on_progress: Progress | None) -> ImportJob:
+    job.status, job.message, job.finished_at = status, message, utcnow()
+    _save_progress(job, on_progress)
+    return job

@@ -1,0 +1,204 @@
+"""Accounts (subscribers), their attachment to incidents, and per-category recovery status."""
+import enum
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.orm import Mapped, mapped_column, relationship
+
+from core.db import UTCDateTime, db, str_enum, utcnow
+
+
+class RecoveryState(enum.StrEnum):
+    UNKNOWN = "unknown"
+    AT_RISK = "at_risk"
+    RECOVERING = "recovering"
+    RECOVERED = "recovered"
+    PARTIALLY_RECOVERED = "partially_recovered"
+    LOST = "lost"
+
+    @property
+    def label(self) -> str:
+        return self.value.replace("_", " ").capitalize()
+
+
+class Account(db.Model):
+    """A subscriber, keyed by the operator's own account number."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_number: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200), default="")
+    phone: Mapped[str | None] = mapped_column(sa.String(20), index=True)  # E.164
+    email: Mapped[str | None] = mapped_column(sa.String(254), index=True)  # normalised, lower case
+    language: Mapped[str] = mapped_column(sa.String(16), default="en")
+    time_zone: Mapped[str | None] = mapped_column(sa.String(64))
+    sms_opt_out: Mapped[bool] = mapped_column(default=False)
+    email_opt_out: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class AccountChange(db.Model):
+    """A contact detail changed (by an import or an operator): kept so nobody wonders where a number went."""
+
+    __tablename__ = "account_changes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    field: Mapped[str] = mapped_column(sa.String(32))
+    old_value: Mapped[str | None] = mapped_column(sa.String(254))
+    new_value: Mapped[str | None] = mapped_column(sa.String(254))
+    source: Mapped[str] = mapped_column(sa.String(300))  # "import 12", "ana@example.com (web)"
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RecoveryCategory(db.Model):
+    """A data category tracked for one incident (contacts, calendar, photos, ...)."""
+
+    __tablename__ = "recovery_categories"
+    __table_args__ = (sa.UniqueConstraint("incident_id", "key", name="uq_recovery_categories_incident_key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(sa.ForeignKey("incidents.id", ondelete="CASCADE"))
+    key: Mapped[str] = mapped_column(sa.String(32))
+    label: Mapped[str] = mapped_column(sa.String(100))
+    position: Mapped[int] = mapped_column(default=0)
+
+
+class AffectedAccount(db.Model):
+    """An account attached to an incident.
+
+    `state` is the overall state derived from the categories (see accounts.recovery.overall_state); it is
+    stored, and rewritten in the same statement batch as any category change, so that a million accounts
+    can be counted and filtered by it without scanning six million category rows."""
+
+    __tablename__ = "affected_accounts"
+    __table_args__ = (
+        sa.UniqueConstraint("incident_id", "account_id", name="uq_affected_accounts_incident_account"),
+        sa.Index("ix_affected_accounts_incident_state", "incident_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(sa.ForeignKey("incidents.id", ondelete="CASCADE"))
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    state: Mapped[RecoveryState] = mapped_column(str_enum(RecoveryState, 24), default=RecoveryState.UNKNOWN)
+    added_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+    account: Mapped[Account] = relationship()
+
+
+class RecoveryStatus(db.Model):
+    """Where one category of one affected account stands now."""
+
+    __tablename__ = "recovery_statuses"
+    __table_args__ = (
+        sa.UniqueConstraint("affected_account_id", "category_id", name="uq_recovery_statuses_affected_category"),
+        sa.Index("ix_recovery_statuses_category_state", "category_id", "state"),
+    )
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    affected_account_id: Mapped[int] = mapped_column(sa.ForeignKey("affected_accounts.id", ondelete="CASCADE"))
+    category_id: Mapped[int] = mapped_column(sa.ForeignKey("recovery_categories.id", ondelete="CASCADE"))
+    state: Mapped[RecoveryState] = mapped_column(str_enum(RecoveryState, 24), default=RecoveryState.UNKNOWN)
+    items_total: Mapped[int | None]
+    items_recovered: Mapped[int | None]
+    note: Mapped[str] = mapped_column(sa.String(500), default="")
+    updated_by: Mapped[str] = mapped_column(sa.String(300), default="")
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class RecoveryEvent(db.Model):
+    """Immutable history: one row per change of a category's recovery status."""
+
+    __tablename__ = "recovery_events"
+    __table_args__ = (sa.Index("ix_recovery_events_affected_at", "affected_account_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    affected_account_id: Mapped[int] = mapped_column(sa.ForeignKey("affected_accounts.id", ondelete="CASCADE"))
+    category_id: Mapped[int] = mapped_column(sa.ForeignKey("recovery_categories.id", ondelete="CASCADE"))
+    old_state: Mapped[RecoveryState | None] = mapped_column(str_enum(RecoveryState, 24))
+    new_state: Mapped[RecoveryState] = mapped_column(str_enum(RecoveryState, 24))
+    items_total: Mapped[int | None]
+    items_recovered: Mapped[int | None]
+    note: Mapped[str] = mapped_column(sa.String(500), default="")
+    actor: Mapped[str] = mapped_column(sa.String(300))
+    import_id: Mapped[int | None] = mapped_column(sa.ForeignKey("import_jobs.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)
+
+
+class ImportKind(enum.StrEnum):
+    ACCOUNTS = "accounts"
+    RECOVERY = "recovery"
+
+
+class ImportStatus(enum.StrEnum):
+    PENDING = "pending"
+    VALIDATING = "validating"
+    APPLYING = "applying"
+    DONE = "done"
+    REJECTED = "rejected"  # invalid rows and no --skip-invalid: nothing applied
+    FAILED = "failed"
+
+
+class ImportJob(db.Model):
+    """One CSV import (CLI, console upload, or API body), with progress and its outcome."""
+
+    __tablename__ = "import_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(sa.ForeignKey("incidents.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[ImportKind] = mapped_column(str_enum(ImportKind, 16))
+    status: Mapped[ImportStatus] = mapped_column(str_enum(ImportStatus, 16), default=ImportStatus.PENDING)
+    filename: Mapped[str] = mapped_column(sa.String(300), default="")
+    source_path: Mapped[str | None] = mapped_column(sa.String(500))  # uploaded file kept under instance/
+    skip_invalid: Mapped[bool] = mapped_column(default=False)
+    size_bytes: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    bytes_read: Mapped[int] = mapped_column(sa.BigInteger, default=0)
+    rows_read: Mapped[int] = mapped_column(default=0)
+    rows_invalid: Mapped[int] = mapped_column(default=0)
+    rows_created: Mapped[int] = mapped_column(default=0)
+    rows_updated: Mapped[int] = mapped_column(default=0)
+    rows_unchanged: Mapped[int] = mapped_column(default=0)
+    rows_attached: Mapped[int] = mapped_column(default=0)  # accounts newly attached to the incident
+    accounts_changed: Mapped[int] = mapped_column(default=0)  # overall states that changed
+    errors: Mapped[list | None] = mapped_column(sa.JSON)  # the first errors: [{"line","column","reason"}]
+    error_csv_path: Mapped[str | None] = mapped_column(sa.String(500))
+    message: Mapped[str] = mapped_column(sa.Text, default="")
+    actor: Mapped[str] = mapped_column(sa.String(300), default="")
+    operator_id: Mapped[int | None] = mapped_column(sa.ForeignKey("operators.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class PersonalLink(db.Model):
+    """A subscriber's personal page link: unguessable, short, expiring, revocable; only its hash is kept."""
+
+    __tablename__ = "personal_links"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    affected_account_id: Mapped[int] = mapped_column(
+        sa.ForeignKey("affected_accounts.id", ondelete="CASCADE"), index=True)
+    token_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    revoked_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    last_used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class VerificationCode(db.Model):
+    """A one-time code sent to the phone or email on file for "check my account"; stored hashed."""
+
+    __tablename__ = "verification_codes"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    # The browser holds this random handle (in its session) to say which code it is answering.
+    challenge_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    code_hash: Mapped[str] = mapped_column(sa.String(64))
+    channel: Mapped[str] = mapped_column(sa.String(8))
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
+    used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    attempts: Mapped[int] = mapped_column(default=0)

@@ -1,0 +1,247 @@
+"""Affected accounts and recovery status: categories, single edits, summaries, lists, export.
+
+Functions take the session (and an Actor for writes) and do not commit."""
+import csv
+import io
+import re
+from typing import Iterator
+
+import sqlalchemy as sa
+
+from accounts.models import (
+    Account, AffectedAccount, RecoveryCategory, RecoveryEvent, RecoveryState, RecoveryStatus,
+)
+from accounts.recovery import apply_stage, rederive_states
+from accounts.recovery_import import STAGE_COLUMNS, categories_of, resolve_accounts, validate_status
+from core.bulk import create_stage, drop_stage, load
+from core.db import utcnow
+from core.errors import NotFound, ValidationError
+from incidents.models import Incident
+from ops.audit import Actor, record
+
+DEFAULT_CATEGORIES = ("contacts", "calendar", "photos", "notes", "tasks", "ringtones")
+_KEY = re.compile(r"^[a-z][a-z0-9_]{0,31}$")
+
+
+def _incident(session, incident_id: int) -> Incident:
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise NotFound(f"No incident with id {incident_id}.")
+    return incident
+
+
+def list_categories(session, *, incident_id: int) -> list[RecoveryCategory]:
+    return session.scalars(sa.select(RecoveryCategory).where(RecoveryCategory.incident_id == incident_id)
+                           .order_by(RecoveryCategory.position, RecoveryCategory.id)).all()
+
+
+def set_categories(session, *, actor: Actor, incident_id: int, keys: list[str]) -> list[RecoveryCategory]:
+    """Choose the incident's data categories (e.g. contacts, calendar, photos); a category that
+    already has statuses cannot be removed."""
+    _incident(session, incident_id)
+    clean, seen = [], set()
+    for raw in keys:
+        key = raw.strip().lower().replace(" ", "_").replace("-", "_")
+        if not key:
+            continue
+        if not _KEY.match(key):
+            raise ValidationError("Please correct the categories.", {
+                "categories": f"{raw!r}: use lower-case letters, digits and _ (at most 32), starting with a letter."})
+        if key not in seen:
+            seen.add(key)
+            clean.append(key)
+    if not clean:
+        raise ValidationError("Please correct the categories.", {"categories": "Name at least one category."})
+    existing = {c.key: c for c in list_categories(session, incident_id=incident_id)}
+    removed = [c for k, c in existing.items() if k not in seen]
+    in_use = [c.key for c in removed if session.scalar(
+        sa.select(RecoveryStatus.id).where(RecoveryStatus.category_id == c.id).limit(1))]
+    if in_use:
+        raise ValidationError("Please correct the categories.", {
+            "categories": f"Cannot remove {', '.join(in_use)}: accounts already have statuses in it."})
+    for c in removed:
+        session.delete(c)
+    for position, key in enumerate(clean):
+        if key in existing:
+            existing[key].position = position
+        else:
+            session.add(RecoveryCategory(incident_id=incident_id, key=key,
+                                         label=key.replace("_", " ").capitalize(), position=position))
+    session.flush()
+    rederive_states(session.connection(), incident_id=incident_id, category_count=len(clean), now=utcnow())
+    record(session, actor=actor, action="recovery.categories", entity_type="incident", entity_id=incident_id,
+           before={"categories": sorted(existing)}, after={"categories": clean})
+    return list_categories(session, incident_id=incident_id)
+
+
+def get_affected(session, *, incident_id: int, account_number: str) -> AffectedAccount:
+    affected = session.scalar(
+        sa.select(AffectedAccount).join(Account)
+        .where(AffectedAccount.incident_id == incident_id, Account.account_number == account_number))
+    if affected is None:
+        raise NotFound(f"Account {account_number!r} is not an affected account of incident {incident_id}.")
+    return affected
+
+
+def update_recovery(session, *, actor: Actor, incident_id: int, account_number: str,
+                    items: list[dict]) -> dict:
+    """Set one account's status in some categories: items [{category, state, items_total,
+    items_recovered, note}]. Same rules and history as the CSV import. Returns counts."""
+    affected = get_affected(session, incident_id=incident_id, account_number=account_number)
+    if not isinstance(items, list) or not items:
+        raise ValidationError("Nothing to update.", {"categories": "Give at least one category with a state."})
+    categories = categories_of(session, incident_id)
+    rows, errors = [], {}
+    for i, item in enumerate(items):
+        if not isinstance(item, dict):
+            errors[f"categories[{i}]"] = "Must be an object with category and state."
+            continue
+        problems, clean = validate_status(categories, i, {**item, "account_number": account_number})
+        for e in problems:
+            errors[f"categories[{i}].{e.column}"] = e.reason
+        if clean:
+            rows.append(clean)
+    if errors:
+        raise ValidationError("Please correct the recovery status.", errors)
+    conn = session.connection()
+    stage = "stage_recovery_edit"
+    create_stage(conn, stage, STAGE_COLUMNS)
+    load(conn, stage, ("line", "account_number", "category_id", "state", "items_total", "items_recovered", "note"),
+         rows)
+    repeated = resolve_accounts(conn, stage, incident_id)
+    if repeated:
+        drop_stage(conn, stage)
+        raise ValidationError("Please correct the recovery status.",
+                              {f"categories[{e.line}].category": e.reason for e in repeated})
+    counts = apply_stage(conn, stage=stage, incident_id=incident_id, category_count=len(categories),
+                         actor=actor.label, import_id=None, now=utcnow())
+    drop_stage(conn, stage)
+    session.expire(affected)
+    record(session, actor=actor, action="recovery.update", entity_type="affected_account",
+           entity_id=affected.id, after={"account_number": account_number, "items": items, **counts})
+    return counts
+
+
+def recovery_summary(session, *, incident_id: int) -> dict:
+    """Counts of affected accounts by overall state, and of categories by state (missing rows = unknown)."""
+    _incident(session, incident_id)
+    by_state = dict(session.execute(
+        sa.select(AffectedAccount.state, sa.func.count()).where(AffectedAccount.incident_id == incident_id)
+        .group_by(AffectedAccount.state)).all())
+    total = sum(by_state.values())
+    categories = list_categories(session, incident_id=incident_id)
+    per_cat = session.execute(
+        sa.select(RecoveryStatus.category_id, RecoveryStatus.state, sa.func.count(),
+                  sa.func.sum(RecoveryStatus.items_total), sa.func.sum(RecoveryStatus.items_recovered))
+        .join(RecoveryCategory).where(RecoveryCategory.incident_id == incident_id)
+        .group_by(RecoveryStatus.category_id, RecoveryStatus.state)).all()
+    cats = {c.id: {"key": c.key, "label": c.label, "states": {s.value: 0 for s in RecoveryState},
+                   "items_total": 0, "items_recovered": 0} for c in categories}
+    for cat_id, state, n, items_total, items_recovered in per_cat:
+        cats[cat_id]["states"][RecoveryState(state).value] += n
+        cats[cat_id]["items_total"] += items_total or 0
+        cats[cat_id]["items_recovered"] += items_recovered or 0
+    for c in cats.values():
+        c["states"]["unknown"] += total - sum(c["states"].values())
+    return {
+        "incident_id": incident_id,
+        "affected_accounts": total,
+        "states": {s.value: by_state.get(s, 0) for s in RecoveryState},
+        "categories": list(cats.values()),
+    }
+
+
+def list_affected(session, *, incident_id: int, state: str | None = None, category: str | None = None,
+                  category_state: str | None = None, q: str | None = None, page: int = 1,
+                  per_page: int = 50) -> tuple[list[AffectedAccount], int]:
+    """A page of affected accounts, filtered by overall state, by a category's state, or by a search."""
+    query = sa.select(AffectedAccount).join(Account).where(AffectedAccount.incident_id == incident_id)
+    if state:
+        query = query.where(AffectedAccount.state == RecoveryState(state))
+    if category and category_state:
+        cat = sa.select(RecoveryCategory.id).where(RecoveryCategory.incident_id == incident_id,
+                                                   RecoveryCategory.key == category).scalar_subquery()
+        if category_state == RecoveryState.UNKNOWN:
+            query = query.where(~sa.exists().where(
+                RecoveryStatus.affected_account_id == AffectedAccount.id, RecoveryStatus.category_id == cat,
+                RecoveryStatus.state != RecoveryState.UNKNOWN))
+        else:
+            query = query.where(sa.exists().where(
+                RecoveryStatus.affected_account_id == AffectedAccount.id, RecoveryStatus.category_id == cat,
+                RecoveryStatus.state == RecoveryState(category_state)))
+    if q:
+        query = query.where(account_search_clause(q))
+    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.order_by(AffectedAccount.id).limit(per_page).offset((page - 1) * per_page)).all()
+    return rows, total
+
+
+def account_search_clause(q: str):
+    """Match an account by exact number, phone (any format) or email."""
+    from accounts.contact import ContactError, normalise_phone
+    from flask import current_app
+
+    q = q.strip()
+    clauses = [Account.account_number == q, Account.email == q.lower()]
+    try:
+        if phone := normalise_phone(q, current_app.config["PHONE_DEFAULT_REGION"]):
+            clauses.append(Account.phone == phone)
+    except ContactError:
+        pass
+    return sa.or_(*clauses)
+
+
+def search_accounts(session, *, q: str, limit: int = 50) -> list[Account]:
+    return session.scalars(sa.select(Account).where(account_search_clause(q)).limit(limit)).all()
+
+
+def statuses_of(session, *, affected_id: int) -> dict[int, RecoveryStatus]:
+    rows = session.scalars(sa.select(RecoveryStatus).where(RecoveryStatus.affected_account_id == affected_id))
+    return {r.category_id: r for r in rows}
+
+
+def history_of(session, *, affected_id: int, limit: int = 200) -> list[RecoveryEvent]:
+    return session.scalars(sa.select(RecoveryEvent).where(RecoveryEvent.affected_account_id == affected_id)
+                           .order_by(RecoveryEvent.at.desc(), RecoveryEvent.id.desc()).limit(limit)).all()
+
+
+EXPORT_BATCH = 5000
+
+
+def export_rows(session, *, incident_id: int) -> Iterator[str]:
+    """Stream CSV text of every affected account with its overall and per-category state, in batches."""
+    categories = list_categories(session, incident_id=incident_id)
+    out = io.StringIO()
+    w = csv.writer(out)
+    header = ["account_number", "name", "phone", "email", "locale", "overall_state"]
+    for c in categories:
+        header += [f"{c.key}_state", f"{c.key}_items_total", f"{c.key}_items_recovered"]
+    w.writerow(header)
+    last_id = 0
+    while True:
+        chunk = session.execute(
+            sa.select(AffectedAccount.id, Account.account_number, Account.name, Account.phone, Account.email,
+                      Account.language, AffectedAccount.state)
+            .join(Account).where(AffectedAccount.incident_id == incident_id, AffectedAccount.id > last_id)
+            .order_by(AffectedAccount.id).limit(EXPORT_BATCH)).all()
+        if not chunk:
+            break
+        ids = [r[0] for r in chunk]
+        statuses: dict[tuple[int, int], tuple] = {}
+        for aa_id, cat_id, st, tot, rec in session.execute(
+                sa.select(RecoveryStatus.affected_account_id, RecoveryStatus.category_id, RecoveryStatus.state,
+                          RecoveryStatus.items_total, RecoveryStatus.items_recovered)
+                .where(RecoveryStatus.affected_account_id.in_(ids))):
+            statuses[(aa_id, cat_id)] = (RecoveryState(st).value, tot, rec)
+        for aa_id, number, name, phone, email, lang, state in chunk:
+            row = [number, name, phone or "", email or "", lang, RecoveryState(state).value]
+            for c in categories:
+                st, tot, rec = statuses.get((aa_id, c.id), ("unknown", None, None))
+                row += [st, "" if tot is None else tot, "" if rec is None else rec]
+            w.writerow(row)
+        last_id = ids[-1]
+        yield out.getvalue()
+        out.seek(0)
+        out.truncate()
+    if out.tell():  # only the header: no affected accounts yet
+        yield out.getvalue()

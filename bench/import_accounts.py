@@ -1,0 +1,94 @@
+"""Benchmark: import N generated accounts (default 1,000,000) into an incident, beside the floor.
+
+The floor is a plain executemany (SQLite) or COPY (PostgreSQL) of the same, already clean rows into the
+same two tables (accounts, affected_accounts), in a fresh database, in the same run.
+Usage: .venv/bin/python bench/import_accounts.py [N] [--postgres]"""
+import sys
+
+from common import ROOT, drop_database, fresh_database, run_child, tmpdir, write_accounts_csv
+
+SETUP = """
+import sys; sys.path.insert(0, %r)
+from app import create_app
+from core.db import db
+from incidents import service
+from ops.audit import Actor
+app = create_app()
+ctx = app.app_context(); ctx.push()
+incident = service.create_incident(db.session, actor=Actor.cli('bench'), data={'name': 'Bench', 'impact': 'critical', 'message': 'bench'})
+db.session.commit()
+""" % str(ROOT)
+
+OURS = SETUP + """
+import time
+from accounts.account_import import AccountImport
+from accounts.imports import create_job, run_job
+t = time.perf_counter()
+job = create_job(db.session, spec=AccountImport(), incident_id=incident.id, actor=Actor.cli('bench'), filename='f', skip_invalid=False)
+db.session.commit()
+with open(%r, 'rb') as f:
+    job = run_job(spec=AccountImport(), job_id=job.id, stream=f, actor=Actor.cli('bench'))
+assert job.status.value == 'done', (job.status, job.message, job.errors[:3] if job.errors else None)
+print('SECONDS=%%.3f' %% (time.perf_counter() - t))
+print('CREATED=%%d' %% job.rows_created)
+"""
+
+FLOOR = SETUP + """
+import csv, time, datetime
+from accounts.contact import time_zone_for
+rows = []
+with open(%r, encoding='utf-8') as f:
+    r = csv.reader(f); next(r)
+    # Clean rows prepared outside the timer: the floor is only the database's own work.
+    rows = [(n, name, phone, email, loc, time_zone_for(phone)) for n, name, phone, email, loc in r]
+now = datetime.datetime.utcnow()
+t = time.perf_counter()
+with db.engine.begin() as conn:
+    raw = conn.connection.dbapi_connection
+    cur = raw.cursor()
+    if conn.dialect.name == 'postgresql':
+        with cur.copy('COPY accounts (account_number, name, phone, email, language, time_zone, sms_opt_out, email_opt_out, created_at, updated_at) FROM STDIN') as cp:
+            for row in rows: cp.write_row(row + (False, False, now, now))
+        ids = [r[0] for r in conn.exec_driver_sql('SELECT id FROM accounts ORDER BY id')]
+        with cur.copy('COPY affected_accounts (incident_id, account_id, state, added_at, updated_at) FROM STDIN') as cp:
+            for i in ids: cp.write_row((incident.id, i, 'unknown', now, now))
+    else:
+        cur.executemany('INSERT INTO accounts (account_number, name, phone, email, language, time_zone, sms_opt_out, email_opt_out, created_at, updated_at) VALUES (?,?,?,?,?,?,0,0,?,?)', [row + (now, now) for row in rows])
+        ids = [r[0] for r in conn.exec_driver_sql('SELECT id FROM accounts ORDER BY id')]
+        cur.executemany('INSERT INTO affected_accounts (incident_id, account_id, state, added_at, updated_at) VALUES (?,?,?,?,?)', [(incident.id, i, 'unknown', now, now) for i in ids])
+print('SECONDS=%%.3f' %% (time.perf_counter() - t))
+"""
+
+
+def seconds(out: str) -> float:
+    return float(out.split("SECONDS=")[1].split()[0])
+
+
+def main() -> None:
+    n = int(next((a for a in sys.argv[1:] if a.isdigit()), 1_000_000))
+    kind = "postgres" if "--postgres" in sys.argv else "sqlite"
+    work = tmpdir()
+    csv_path = work / "accounts.csv"
+    write_accounts_csv(csv_path, n)
+    size_mb = csv_path.stat().st_size / 1e6
+    results = {}
+    for label, code in (("floor", FLOOR), ("lifeboat", OURS)):
+        sub = work / label
+        sub.mkdir()
+        url = fresh_database(kind, sub)
+        try:
+            wall, peak, out = run_child(code % str(csv_path), {"DATABASE_URL": url})
+        finally:
+            drop_database(url)
+        results[label] = (seconds(out), peak)
+    ours, floor = results["lifeboat"], results["floor"]
+    print(f"accounts import, {n:,} rows ({size_mb:.0f} MB CSV) on {kind}")
+    print(f"  floor (raw {'COPY' if kind == 'postgres' else 'executemany'} of clean rows): "
+          f"{floor[0]:.2f} s, {n / floor[0]:,.0f} rows/s, peak RSS {floor[1]:.0f} MiB")
+    print(f"  lifeboat import (parse, validate, stage, merge):   "
+          f"{ours[0]:.2f} s, {n / ours[0]:,.0f} rows/s, peak RSS {ours[1]:.0f} MiB")
+    print(f"  ratio lifeboat/floor: {ours[0] / floor[0]:.2f}x (goal <= 3x); peak RSS goal < 300 MiB")
+
+
+if __name__ == "__main__":
+    main()

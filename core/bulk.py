@@ -1,0 +1,47 @@
+"""Set-based bulk work that runs the same on SQLite and PostgreSQL: temp staging tables and fast loads."""
+import itertools
+from typing import Iterable, Sequence
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+BATCH = 5000
+
+
+def is_postgres(conn: Connection) -> bool:
+    return conn.dialect.name == "postgresql"
+
+
+def create_stage(conn: Connection, name: str, columns: str) -> None:
+    """A connection-private temp table, e.g. create_stage(conn, "stage_x", "line INTEGER, v TEXT")."""
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+    conn.exec_driver_sql(f"CREATE TEMP TABLE {name} ({columns})")
+
+
+def drop_stage(conn: Connection, name: str) -> None:
+    conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")
+
+
+def load(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Sequence]) -> int:
+    """Append rows to a table: COPY on PostgreSQL, executemany in batches on SQLite. Returns the count."""
+    cols = ", ".join(columns)
+    n = 0
+    if is_postgres(conn):
+        cursor = conn.connection.dbapi_connection.cursor()
+        with cursor.copy(f"COPY {table} ({cols}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+                n += 1
+        return n
+    sql = f"INSERT INTO {table} ({cols}) VALUES ({', '.join('?' * len(columns))})"
+    cursor = conn.connection.dbapi_connection.cursor()
+    it = iter(rows)
+    while batch := list(itertools.islice(it, BATCH)):
+        cursor.executemany(sql, batch)
+        n += len(batch)
+    return n
+
+
+def run(conn: Connection, sql: str, **params) -> int:
+    """Execute one set-based statement; returns the affected row count."""
+    return conn.execute(sa.text(sql), params).rowcount

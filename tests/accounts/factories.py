@@ -1,0 +1,41 @@
+"""Small factories for account tests."""
+import io
+
+from accounts.account_import import AccountImport
+from accounts.imports import create_job, run_job
+from accounts.recovery_import import RecoveryImport
+from core.db import db
+from incidents import service as incidents
+from ops.audit import Actor
+
+ACTOR = Actor.cli("test")
+HEADER = "account_number,name,phone,email,locale\n"
+RECOVERY_HEADER = "account_number,category,state,items_total,items_recovered,note\n"
+
+
+def make_incident(name: str = "Sidekick data loss", categories=("contacts", "calendar", "photos")):
+    from accounts import service as accounts
+
+    incident = incidents.create_incident(db.session, actor=ACTOR, data={
+        "name": name, "impact": "critical", "message": "We are investigating."})
+    db.session.flush()
+    if categories:
+        accounts.set_categories(db.session, actor=ACTOR, incident_id=incident.id, keys=list(categories))
+    db.session.commit()
+    return incident
+
+
+def run_import(incident_id: int, text: str | bytes, *, kind: str = "accounts", skip_invalid: bool = False):
+    spec = AccountImport() if kind == "accounts" else RecoveryImport()
+    data = text.encode("utf-8") if isinstance(text, str) else text
+    job = create_job(db.session, spec=spec, incident_id=incident_id, actor=ACTOR, filename=f"{kind}.csv",
+                     skip_invalid=skip_invalid, size_bytes=len(data))
+    db.session.commit()
+    return run_job(spec=spec, job_id=job.id, stream=io.BytesIO(data), actor=ACTOR)
+
+
+def attach(incident_id: int, *numbers: str):
+    rows = "".join(f"{n},Name {n},+1206555{i:04d},{n.lower()}@example.com,en\n" for i, n in enumerate(numbers))
+    job = run_import(incident_id, HEADER + rows)
+    assert job.status.value == "done", (job.message, job.errors)
+    return job

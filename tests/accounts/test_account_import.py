@@ -1,0 +1,131 @@
+"""Importing affected accounts: validation, policy, idempotency, change history."""
+import csv
+
+import sqlalchemy as sa
+
+from accounts.models import Account, AccountChange, AffectedAccount, ImportStatus
+from core.db import db
+from tests.accounts.factories import HEADER, make_incident, run_import
+from tests.conftest import make_operator
+
+GOOD = HEADER + (
+    "A1,Ann Lee,(206) 555-0100,Ann@Example.com,en\n"
+    "A2,Bruno Díaz,+34 612 345 678,,es_es\n"
+    "A3,Chen,,chen@example.com,\n"
+)
+
+
+def accounts():
+    return {a.account_number: a for a in db.session.scalars(sa.select(Account))}
+
+
+def test_valid_rows_become_accounts_in_e164_with_zone_and_language(app):
+    incident = make_incident()
+    job = run_import(incident.id, GOOD)
+    assert job.status == ImportStatus.DONE
+    assert (job.rows_read, job.rows_created, job.rows_attached, job.rows_invalid) == (3, 3, 3, 0)
+    a = accounts()
+    assert a["A1"].phone == "+12065550100" and a["A1"].time_zone == "America/Los_Angeles"
+    assert a["A1"].email == "ann@example.com"
+    assert a["A2"].phone == "+34612345678" and a["A2"].language == "es-ES" and a["A2"].email is None
+    assert a["A3"].phone is None and a["A3"].language == "en" and a["A3"].time_zone is None
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(AffectedAccount)) == 3
+
+
+def test_a_bom_and_crlf_line_ends_are_accepted(app):
+    incident = make_incident()
+    job = run_import(incident.id, ("\ufeff" + GOOD).replace("\n", "\r\n"))
+    assert job.status == ImportStatus.DONE and job.rows_created == 3
+
+
+def test_the_same_file_twice_changes_nothing(app):
+    incident = make_incident()
+    run_import(incident.id, GOOD)
+    before = [(a.id, a.phone, a.email, a.updated_at) for a in accounts().values()]
+    job = run_import(incident.id, GOOD)
+    assert (job.rows_created, job.rows_updated, job.rows_unchanged, job.rows_attached) == (0, 0, 3, 0)
+    assert [(a.id, a.phone, a.email, a.updated_at) for a in accounts().values()] == before
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(AccountChange)) == 0
+
+
+def test_a_changed_phone_updates_the_account_and_is_recorded(app):
+    incident = make_incident()
+    run_import(incident.id, GOOD)
+    job = run_import(incident.id, GOOD.replace("(206) 555-0100", "+1 212 555 0199"))
+    assert (job.rows_updated, job.rows_unchanged) == (1, 2)
+    a1 = accounts()["A1"]
+    assert a1.phone == "+12125550199" and a1.time_zone == "America/New_York"
+    change = db.session.scalar(sa.select(AccountChange))
+    assert (change.field, change.old_value, change.new_value) == ("phone", "+12065550100", "+12125550199")
+    assert change.source == f"import {job.id}"
+
+
+def test_an_invalid_row_rejects_the_whole_file_and_lists_line_column_reason(app):
+    incident = make_incident()
+    text = GOOD + "A4,Bad Phone,12,nobody@,en\n" + "A1,Again,,,\n"
+    job = run_import(incident.id, text)
+    assert job.status == ImportStatus.REJECTED
+    assert "Nothing was applied" in job.message
+    assert accounts() == {}
+    errors = {(e["line"], e["column"]) for e in job.errors}
+    assert errors == {(5, "phone"), (5, "email"), (6, "account_number")}
+    assert any("already appears on line 2" in e["reason"] for e in job.errors)
+
+
+def test_skip_invalid_applies_the_good_rows_and_writes_an_error_csv(app):
+    incident = make_incident()
+    text = GOOD + "A4,Bad Phone,12,,en\n"
+    job = run_import(incident.id, text, skip_invalid=True)
+    assert job.status == ImportStatus.DONE
+    assert (job.rows_created, job.rows_invalid) == (3, 1)
+    with open(job.error_csv_path, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["line"] == "5" and rows[0]["column"] == "phone" and rows[0]["account_number"] == "A4"
+
+
+def test_a_missing_header_column_fails_with_a_clear_message(app):
+    incident = make_incident()
+    job = run_import(incident.id, "account_number,name,phone\nA1,Ann,\n")
+    assert job.status == ImportStatus.FAILED
+    assert "missing: email, locale" in job.message
+
+
+def test_a_file_that_is_not_utf8_fails_with_a_clear_message(app):
+    incident = make_incident()
+    job = run_import(incident.id, (HEADER + "A1,Jos\xe9,,,en\n").encode("latin-1"))
+    assert job.status == ImportStatus.FAILED
+    assert "UTF-8" in job.message
+    assert accounts() == {}
+
+
+def test_a_row_with_the_wrong_number_of_columns_is_reported(app):
+    incident = make_incident()
+    job = run_import(incident.id, HEADER + "A1,Ann,,\n")
+    assert job.status == ImportStatus.REJECTED
+    assert job.errors[0]["line"] == 2 and "Expected 5 columns, found 4" in job.errors[0]["reason"]
+
+
+def test_cli_import_shows_progress_and_reports(app, runner, tmp_path):
+    incident = make_incident()
+    path = tmp_path / "accounts.csv"
+    path.write_text(GOOD, encoding="utf-8")
+    result = runner.invoke(args=["accounts", "import", str(incident.id), str(path)])
+    assert result.exit_code == 0, result.output
+    assert "done" in result.output and "created: 3" in result.output
+    bad = tmp_path / "bad.csv"
+    bad.write_text(GOOD + "A4,X,12,,en\n", encoding="utf-8")
+    result = runner.invoke(args=["accounts", "import", str(incident.id), str(bad)])
+    assert result.exit_code == 1
+    assert "line 5, phone" in result.output
+    result = runner.invoke(args=["accounts", "import", "999", str(path)])
+    assert result.exit_code != 0 and "No incident with id 999" in result.output
+
+
+def test_an_operator_is_not_needed_but_the_import_is_audited(app):
+    from ops.models import AuditEntry
+
+    make_operator("admin")
+    incident = make_incident()
+    job = run_import(incident.id, GOOD)
+    entry = db.session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "accounts.import"))
+    assert entry.after["job"] == job.id and entry.after["rows_created"] == 3
