@@ -16,7 +16,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     config.INSTANCE_DIR.mkdir(exist_ok=True)
 
     db.init_app(app)
-    import accounts.models, core.ratelimit  # noqa: F401,E401  (models without views yet)
+    import accounts.models, core.ratelimit, notifications.models  # noqa: F401,E401  (models without views yet)
     core_db.init_migrate(app)
     web.init_app(app)  # CSRF, error pages, template filters, security headers
 
@@ -33,7 +33,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     ops_cli.init_app(app)
 
     from accounts import cli as accounts_cli
+    from notifications import cli as notifier_cli
     accounts_cli.init_app(app)
+    notifier_cli.init_app(app)
 
     from core import backup, demo
     backup.init_app(app)

@@ -1,0 +1,32 @@
+"""Queue messages in the outbox (in the caller's transaction) and read them back."""
+import sqlalchemy as sa
+
+from core.db import utcnow
+from notifications.models import Channel, Notification, NotificationStatus
+
+
+def enqueue(session, *, dedupe_key: str, channel: Channel, recipient: str, body: str, subject: str = "",
+            html_body: str | None = None, template: str = "", language: str = "en", account_id: int | None = None,
+            urgent: bool = False) -> Notification | None:
+    """Add one message to the outbox unless its dedupe_key is already there; returns the new row or None.
+
+    The row commits with the caller's change, so the message exists exactly when the change does."""
+    exists = session.scalar(sa.select(Notification.id).where(Notification.dedupe_key == dedupe_key))
+    if exists is not None:
+        return None
+    now = utcnow()
+    notification = Notification(dedupe_key=dedupe_key, channel=Channel(channel), recipient=recipient, body=body,
+                                subject=subject, html_body=html_body, template=template, language=language,
+                                account_id=account_id, urgent=urgent, status=NotificationStatus.QUEUED,
+                                next_attempt_at=now, created_at=now, updated_at=now)
+    session.add(notification)
+    session.flush()
+    return notification
+
+
+def recent(session, *, limit: int = 100, channel: Channel | None = None) -> list[Notification]:
+    """The newest messages first (for the console's message log)."""
+    q = sa.select(Notification)
+    if channel:
+        q = q.where(Notification.channel == channel)
+    return session.scalars(q.order_by(Notification.id.desc()).limit(limit)).all()
