@@ -1,0 +1,120 @@
+"""Benchmark: a recovery update of N rows (default 1,000,000: 250,000 accounts x 4 categories), beside the floor.
+
+Both runs start from the same database state (accounts attached, categories set), copied from one prepared
+file. The floor writes the same, already resolved rows with a plain executemany (SQLite) or COPY (PostgreSQL)
+into the same tables our import writes: recovery_statuses and recovery_events.
+Usage: .venv/bin/python bench/import_recovery.py [N] [--postgres]"""
+import shutil
+import sys
+
+from common import ROOT, drop_database, fresh_database, run_child, tmpdir, write_accounts_csv
+
+CATEGORIES = ("contacts", "calendar", "photos", "notes")
+STATES = ("recovered", "recovering", "lost", "partially_recovered", "at_risk")
+
+PREPARE = """
+import sys; sys.path.insert(0, %r)
+from app import create_app
+from core.db import db
+from incidents import service
+from accounts import service as accounts
+from accounts.account_import import AccountImport
+from accounts.imports import create_job, run_job
+from ops.audit import Actor
+app = create_app(); app.app_context().push()
+incident = service.create_incident(db.session, actor=Actor.cli('bench'), data={'name': 'Bench', 'impact': 'critical', 'message': 'bench'})
+db.session.flush()
+accounts.set_categories(db.session, actor=Actor.cli('bench'), incident_id=incident.id, keys=%r)
+job = create_job(db.session, spec=AccountImport(), incident_id=incident.id, actor=Actor.cli('bench'), filename='f', skip_invalid=False)
+db.session.commit()
+with open(%r, 'rb') as f:
+    job = run_job(spec=AccountImport(), job_id=job.id, stream=f, actor=Actor.cli('bench'))
+assert job.status.value == 'done', job.message
+"""
+
+OURS = """
+import sys, time; sys.path.insert(0, %r)
+from app import create_app
+from core.db import db
+from accounts.recovery_import import RecoveryImport
+from accounts.imports import create_job, run_job
+from ops.audit import Actor
+app = create_app(); app.app_context().push()
+t = time.perf_counter()
+job = create_job(db.session, spec=RecoveryImport(), incident_id=1, actor=Actor.cli('bench'), filename='r', skip_invalid=False)
+db.session.commit()
+with open(%r, 'rb') as f:
+    job = run_job(spec=RecoveryImport(), job_id=job.id, stream=f, actor=Actor.cli('bench'))
+assert job.status.value == 'done', (job.message, job.errors and job.errors[:3])
+print('SECONDS=%%.3f' %% (time.perf_counter() - t))
+print('CREATED=%%d' %% job.rows_created)
+"""
+
+FLOOR = """
+import csv, sys, time, datetime; sys.path.insert(0, %r)
+from app import create_app
+from core.db import db
+app = create_app(); app.app_context().push()
+with db.engine.connect() as conn:
+    aa = dict(conn.exec_driver_sql('SELECT a.account_number, x.id FROM affected_accounts x JOIN accounts a ON a.id = x.account_id').all())
+    cats = dict(conn.exec_driver_sql('SELECT key, id FROM recovery_categories').all())
+now = datetime.datetime.utcnow()
+with open(%r, encoding='utf-8') as f:
+    r = csv.reader(f); next(r)
+    rows = [(aa[n], cats[c], s, int(t) if t else None, int(rc) if rc else None, note) for n, c, s, t, rc, note in r]
+t = time.perf_counter()
+with db.engine.begin() as conn:
+    cur = conn.connection.dbapi_connection.cursor()
+    if conn.dialect.name == 'postgresql':
+        with cur.copy('COPY recovery_statuses (affected_account_id, category_id, state, items_total, items_recovered, note, updated_by, updated_at) FROM STDIN') as cp:
+            for row in rows: cp.write_row(row + ('bench', now))
+        with cur.copy('COPY recovery_events (affected_account_id, category_id, new_state, items_total, items_recovered, note, actor, at) FROM STDIN') as cp:
+            for row in rows: cp.write_row(row + ('bench', now))
+    else:
+        cur.executemany('INSERT INTO recovery_statuses (affected_account_id, category_id, state, items_total, items_recovered, note, updated_by, updated_at) VALUES (?,?,?,?,?,?,?,?)', [row + ('bench', now) for row in rows])
+        cur.executemany('INSERT INTO recovery_events (affected_account_id, category_id, new_state, items_total, items_recovered, note, actor, at) VALUES (?,?,?,?,?,?,?,?)', [row + ('bench', now) for row in rows])
+print('SECONDS=%%.3f' %% (time.perf_counter() - t))
+"""
+
+
+def seconds(out: str) -> float:
+    return float(out.split("SECONDS=")[1].split()[0])
+
+
+def main() -> None:
+    n = int(next((a for a in sys.argv[1:] if a.isdigit()), 1_000_000))
+    kind = "postgres" if "--postgres" in sys.argv else "sqlite"
+    n_accounts = max(n // len(CATEGORIES), 1)
+    work = tmpdir()
+    write_accounts_csv(work / "accounts.csv", n_accounts)
+    with open(work / "recovery.csv", "w", encoding="utf-8") as f:
+        f.write("account_number,category,state,items_total,items_recovered,note\n")
+        for i in range(n_accounts):
+            for j, cat in enumerate(CATEGORIES):
+                state = STATES[(i + j) % len(STATES)]
+                total = 100 + (i % 900)
+                rec = total if state == "recovered" else (0 if state == "lost" else total // 2)
+                f.write(f"SK{i:08d},{cat},{state},{total},{rec},\n")
+    results = {}
+    for label, code in (("floor", FLOOR), ("lifeboat", OURS)):
+        (work / label).mkdir()
+        url = fresh_database(kind, work / label)
+        try:
+            run_child(PREPARE % (str(ROOT), list(CATEGORIES), str(work / "accounts.csv")), {"DATABASE_URL": url})
+            wall, peak, out = run_child(code % (str(ROOT), str(work / "recovery.csv")), {"DATABASE_URL": url})
+        finally:
+            drop_database(url)
+        results[label] = (seconds(out), peak)
+    ours, floor = results["lifeboat"], results["floor"]
+    print(f"recovery update, {n_accounts * len(CATEGORIES):,} rows ({n_accounts:,} accounts x {len(CATEGORIES)} "
+          f"categories) on {kind}")
+    print(f"  floor (raw {'COPY' if kind == 'postgres' else 'executemany'} into recovery_statuses + "
+          f"recovery_events): {floor[0]:.2f} s, {n / floor[0]:,.0f} rows/s, peak RSS {floor[1]:.0f} MiB")
+    print(f"  lifeboat import (parse, validate, stage, resolve, diff, upsert, history, overall state): "
+          f"{ours[0]:.2f} s, {n / ours[0]:,.0f} rows/s, peak RSS {ours[1]:.0f} MiB")
+    print(f"  ratio lifeboat/floor: {ours[0] / floor[0]:.2f}x (goal <= 3x); peak RSS goal < 300 MiB")
+    shutil.rmtree(work, ignore_errors=True)
+
+
+if __name__ == "__main__":
+    main()
