@@ -15,11 +15,12 @@ $(VENV)/.installed: requirements.txt
 
 install: $(VENV)/.installed
 
+# Migrate, seed the demo into an empty database, print the demo sign-in, then serve (scripts/run.sh
+# starts every long-running process and stops them together).
 run: install
 	$(BIN)/flask db upgrade
 	$(BIN)/flask demo --if-empty
-	@echo "Serving on http://127.0.0.1:$(PORT)  (operator console: http://127.0.0.1:$(PORT)/ops)"
-	$(BIN)/flask run --host 127.0.0.1 --port $(PORT)
+	exec env BIN=$(BIN) PORT=$(PORT) scripts/run.sh
 
 test: install
 	$(BIN)/python -m pytest $(PYTEST_ARGS)

@@ -23,6 +23,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from ops import auth, cli as ops_cli, views as ops_views, api as ops_api
     from incidents import views as incident_views, public, statuspage
     import incidents.api  # noqa: F401  (adds the incident routes to the ops API blueprint)
+    import accounts.api  # noqa: F401  (adds the affected-account and recovery routes)
 
     auth.init_app(app)
     app.register_blueprint(ops_views.bp)
@@ -30,6 +31,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(incident_views.bp)
     app.register_blueprint(public.bp)
     app.register_blueprint(statuspage.bp)
+    from accounts import views as accounts_views
+    app.register_blueprint(accounts_views.bp)
+    from accounts import public_views as my_views  # /my and /m/<token>: subscriber self-service
+    app.register_blueprint(my_views.bp)
     ops_cli.init_app(app)
 
     from accounts import cli as accounts_cli

@@ -58,3 +58,14 @@ class Config:
 
     # Public pages and JSON may be cached this long by browsers and CDNs.
     PUBLIC_CACHE_MAX_AGE = 30
+
+    # "Check my account" (/my) and personal links (/m/<token>), see accounts/selfservice.py and links.py.
+    MY_CODE_TTL_SECONDS = 10 * 60  # a one-time code works this long
+    MY_CODE_MAX_ATTEMPTS = 5  # guesses per code, right or wrong; then a new code must be requested
+    MY_SESSION_SECONDS = 30 * 60  # a verified subscriber sees their page this long, then signs in again
+    PERSONAL_LINK_TTL_DAYS = int(os.environ.get("PERSONAL_LINK_TTL_DAYS", 30))
+    # Rate limits as (requests, window in seconds); the same answer for known and unknown accounts.
+    MY_CODE_REQUESTS_PER_IP = (10, 3600)
+    MY_CODE_REQUESTS_PER_ACCOUNT = (3, 15 * 60)  # unknown inputs are counted too, by a keyed hash
+    MY_VERIFY_PER_IP = (30, 15 * 60)
+    MY_LINK_OPENS_PER_IP = (30, 3600)

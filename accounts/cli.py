@@ -95,3 +95,4 @@ def categories(incident_id: int, keys: tuple[str, ...]):
 def init_app(app) -> None:
     app.cli.add_command(accounts_cli)
     app.cli.add_command(recovery_cli)
+    from accounts import links; links.register_cli(accounts_cli)  # noqa: E702  `accounts link`, `revoke-links`

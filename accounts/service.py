@@ -155,6 +155,14 @@ def list_affected(session, *, incident_id: int, state: str | None = None, catego
                   category_state: str | None = None, q: str | None = None, page: int = 1,
                   per_page: int = 50) -> tuple[list[AffectedAccount], int]:
     """A page of affected accounts, filtered by overall state, by a category's state, or by a search."""
+    return list_affected_window(session, incident_id=incident_id, state=state, category=category,
+                                category_state=category_state, q=q, limit=per_page, offset=(page - 1) * per_page)
+
+
+def list_affected_window(session, *, incident_id: int, state: str | None = None, category: str | None = None,
+                         category_state: str | None = None, q: str | None = None, limit: int = 50,
+                         offset: int = 0) -> tuple[list[AffectedAccount], int]:
+    """Like list_affected, by limit and offset (the ops API pages this way); returns (rows, total)."""
     query = sa.select(AffectedAccount).join(Account).where(AffectedAccount.incident_id == incident_id)
     if state:
         query = query.where(AffectedAccount.state == RecoveryState(state))
@@ -172,7 +180,7 @@ def list_affected(session, *, incident_id: int, state: str | None = None, catego
     if q:
         query = query.where(account_search_clause(q))
     total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
-    rows = session.scalars(query.order_by(AffectedAccount.id).limit(per_page).offset((page - 1) * per_page)).all()
+    rows = session.scalars(query.order_by(AffectedAccount.id).limit(limit).offset(offset)).all()
     return rows, total
 
 
@@ -245,3 +253,160 @@ def export_rows(session, *, incident_id: int) -> Iterator[str]:
         out.truncate()
     if out.tell():  # only the header: no affected accounts yet
         yield out.getvalue()
+
+
+# ---- recovery progress over time (console chart) ---------------------------------------------------
+
+PROGRESS_STATES = ("recovered", "partially_recovered", "lost", "recovering", "at_risk", "unknown")
+MAX_BUCKETS = 400
+
+
+def _bucket_sql(dialect: str, column: str, unit: str) -> str:
+    """SQL for the day/hour a naive-UTC timestamp column falls in: a timestamp on PostgreSQL; on SQLite a
+    prefix of the stored 'YYYY-MM-DD HH:MM:SS' text (several times faster than strftime)."""
+    if dialect == "postgresql":
+        return f"date_trunc('{unit}', {column})"
+    return f"substr({column}, 1, {10 if unit == 'day' else 13})"
+
+
+def _bucket_value(value) -> "datetime":
+    """A bucket from _bucket_sql as an aware UTC datetime."""
+    from datetime import datetime, timezone
+
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=timezone.utc)
+    return datetime.strptime(value, "%Y-%m-%d" if len(value) == 10 else "%Y-%m-%d %H").replace(tzinfo=timezone.utc)
+
+
+def recovery_progress(session, *, incident_id: int, unit: str | None = None) -> dict:
+    """Affected accounts by overall state at the end of each day (or hour), rebuilt from the history.
+
+    Set-based: each event adds +1 to its new state and -1 to its old one (a missing old status counts as
+    unknown); running sums per account give its category counts after each bucket, the overall-state rule
+    (accounts.recovery) in SQL turns them into a state, and only the account's state *changes* are summed
+    per bucket. Python then only adds up a few rows per bucket. The rule uses today's category count.
+    Returns {"unit", "buckets": [datetime...], "series": {state: [count per bucket]}}."""
+    from datetime import datetime, timedelta
+
+    _incident(session, incident_id)
+    conn = session.connection()
+    n = len(categories_of(session, incident_id))
+    span = session.execute(sa.select(sa.func.min(AffectedAccount.added_at), sa.func.max(AffectedAccount.updated_at))
+                           .where(AffectedAccount.incident_id == incident_id)).one()
+    last_event = session.scalar(sa.select(sa.func.max(RecoveryEvent.at)).join(
+        AffectedAccount, AffectedAccount.id == RecoveryEvent.affected_account_id)
+        .where(AffectedAccount.incident_id == incident_id))
+    if span[0] is None:
+        return {"unit": unit or "day", "buckets": [], "series": {s: [] for s in PROGRESS_STATES}}
+    start, end = span[0], max(t for t in (span[1], last_event, span[0]) if t is not None)
+    if unit not in ("day", "hour"):
+        unit = "hour" if end - start <= timedelta(days=3) else "day"
+    dialect = conn.dialect.name
+    ev_bucket, add_bucket = _bucket_sql(dialect, "e.at", unit), _bucket_sql(dialect, "a.added_at", unit)
+
+    def delta(state: str) -> str:
+        return (f"SUM(CASE WHEN e.new_state = '{state}' THEN 1 ELSE 0 END)"
+                f" - SUM(CASE WHEN COALESCE(e.old_state, 'unknown') = '{state}' THEN 1 ELSE 0 END)")
+
+    def running(col: str) -> str:
+        return f"SUM({col}) OVER (PARTITION BY aa ORDER BY b ROWS UNBOUNDED PRECEDING)"
+
+    rows = conn.execute(sa.text(f"""
+        WITH ev AS (
+            SELECT e.affected_account_id AS aa, {ev_bucket} AS b,
+                   {delta('recovered')} AS d_rec, {delta('lost')} AS d_lost, {delta('at_risk')} AS d_risk,
+                   {delta('recovering')} AS d_recovering, {delta('partially_recovered')} AS d_partial
+            FROM recovery_events e JOIN affected_accounts a ON a.id = e.affected_account_id
+            WHERE a.incident_id = :inc
+            GROUP BY e.affected_account_id, {ev_bucket}
+        ), counts AS (
+            SELECT aa, b, {running('d_rec')} AS rec, {running('d_lost')} AS lost, {running('d_risk')} AS risk,
+                   {running('d_recovering')} AS recovering, {running('d_partial')} AS partial
+            FROM ev
+        ), states AS (
+            SELECT aa, b, CASE
+                WHEN :n > 0 AND rec = :n THEN 'recovered'
+                WHEN :n > 0 AND lost = :n THEN 'lost'
+                WHEN risk > 0 THEN 'at_risk'
+                WHEN recovering > 0 THEN 'recovering'
+                WHEN :n - rec - lost - risk - recovering - partial > 0 THEN 'unknown'
+                ELSE 'partially_recovered' END AS state
+            FROM counts
+        ), changes AS (
+            SELECT aa, b, state, LAG(state, 1, 'unknown') OVER (PARTITION BY aa ORDER BY b) AS prev FROM states
+        )
+        SELECT b, state, SUM(d) FROM (
+            SELECT b, state, 1 AS d FROM changes WHERE state <> prev
+            UNION ALL SELECT b, prev, -1 FROM changes WHERE state <> prev
+            UNION ALL SELECT {add_bucket}, 'unknown', 1 FROM affected_accounts a WHERE a.incident_id = :inc
+        ) t GROUP BY b, state
+    """), {"inc": incident_id, "n": n}).all()
+
+    deltas: dict[datetime, dict[str, int]] = {}
+    for b, state, d in rows:
+        per_state = deltas.setdefault(_bucket_value(b), {})
+        per_state[state] = per_state.get(state, 0) + int(d)
+    step = timedelta(days=1) if unit == "day" else timedelta(hours=1)
+    # Run to the latest activity (an account's state re-derived, an event), so the lines reach "now".
+    end_bucket = end.replace(minute=0, second=0, microsecond=0, **({"hour": 0} if unit == "day" else {}))
+    first, last = min(deltas), max(max(deltas), end_bucket)
+    count = int((last - first) / step) + 1
+    if count > MAX_BUCKETS:  # keep the chart readable: start later, the running totals still count everything
+        first_shown = last - step * (MAX_BUCKETS - 1)
+    else:
+        first_shown = first
+    totals = {s: 0 for s in PROGRESS_STATES}
+    buckets, series = [], {s: [] for s in PROGRESS_STATES}
+    t = first
+    while t <= last:
+        for state, d in deltas.get(t, {}).items():
+            totals[state] = totals.get(state, 0) + d
+        if t >= first_shown:
+            buckets.append(t)
+            for s in PROGRESS_STATES:
+                series[s].append(totals[s])
+        t += step
+    return {"unit": unit, "buckets": buckets, "series": series}
+
+
+# ---- console helpers --------------------------------------------------------------------------------
+
+def list_import_jobs(session, *, incident_id: int, limit: int = 50) -> list:
+    """An incident's import jobs, newest first."""
+    from accounts.models import ImportJob
+
+    return session.scalars(sa.select(ImportJob).where(ImportJob.incident_id == incident_id)
+                           .order_by(ImportJob.id.desc()).limit(limit)).all()
+
+
+def get_import_job(session, *, job_id: int):
+    """One import job, or NotFound."""
+    from accounts.models import ImportJob
+
+    job = session.get(ImportJob, job_id)
+    if job is None:
+        raise NotFound(f"No import with id {job_id}.")
+    return job
+
+
+def incidents_of_accounts(session, *, account_ids: list[int]) -> dict[int, list[tuple[Incident, AffectedAccount]]]:
+    """For each account id, the incidents it is attached to (newest first) with its affected row."""
+    out: dict[int, list] = {i: [] for i in account_ids}
+    if not account_ids:
+        return out
+    rows = session.execute(sa.select(AffectedAccount, Incident)
+                           .join(Incident, Incident.id == AffectedAccount.incident_id)
+                           .where(AffectedAccount.account_id.in_(account_ids))
+                           .order_by(Incident.started_at.desc(), Incident.id.desc())).all()
+    for affected, incident in rows:
+        out[affected.account_id].append((incident, affected))
+    return out
+
+
+def states_of_many(session, *, affected_ids: list[int]) -> dict[tuple[int, int], str]:
+    """{(affected account id, category id): state} for a page of affected accounts (absent = unknown)."""
+    if not affected_ids:
+        return {}
+    rows = session.execute(sa.select(RecoveryStatus.affected_account_id, RecoveryStatus.category_id,
+                                     RecoveryStatus.state).where(RecoveryStatus.affected_account_id.in_(affected_ids)))
+    return {(aa_id, cat_id): RecoveryState(state).value for aa_id, cat_id, state in rows}

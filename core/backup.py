@@ -1,5 +1,233 @@
-"""`flask --app app backup PATH` and `flask --app app restore PATH`."""
+"""`flask --app app backup PATH` and `flask --app app restore PATH`.
+
+SQLite: the online backup API (a consistent copy while the app keeps running). PostgreSQL: pg_dump's custom
+format, restored with pg_restore. A restore replaces the database only when it is empty or with --force,
+and then runs the migrations so an older backup comes up to date."""
+import os
+import shutil
+import sqlite3
+import subprocess
+from glob import glob
+from pathlib import Path
+
+import click
+import sqlalchemy as sa
+from flask.cli import with_appcontext
+
+from core.db import db
+
+SQLITE_MAGIC = b"SQLite format 3\x00"
+PG_MAGIC = b"PGDMP"
+
+
+class BackupError(click.ClickException):
+    """A clear message on the command line, never a traceback."""
+
+
+# ---- what is where --------------------------------------------------------------------------------
+
+def _dialect() -> str:
+    return db.engine.dialect.name
+
+
+def _describe(url: sa.engine.URL) -> str:
+    return url.render_as_string(hide_password=True)
+
+
+def _kind_of_file(path: Path) -> str | None:
+    """'sqlite' or 'postgresql' from the file's first bytes, or None when it is no backup we know."""
+    with path.open("rb") as f:
+        head = f.read(len(SQLITE_MAGIC))
+    if head.startswith(SQLITE_MAGIC):
+        return "sqlite"
+    if head.startswith(PG_MAGIC):
+        return "postgresql"
+    return None
+
+
+def _pg_tool(name: str) -> str:
+    """pg_dump / pg_restore from PATH, else from the newest /usr/lib/postgresql/*/bin."""
+    found = shutil.which(name)
+    if found:
+        return found
+    candidates = sorted(glob(f"/usr/lib/postgresql/*/bin/{name}"), key=lambda p: int(p.split("/")[4]))
+    if candidates:
+        return candidates[-1]
+    raise BackupError(f"{name} was not found. Install the PostgreSQL client tools (e.g. postgresql-client).")
+
+
+def _pg_target(url: sa.engine.URL) -> tuple[str, dict]:
+    """A libpq connection string without the password, and an environment carrying it (not on argv)."""
+    env = dict(os.environ)
+    if url.password:
+        env["PGPASSWORD"] = str(url.password)
+    plain = url.set(drivername="postgresql", password=None)
+    return plain.render_as_string(hide_password=False), env
+
+
+def _run(argv: list[str], env: dict, what: str) -> None:
+    result = subprocess.run(argv, env=env, capture_output=True, text=True)
+    if result.returncode != 0:
+        raise BackupError(f"{what} failed: {result.stderr.strip() or result.stdout.strip()}")
+
+
+def count_rows(session) -> dict[str, int]:
+    """Rows per table of ours that exists in the database (tables a migration has not made yet are skipped)."""
+    existing = set(sa.inspect(session.connection()).get_table_names())
+    return {t.name: session.scalar(sa.select(sa.func.count()).select_from(t))
+            for t in db.metadata.sorted_tables if t.name in existing}
+
+
+# ---- backup -------------------------------------------------------------------------------------
+
+def backup_sqlite(path: Path) -> None:
+    """Copy the live database page by page with SQLite's backup API, then make the copy a single file."""
+    tmp = path.with_name(path.name + ".partial")
+    tmp.unlink(missing_ok=True)
+    raw = db.engine.raw_connection()
+    try:
+        target = sqlite3.connect(tmp)
+        try:
+            raw.driver_connection.backup(target)
+            # The copy inherits WAL mode; a rollback journal keeps the backup one self-contained file.
+            target.execute("PRAGMA journal_mode=DELETE")
+        finally:
+            target.close()
+    finally:
+        raw.close()
+    os.replace(tmp, path)  # never leave a half-written file under the requested name
+
+
+def backup_postgresql(path: Path) -> None:
+    """pg_dump in custom format: consistent (one snapshot) while the app keeps running."""
+    tmp = path.with_name(path.name + ".partial")
+    target, env = _pg_target(db.engine.url)
+    try:
+        _run([_pg_tool("pg_dump"), "--format=custom", "--no-owner", f"--file={tmp}", f"--dbname={target}"],
+             env, "pg_dump")
+    except BackupError:
+        tmp.unlink(missing_ok=True)
+        raise
+    os.replace(tmp, path)
+
+
+@click.command("backup")
+@click.argument("path", type=click.Path(dir_okay=False, writable=True, path_type=Path))
+@click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+@with_appcontext
+def backup_command(path: Path, force: bool) -> None:
+    """Write a consistent copy of the database to PATH, while the app keeps running."""
+    if path.exists() and not force:
+        raise BackupError(f"{path} already exists; choose another name or pass --force to overwrite it.")
+    if not path.parent.is_dir():
+        raise BackupError(f"The folder {path.parent} does not exist.")
+    rows = count_rows(db.session)
+    db.session.remove()
+    if _dialect() == "sqlite":
+        backup_sqlite(path)
+    elif _dialect() == "postgresql":
+        backup_postgresql(path)
+    else:
+        raise BackupError(f"Backups of {_dialect()} databases are not supported.")
+    click.echo(f"Backed up {_describe(db.engine.url)} to {path} "
+               f"({sum(rows.values())} rows in {len(rows)} tables, {path.stat().st_size} bytes).")
+
+
+# ---- restore ------------------------------------------------------------------------------------
+
+def _check_sqlite_backup(path: Path) -> None:
+    try:
+        source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+        try:
+            ok = source.execute("PRAGMA quick_check").fetchone()[0]
+            has_version = source.execute(
+                "SELECT 1 FROM sqlite_master WHERE type='table' AND name='alembic_version'").fetchone()
+        finally:
+            source.close()
+    except sqlite3.DatabaseError as e:
+        raise BackupError(f"{path} is not a readable SQLite backup ({e}).") from None
+    if ok != "ok":
+        raise BackupError(f"{path} is damaged: {ok}")
+    if not has_version:
+        raise BackupError(f"{path} is a SQLite database but not a Lifeboat backup (it has no schema version).")
+
+
+def restore_sqlite(path: Path) -> None:
+    """Copy the backup over the live database with the backup API (other connections see it at once)."""
+    source = sqlite3.connect(f"file:{path}?mode=ro", uri=True)
+    raw = db.engine.raw_connection()
+    try:
+        source.backup(raw.driver_connection)
+    finally:
+        raw.close()
+        source.close()
+
+
+def _check_pg_backup(path: Path) -> None:
+    listing = subprocess.run([_pg_tool("pg_restore"), "--list", str(path)], capture_output=True, text=True)
+    if listing.returncode != 0:
+        raise BackupError(f"{path} is not a readable pg_dump archive: {listing.stderr.strip()}")
+    if " alembic_version" not in listing.stdout:
+        raise BackupError(f"{path} is a pg_dump archive but not a Lifeboat backup (it has no schema version).")
+
+
+def _drop_our_tables() -> None:
+    """Empty the schema of our tables first: --clean alone cannot drop a table that a newer table (one
+    the older backup does not know) still references, and the result must be exactly the backup."""
+    names = [t.name for t in reversed(db.metadata.sorted_tables)] + ["alembic_version"]
+    with db.engine.begin() as conn:
+        for name in names:
+            conn.execute(sa.text(f'DROP TABLE IF EXISTS "{name}" CASCADE'))
+
+
+def restore_postgresql(path: Path) -> None:
+    """pg_restore in one transaction (the archive was checked with --list beforehand)."""
+    _drop_our_tables()
+    target, env = _pg_target(db.engine.url)
+    pg_restore = _pg_tool("pg_restore")
+    _run([pg_restore, "--clean", "--if-exists", "--no-owner", "--single-transaction", "--exit-on-error",
+          f"--dbname={target}", str(path)], env, "pg_restore")
+
+
+@click.command("restore")
+@click.argument("path", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
+@click.option("--force", is_flag=True, help="Replace a database that already holds data.")
+@with_appcontext
+def restore_command(path: Path, force: bool) -> None:
+    """Replace the (empty) database with the backup at PATH, then bring its schema up to date."""
+    from flask_migrate import upgrade
+
+    kind, dialect = _kind_of_file(path), _dialect()
+    if kind is None:
+        raise BackupError(f"{path} is not a Lifeboat backup (neither a SQLite database nor a pg_dump archive).")
+    if kind != dialect:
+        raise BackupError(f"{path} is a {kind} backup, but the database is {dialect}; "
+                          f"restore it into a {kind} database.")
+    if kind == "sqlite":
+        _check_sqlite_backup(path)
+    else:
+        _check_pg_backup(path)
+    rows = count_rows(db.session)
+    if sum(rows.values()) and not force:
+        busy = ", ".join(f"{name} ({n})" for name, n in rows.items() if n)
+        raise BackupError(f"The database is not empty: {busy}. Restoring would replace all of it; "
+                          "pass --force to do so.")
+    # Hand every pooled connection back, so nothing holds locks or stale pages while the data is replaced.
+    db.session.remove()
+    db.engine.dispose()
+    if dialect == "sqlite":
+        restore_sqlite(path)
+    else:
+        restore_postgresql(path)
+    db.engine.dispose()
+    upgrade()  # an older backup comes up to the current schema
+    restored = count_rows(db.session)
+    db.session.remove()
+    click.echo(f"Restored {path} into {_describe(db.engine.url)}: "
+               f"{sum(restored.values())} rows in {len(restored)} tables"
+               f"{' (replacing the data that was there)' if sum(rows.values()) else ''}.")
 
 
 def init_app(app) -> None:
-    pass
+    app.cli.add_command(backup_command)
+    app.cli.add_command(restore_command)

@@ -6,8 +6,8 @@ from sqlalchemy.orm import selectinload
 
 from core.db import utcnow
 from incidents.models import (
-    CLOSED_STATUSES, Component, ComponentStatus, Impact, Incident, IncidentKind, IncidentStatus,
-    IncidentUpdate,
+    CLOSED_STATUSES, Component, ComponentGroup, ComponentStatus, ComponentStatusEvent, Impact, Incident,
+    IncidentKind, IncidentStatus, IncidentUpdate,
 )
 
 _WITH_TIMELINE = (
@@ -88,3 +88,52 @@ def last_change_at(session) -> datetime:
         session.scalar(sa.select(sa.func.max(Component.updated_at))),
     ]
     return max((c for c in candidates if c is not None), default=None) or utcnow()
+
+
+# ---- public status page (incidents/public.py) ----------------------------------------------------
+
+def incident_with_timeline(session, *, incident_id: int) -> Incident | None:
+    """One incident or maintenance with its components and whole timeline loaded, or None."""
+    return session.scalar(sa.select(Incident).options(*_WITH_TIMELINE).where(Incident.id == incident_id))
+
+
+def incidents_between(session, *, start: datetime, end: datetime) -> list[Incident]:
+    """Incidents and maintenance that began in [start, end), newest first, with timelines."""
+    began = sa.func.coalesce(Incident.scheduled_for, Incident.started_at)
+    return session.scalars(
+        sa.select(Incident).options(*_WITH_TIMELINE)
+        .where(began >= start, began < end)
+        .order_by(began.desc(), Incident.id.desc())
+    ).all()
+
+
+def has_incidents_before(session, *, before: datetime) -> bool:
+    """Whether any incident or maintenance began before `before` (for an "older" link)."""
+    began = sa.func.coalesce(Incident.scheduled_for, Incident.started_at)
+    return session.scalar(sa.select(Incident.id).where(began < before).limit(1)) is not None
+
+
+def recent_updates(session, *, limit: int = 100) -> list[IncidentUpdate]:
+    """The newest timeline updates of all incidents and maintenance, for the Atom feed."""
+    return session.scalars(
+        sa.select(IncidentUpdate)
+        .options(selectinload(IncidentUpdate.incident),
+                 selectinload(IncidentUpdate.component_changes).selectinload(ComponentStatusEvent.component))
+        .order_by(IncidentUpdate.display_at.desc(), IncidentUpdate.id.desc()).limit(limit)
+    ).all()
+
+
+def components_by_group(session) -> list[tuple[ComponentGroup | None, list[Component]]]:
+    """Components in display order, as (group, components) sections; ungrouped runs get group None."""
+    components = session.scalars(
+        sa.select(Component).outerjoin(ComponentGroup).options(selectinload(Component.group))
+        .order_by(sa.func.coalesce(ComponentGroup.position, Component.position), ComponentGroup.id,
+                  Component.position, Component.id)
+    ).all()
+    sections: list[tuple[ComponentGroup | None, list[Component]]] = []
+    for component in components:
+        if sections and sections[-1][0] is component.group:
+            sections[-1][1].append(component)
+        else:
+            sections.append((component.group, [component]))
+    return sections

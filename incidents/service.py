@@ -386,3 +386,68 @@ def set_postmortem(session, *, actor: Actor, incident_id: int, body: str) -> Inc
     """Save (and publish) the postmortem text of a resolved incident."""
     return post_update(session, actor=actor, incident_id=incident_id,
                        data={"status": IncidentStatus.POSTMORTEM.value, "message": body}).incident
+
+
+# ---- operator console (incidents/views.py) -------------------------------------------------------
+
+def closed_incidents(session, *, kind: IncidentKind = IncidentKind.INCIDENT, limit: int = 20) -> list[Incident]:
+    """Resolved incidents (or completed maintenance), most recently closed first, with timelines loaded."""
+    from sqlalchemy.orm import selectinload
+
+    return session.scalars(
+        sa.select(Incident).options(selectinload(Incident.updates), selectinload(Incident.components))
+        .where(Incident.kind == kind, Incident.status.in_(CLOSED_STATUSES))
+        .order_by(Incident.resolved_at.desc(), Incident.id.desc()).limit(limit)
+    ).all()
+
+
+def open_incidents(session, *, kind: IncidentKind = IncidentKind.INCIDENT) -> list[Incident]:
+    """Open incidents (or maintenance not completed): worst impact first, then newest, with timelines."""
+    from sqlalchemy.orm import selectinload
+
+    rows = session.scalars(
+        sa.select(Incident).options(selectinload(Incident.updates), selectinload(Incident.components))
+        .where(Incident.kind == kind, Incident.status.not_in(CLOSED_STATUSES))
+        .order_by(sa.func.coalesce(Incident.scheduled_for, Incident.started_at).desc(), Incident.id.desc())
+    ).all()
+    if kind == IncidentKind.MAINTENANCE:
+        return sorted(rows, key=lambda i: (i.scheduled_for or i.started_at, i.id))  # soonest window first
+    return sorted(rows, key=lambda i: -i.impact.rank)  # stable: newest first within an impact
+
+
+def console_counts(session, *, since: datetime) -> dict[str, int]:
+    """Counts for the top of the console dashboard."""
+    def count(*where):
+        return session.scalar(sa.select(sa.func.count()).select_from(Incident).where(*where)) or 0
+
+    is_open = Incident.status.not_in(CLOSED_STATUSES)
+    return {
+        "open": count(Incident.kind == IncidentKind.INCIDENT, is_open),
+        "major_or_critical": count(Incident.kind == IncidentKind.INCIDENT, is_open,
+                                   Incident.impact.in_((Impact.MAJOR, Impact.CRITICAL))),
+        "resolved_recently": count(Incident.kind == IncidentKind.INCIDENT, Incident.status.in_(CLOSED_STATUSES),
+                                   Incident.resolved_at >= since),
+        "maintenance_open": count(Incident.kind == IncidentKind.MAINTENANCE, is_open),
+        "components_not_operational": session.scalar(
+            sa.select(sa.func.count()).select_from(Component)
+            .where(Component.status != ComponentStatus.OPERATIONAL)) or 0,
+    }
+
+
+# ---- ops JSON API (incidents/api.py) -------------------------------------------------------------
+
+def find_incidents(session, *, kind: IncidentKind = IncidentKind.INCIDENT, state: str | None = None,
+                   limit: int = 50, offset: int = 0) -> list[Incident]:
+    """Incidents (or maintenance) newest first, optionally only "open" or "closed", with timelines loaded."""
+    from sqlalchemy.orm import selectinload
+
+    q = sa.select(Incident).where(Incident.kind == kind).options(
+        selectinload(Incident.components),
+        selectinload(Incident.updates).selectinload(IncidentUpdate.component_changes)
+        .selectinload(ComponentStatusEvent.component))
+    if state == "open":
+        q = q.where(Incident.status.not_in(CLOSED_STATUSES))
+    elif state == "closed":
+        q = q.where(Incident.status.in_(CLOSED_STATUSES))
+    order = sa.func.coalesce(Incident.scheduled_for, Incident.started_at).desc()
+    return session.scalars(q.order_by(order, Incident.id.desc()).limit(limit).offset(offset)).all()

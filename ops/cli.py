@@ -12,6 +12,8 @@ from ops.audit import Actor
 operators_cli = AppGroup("operators", help="Manage operator accounts.")
 tokens_cli = AppGroup("tokens", help="Manage API tokens for the ops API.")
 
+ROLES = click.Choice(["admin", "operator", "viewer"])
+
 
 def _fail(e: ServiceError):
     db.session.rollback()
@@ -19,9 +21,23 @@ def _fail(e: ServiceError):
     raise click.ClickException(f"{e.message}{details}")
 
 
+def _run(change):
+    """Run one audited change and commit it; a refusal becomes a clear error and a non-zero exit."""
+    try:
+        result = change()
+    except ServiceError as e:
+        _fail(e)
+    db.session.commit()
+    return result
+
+
+def _when(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M UTC") if value else "-"
+
+
 @operators_cli.command("create")
 @click.argument("email")
-@click.option("--role", type=click.Choice(["admin", "operator", "viewer"]), required=True)
+@click.option("--role", type=ROLES, required=True)
 @click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
 def create_operator(email: str, role: str, password_stdin: bool):
     """Create an operator; the password is asked for (or read from stdin)."""
@@ -29,12 +45,48 @@ def create_operator(email: str, role: str, password_stdin: bool):
         password = sys.stdin.readline().rstrip("\r\n")
     else:
         password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
-    try:
-        operator = service.create_operator(db.session, actor=Actor.cli(), email=email, role=role, password=password)
-    except ServiceError as e:
-        _fail(e)
-    db.session.commit()
+    operator = _run(lambda: service.create_operator(db.session, actor=Actor.cli(), email=email, role=role,
+                                                    password=password))
     click.echo(f"Created {operator.role.value} {operator.email} (id {operator.id}).")
+
+
+@operators_cli.command("list")
+def list_operators():
+    """List operators with their role and state."""
+    for o in service.list_operators(db.session):
+        state = "active" if o.active else "disabled"
+        click.echo(f"{o.id}\t{o.email}\t{o.role.value}\t{state}\tlast sign-in {_when(o.last_sign_in_at)}")
+
+
+@operators_cli.command("set-role")
+@click.argument("email")
+@click.argument("role", type=ROLES)
+def set_role(email: str, role: str):
+    """Give an operator another role."""
+    operator = _run(lambda: service.set_role(
+        db.session, actor=Actor.cli(), operator_id=service.require_operator_by_email(db.session, email).id,
+        role=role))
+    click.echo(f"{operator.email} is now {operator.role.value}.")
+
+
+@operators_cli.command("disable")
+@click.argument("email")
+def disable_operator(email: str):
+    """Disable an operator: their sessions end and their API tokens stop working."""
+    operator = _run(lambda: service.set_active(
+        db.session, actor=Actor.cli(), operator_id=service.require_operator_by_email(db.session, email).id,
+        active=False))
+    click.echo(f"{operator.email} is disabled.")
+
+
+@operators_cli.command("enable")
+@click.argument("email")
+def enable_operator(email: str):
+    """Enable a disabled operator again."""
+    operator = _run(lambda: service.set_active(
+        db.session, actor=Actor.cli(), operator_id=service.require_operator_by_email(db.session, email).id,
+        active=True))
+    click.echo(f"{operator.email} is enabled.")
 
 
 @tokens_cli.command("create")
@@ -42,13 +94,28 @@ def create_operator(email: str, role: str, password_stdin: bool):
 @click.option("--name", default="", help="A label to recognise the token by.")
 def create_token(email: str, name: str):
     """Create an API token for an operator and print it once."""
-    operator = service.get_operator_by_email(db.session, email)
-    if operator is None:
-        raise click.ClickException(f"No operator with email {email}.")
-    _token, secret = service.create_token(db.session, actor=Actor.cli(), operator_id=operator.id, name=name)
-    db.session.commit()
+    _token, secret = _run(lambda: service.create_token(
+        db.session, actor=Actor.cli(), operator_id=service.require_operator_by_email(db.session, email).id,
+        name=name))
     click.echo(secret)
     click.echo("Store it now: it is shown only once and kept hashed.", err=True)
+
+
+@tokens_cli.command("list")
+def list_tokens():
+    """List API tokens (prefix only; the secrets are not kept)."""
+    for t in service.list_tokens(db.session):
+        state = f"revoked {_when(t.revoked_at)}" if t.revoked_at else "live"
+        click.echo(f"{t.id}\t{t.prefix}…\t{t.operator.email}\t{t.name or '-'}\tcreated {_when(t.created_at)}\t"
+                   f"last used {_when(t.last_used_at)}\t{state}")
+
+
+@tokens_cli.command("revoke")
+@click.argument("token_id", type=int)
+def revoke_token(token_id: int):
+    """Revoke an API token by its id (see `tokens list`)."""
+    token = _run(lambda: service.revoke_token(db.session, actor=Actor.cli(), token_id=token_id))
+    click.echo(f"Token {token.id} ({token.prefix}…) of {token.operator.email} is revoked.")
 
 
 def init_app(app) -> None:

@@ -3,8 +3,10 @@ emptied after each test, plus small factories for operators and tokens."""
 import os
 import re
 
+import flask
 import pytest
 import sqlalchemy as sa
+from flask import request_started
 
 from app import create_app
 from core.db import db
@@ -49,10 +51,18 @@ def app(_migrated):
         "PUBLIC_BASE_URL": "http://status.example.com",
         "SESSION_COOKIE_SECURE": False,
     })
+    # Requests reuse the app context held open below, and with it `g`: start each request with an empty `g`
+    # so Flask-Login's cached user and Flask-WTF's CSRF token never leak between requests or clients.
+    request_started.connect(_fresh_g, app)
     with app.app_context():
         yield app
         db.session.remove()
         _empty_all_tables()
+
+
+def _fresh_g(sender, **extra):
+    for key in list(flask.g):
+        flask.g.pop(key)
 
 
 def _empty_all_tables():

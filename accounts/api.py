@@ -1,0 +1,359 @@
+"""Affected-account and recovery routes of the ops JSON API (/api/ops/v1), described in accounts/openapi.py.
+
+Attaching accounts runs the same AccountImport job as the CLI and the console (a JSON body is turned into
+the same CSV stream), so the rules, the error policy and the outcome record are one code path. Recovery
+edits go through accounts.service.update_recovery, like the console's account page."""
+import csv
+import json
+import io
+from pathlib import Path
+
+from flask import Response, jsonify, request, stream_with_context, url_for
+from jsonschema import Draft202012Validator
+
+import accounts.openapi  # noqa: F401  (registers this domain's piece of the OpenAPI document)
+from accounts import jobs, service
+from accounts.account_import import ACCOUNT_COLUMNS, AccountImport
+from accounts.imports import create_job, errors_dir, run_job
+from accounts.models import AffectedAccount, ImportJob, ImportStatus, RecoveryState
+from core.db import db, utcnow
+from core.errors import NotFound, ServiceError, ValidationError
+from incidents.models import Incident
+from ops import openapi
+from ops.api import accepts, bp, iso, requires, transactional
+from ops.audit import record
+from ops.auth import current_actor
+from ops.models import Role
+
+CSV_SOURCE, JSON_SOURCE = "API request (CSV)", "API request (JSON)"
+LIST_LIMIT_MAX = 100
+HISTORY_SHOWN = 50
+STATES = [s.value for s in RecoveryState]
+
+
+# ---- JSON shapes ---------------------------------------------------------------------------------
+
+def job_json(job: ImportJob) -> dict:
+    """An import job's summary; errors of a JSON request also name their field, e.g. accounts[3].phone."""
+    from_json = job.filename == JSON_SOURCE
+    errors = [{**e, "field": _json_field(e) if from_json else None} for e in job.errors or []]
+    return {
+        "id": job.id, "incident_id": job.incident_id, "kind": job.kind.value, "status": job.status.value,
+        "filename": job.filename, "skip_invalid": job.skip_invalid, "rows_read": job.rows_read,
+        "rows_invalid": job.rows_invalid, "rows_created": job.rows_created, "rows_updated": job.rows_updated,
+        "rows_unchanged": job.rows_unchanged, "rows_attached": job.rows_attached,
+        "accounts_changed": job.accounts_changed, "errors": errors,
+        "error_csv_url": url_for("api.import_errors", job_id=job.id) if job.error_csv_path else None,
+        "message": job.message, "actor": job.actor, "created_at": iso(job.created_at),
+        "finished_at": iso(job.finished_at),
+    }
+
+
+def _json_field(error: dict) -> str:
+    # A JSON request becomes a CSV with a header line and one line per account (line breaks are refused).
+    column = f".{error['column']}" if error.get("column") else ""
+    return f"accounts[{error['line'] - 2}]{column}"
+
+
+def _contact(affected: AffectedAccount) -> dict:
+    a = affected.account
+    return {"account_number": a.account_number, "name": a.name, "phone": a.phone, "email": a.email,
+            "locale": a.language}
+
+
+def recovery_json(affected: AffectedAccount) -> dict:
+    """An affected account's overall state and every category of its incident (unknown when unset)."""
+    statuses = service.statuses_of(db.session, affected_id=affected.id)
+    items = []
+    for c in service.list_categories(db.session, incident_id=affected.incident_id):
+        s = statuses.get(c.id)
+        items.append({"category": c.key, "state": s.state.value if s else "unknown",
+                      "items_total": s.items_total if s else None, "items_recovered": s.items_recovered if s else None,
+                      "note": s.note if s else "", "updated_at": iso(s.updated_at) if s else None,
+                      "updated_by": s.updated_by if s else ""})
+    return {"account_number": affected.account.account_number, "overall_state": affected.state.value,
+            "categories": items}
+
+
+def account_json(affected: AffectedAccount) -> dict:
+    keys = {c.id: c.key for c in service.list_categories(db.session, incident_id=affected.incident_id)}
+    history = [{"category": keys.get(e.category_id, str(e.category_id)),
+                "old_state": e.old_state.value if e.old_state else None, "new_state": e.new_state.value,
+                "items_total": e.items_total, "items_recovered": e.items_recovered, "note": e.note,
+                "actor": e.actor, "import_id": e.import_id, "at": iso(e.at)}
+               for e in service.history_of(db.session, affected_id=affected.id, limit=HISTORY_SHOWN)]
+    a = affected.account
+    return {**recovery_json(affected), **_contact(affected), "time_zone": a.time_zone,
+            "sms_opt_out": a.sms_opt_out, "email_opt_out": a.email_opt_out, "added_at": iso(affected.added_at),
+            "updated_at": iso(affected.updated_at), "history": history}
+
+
+def _categories_json(incident_id: int) -> dict:
+    return {"categories": [{"key": c.key, "label": c.label, "position": c.position}
+                           for c in service.list_categories(db.session, incident_id=incident_id)]}
+
+
+# ---- request helpers ----------------------------------------------------------------------------
+
+def _incident(incident_id: int) -> Incident:
+    incident = db.session.get(Incident, incident_id)
+    if incident is None:
+        raise NotFound(f"No incident with id {incident_id}.")
+    return incident
+
+
+def _checked(schema_name: str) -> dict:
+    """The JSON object body, checked against its OpenAPI schema; errors name nested fields (accounts[2].phone)."""
+    raw = request.get_data(as_text=True)
+    if not raw.strip():
+        raise ServiceError("Send a JSON object in the request body.")
+    try:
+        data = json.loads(raw)
+    except json.JSONDecodeError as e:
+        raise ServiceError(f"The body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}.") from None
+    if not isinstance(data, dict):
+        raise ServiceError("The body must be a JSON object.")
+    fields: dict[str, str] = {}
+    for error in Draft202012Validator(openapi.schema(schema_name)).iter_errors(data):
+        where = list(error.absolute_path)
+        if error.validator == "additionalProperties":
+            for name in sorted(set(error.instance) - set(error.schema.get("properties", {}))):
+                fields.setdefault(_path(where + [name]), "Unknown field.")
+        elif error.validator == "required":
+            for name in error.validator_value:
+                if name not in error.instance:
+                    fields.setdefault(_path(where + [name]), "This field is required.")
+        else:
+            fields.setdefault(_path(where), _describe(error))
+    if fields:
+        raise ValidationError("Please correct the highlighted fields.", fields)
+    return data
+
+
+def _path(parts: list) -> str:
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "body"
+
+
+_TYPES = {"string": "text", "integer": "a whole number", "boolean": "true or false", "array": "a list",
+          "object": "an object", "null": "null"}
+
+
+def _describe(error) -> str:
+    v = error.validator_value
+    return {
+        "type": lambda: f"Must be {' or '.join(_TYPES.get(k, k) for k in (v if isinstance(v, list) else [v]))}.",
+        "enum": lambda: f"Choose one of: {', '.join(map(str, v))}.",
+        "maxLength": lambda: f"At most {v} characters.",
+        "minLength": lambda: "This field is required.",
+        "minimum": lambda: f"Must be at least {v}.",
+        "maximum": lambda: f"Must be at most {v}.",
+        "minItems": lambda: f"Give at least {v}.",
+        "maxItems": lambda: f"At most {v} items; send larger lists as CSV files.",
+        "uniqueItems": lambda: "List each item once.",
+        "pattern": lambda: "Must be on one line (no line breaks).",
+    }.get(error.validator, lambda: error.message)()
+
+
+def _flag(name: str) -> bool:
+    raw = request.args.get(name, "false").strip().lower()
+    if raw not in ("true", "false", "1", "0"):
+        raise ValidationError("Please correct the query parameters.", {name: "Use true or false."})
+    return raw in ("true", "1")
+
+
+def _csv_of(accounts: list[dict]) -> io.BytesIO:
+    """The accounts of a JSON request as the CSV an import reads: header on line 1, accounts[i] on line i + 2."""
+    out = io.StringIO()
+    w = csv.writer(out, lineterminator="\n")
+    w.writerow(ACCOUNT_COLUMNS)
+    for a in accounts:
+        w.writerow([a.get(c) or "" for c in ACCOUNT_COLUMNS])
+    return io.BytesIO(out.getvalue().encode("utf-8"))
+
+
+def _fail(job_id: int) -> None:
+    """Record a job that broke outside run_job's own handling (e.g. a streamed body over the size limit)."""
+    db.session.rollback()
+    job = db.session.get(ImportJob, job_id)
+    if job is not None and job.status not in jobs.FINISHED:
+        job.status, job.finished_at = ImportStatus.FAILED, utcnow()
+        job.message = "The request body could not be read to the end; nothing was applied."
+        db.session.commit()
+
+
+def _job_answer(job: ImportJob) -> Response:
+    summary = job_json(job)
+    if job.status == ImportStatus.DONE:
+        return jsonify(summary)
+    status = 422 if job.status == ImportStatus.REJECTED else 400
+    error: dict = {"status": status, "message": job.message}
+    if job.status == ImportStatus.REJECTED and job.filename == JSON_SOURCE:
+        error["fields"] = {}
+        for e in summary["errors"]:
+            error["fields"].setdefault(e["field"], e["reason"])
+    elif job.status == ImportStatus.REJECTED:
+        error["rows"] = [{k: e[k] for k in ("line", "column", "reason")} for e in summary["errors"]]
+    response = jsonify({"error": error, "job": summary})
+    response.status_code = status
+    return response
+
+
+# ---- attaching accounts and import jobs ---------------------------------------------------------
+
+@bp.post("/incidents/<int:incident_id>/affected-accounts")
+@accepts("text/csv")
+def import_affected_accounts(incident_id: int):
+    # Not @transactional: the import job commits its own progress and outcome. Re-sending the same
+    # accounts changes nothing (the import is idempotent), so Idempotency-Key is not needed here.
+    _incident(incident_id)
+    skip_invalid = _flag("skip_invalid")
+    if request.mimetype == "text/csv":
+        stream, source = request.stream, CSV_SOURCE  # a body over MAX_CONTENT_LENGTH is refused (413) here
+    else:
+        data = _checked("AffectedAccountsImport")
+        stream, source = _csv_of(data["accounts"]), JSON_SOURCE
+        skip_invalid = data.get("skip_invalid", skip_invalid)
+    actor, spec = current_actor(), AccountImport()
+    job = create_job(db.session, spec=spec, incident_id=incident_id, actor=actor, filename=source,
+                     skip_invalid=skip_invalid, size_bytes=request.content_length or 0)
+    db.session.commit()
+    job_id = job.id
+    try:
+        job = run_job(spec=spec, job_id=job_id, stream=stream, actor=actor)
+    except Exception:
+        _fail(job_id)
+        raise
+    return _job_answer(job)
+
+
+@bp.get("/imports/<int:job_id>")
+def get_import(job_id: int):
+    job = service.get_import_job(db.session, job_id=job_id)
+    if jobs.mark_stale(db.session, [job]):  # a job whose process died shows as failed, as in the console
+        db.session.commit()
+    return jsonify(job_json(job))
+
+
+@bp.get("/imports/<int:job_id>/errors.csv")
+@requires(Role.OPERATOR)  # the rejected rows hold subscribers' contact details
+def import_errors(job_id: int):
+    job = service.get_import_job(db.session, job_id=job_id)
+    path = Path(job.error_csv_path or "")
+    if not job.error_csv_path or path.resolve().parent != errors_dir().resolve() or not path.is_file():
+        raise NotFound("This import has no error file.")
+    response = Response(path.read_bytes(), mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="import-{job.id}-errors.csv"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+# ---- affected accounts: list, export, one account, its recovery ---------------------------------
+
+def _list_filters(incident_id: int) -> dict:
+    fields: dict = {}
+    numbers = {}
+    for name, default, low, high in (("limit", 50, 1, LIST_LIMIT_MAX), ("offset", 0, 0, None)):
+        try:
+            numbers[name] = int(request.args.get(name, str(default)))
+        except ValueError:
+            fields[name] = "Must be a whole number."
+            continue
+        if numbers[name] < low or (high is not None and numbers[name] > high):
+            fields[name] = f"Must be from {low} to {high}." if high else f"Must be at least {low}."
+    state, category = request.args.get("state") or None, request.args.get("category") or None
+    category_state, q = request.args.get("category_state") or None, (request.args.get("q") or "").strip() or None
+    for name, value in (("state", state), ("category_state", category_state)):
+        if value is not None and value not in STATES:
+            fields[name] = f"Choose one of: {', '.join(STATES)}."
+    keys = [c.key for c in service.list_categories(db.session, incident_id=incident_id)]
+    if category is not None and category not in keys:
+        fields["category"] = f"Choose one of this incident's categories: {', '.join(keys) or '(none yet)'}."
+    if bool(category) != bool(category_state):
+        fields.setdefault("category_state" if category else "category", "Give category and category_state together.")
+    if q is not None and len(q) > 254:
+        fields["q"] = "At most 254 characters."
+    if fields:
+        raise ValidationError("Please correct the query parameters.", fields)
+    return {"state": state, "category": category, "category_state": category_state, "q": q, **numbers}
+
+
+@bp.get("/incidents/<int:incident_id>/affected-accounts")
+def list_affected_accounts(incident_id: int):
+    _incident(incident_id)
+    if request.accept_mimetypes.best_match(["application/json", "text/csv"]) == "text/csv":
+        return export_affected_accounts(incident_id)
+    f = _list_filters(incident_id)
+    rows, total = service.list_affected_window(db.session, incident_id=incident_id, **f)
+    categories = {c.id: c.key for c in service.list_categories(db.session, incident_id=incident_id)}
+    states = service.states_of_many(db.session, affected_ids=[r.id for r in rows])
+    items = [{**_contact(r), "overall_state": r.state.value, "added_at": iso(r.added_at),
+              "updated_at": iso(r.updated_at),
+              "categories": {key: states.get((r.id, cid), "unknown") for cid, key in categories.items()}}
+             for r in rows]
+    return jsonify({"affected_accounts": items, "total": total, "limit": f["limit"], "offset": f["offset"]})
+
+
+@bp.get("/incidents/<int:incident_id>/affected-accounts.csv")
+def export_affected_accounts(incident_id: int):
+    _incident(incident_id)
+    record(db.session, actor=current_actor(), action="accounts.export", entity_type="incident",
+           entity_id=incident_id, after={"via": "api"})
+    db.session.commit()
+    response = Response(stream_with_context(service.export_rows(db.session, incident_id=incident_id)),
+                        mimetype="text/csv")
+    response.headers["Content-Disposition"] = f'attachment; filename="incident-{incident_id}-accounts.csv"'
+    response.headers["Cache-Control"] = "no-store"
+    return response
+
+
+@bp.get("/incidents/<int:incident_id>/accounts/<path:account_number>")
+def get_affected_account(incident_id: int, account_number: str):
+    _incident(incident_id)
+    return jsonify(account_json(service.get_affected(db.session, incident_id=incident_id,
+                                                     account_number=account_number)))
+
+
+@bp.put("/incidents/<int:incident_id>/accounts/<path:account_number>/recovery")
+@transactional
+def update_recovery(incident_id: int, account_number: str):
+    # PUT is idempotent by nature: sending the same statuses again records no new history.
+    _incident(incident_id)
+    service.get_affected(db.session, incident_id=incident_id, account_number=account_number)
+    items = _checked("RecoveryUpdate")["categories"]
+    try:
+        service.update_recovery(db.session, actor=current_actor(), incident_id=incident_id,
+                                account_number=account_number, items=items)
+    except ServiceError:
+        db.session.rollback()
+        raise
+    return jsonify(recovery_json(service.get_affected(db.session, incident_id=incident_id,
+                                                      account_number=account_number)))
+
+
+# ---- summary and categories ---------------------------------------------------------------------
+
+@bp.get("/incidents/<int:incident_id>/recovery-summary")
+def recovery_summary(incident_id: int):
+    return jsonify(service.recovery_summary(db.session, incident_id=incident_id))
+
+
+@bp.get("/incidents/<int:incident_id>/recovery-categories")
+def get_recovery_categories(incident_id: int):
+    _incident(incident_id)
+    return jsonify(_categories_json(incident_id))
+
+
+@bp.put("/incidents/<int:incident_id>/recovery-categories")
+@transactional
+def put_recovery_categories(incident_id: int):
+    _incident(incident_id)
+    keys = _checked("RecoveryCategoriesUpdate")["categories"]
+    try:
+        service.set_categories(db.session, actor=current_actor(), incident_id=incident_id, keys=keys)
+    except ServiceError:
+        db.session.rollback()
+        raise
+    return jsonify(_categories_json(incident_id))

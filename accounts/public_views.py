@@ -1,0 +1,154 @@
+"""Public self-service pages: /my (ask for a code), /my/verify, /my/account, /m/<token> (personal link).
+
+The personal page never takes an account id from the URL or a form: only from the signed session, which
+is set by a verified code or a valid personal link. Every response here is private and not stored."""
+import time
+from functools import lru_cache
+
+from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
+from flask_wtf import FlaskForm
+from wtforms import StringField
+from wtforms.validators import DataRequired, Length, Regexp
+
+from accounts import plain_language as pl
+from accounts import selfservice
+from accounts.selfservice import Challenge, CodeRefused, Limited
+from core import markdown
+from core.db import db
+
+bp = Blueprint("my", __name__)
+
+CHALLENGE_KEY = "my_challenge"
+VERIFIED_KEY = "my"
+
+
+class LookupForm(FlaskForm):
+    identifier = StringField("Account number or phone number", validators=[
+        DataRequired(message="Enter your account number or phone number."), Length(max=64)])
+
+
+class CodeForm(FlaskForm):
+    code = StringField("Code", filters=[lambda v: "".join((v or "").split()).replace("-", "")], validators=[
+        DataRequired(message="Enter the 6-digit code from the message."),
+        Regexp(r"^\d{6}$", message="Enter the 6-digit code from the message.")])
+
+
+class SignOutForm(FlaskForm):
+    """Button only: carries the CSRF token."""
+
+
+@bp.after_request
+def _private(response: Response) -> Response:
+    # Personal data and per-browser challenges: never in a shared cache or the browser's history cache.
+    response.headers["Cache-Control"] = "private, no-store"
+    return response
+
+
+@lru_cache(maxsize=512)
+def _update_html(update_id: int, body: str):
+    """Rendered timeline updates: every subscriber of an incident reads the same few, so render each once."""
+    return markdown.render(body)
+
+
+def _limited(e: Limited) -> Response:
+    db.session.commit()
+    response = Response(render_template("public/my_message.html", title="Too many attempts", message=e.message,
+                                        offer_new=False), status=429)
+    response.headers["Retry-After"] = str(e.retry_after)
+    return response
+
+
+def _challenge() -> Challenge | None:
+    data = session.get(CHALLENGE_KEY)
+    if not isinstance(data, dict):
+        return None
+    return Challenge(handle=data["h"], expires_ts=data["exp"], tries=data.get("n", 0))
+
+
+def _sign_in(account_id: int, affected_id: int | None) -> None:
+    """A fresh session that holds only who was verified (and, for a link, which incident), for a short while."""
+    session.clear()
+    session[VERIFIED_KEY] = {"a": account_id, "aa": affected_id,
+                             "exp": time.time() + current_app.config["MY_SESSION_SECONDS"]}
+
+
+@bp.route("/my", methods=["GET", "POST"])
+def lookup():
+    form = LookupForm()
+    if not form.validate_on_submit():
+        return render_template("public/my.html", form=form), 422 if form.is_submitted() else 200
+    try:
+        challenge = selfservice.request_code(db.session, raw=form.identifier.data, ip=request.remote_addr or "")
+    except Limited as e:
+        return _limited(e)
+    db.session.commit()
+    session[CHALLENGE_KEY] = {"h": challenge.handle, "exp": challenge.expires_ts, "n": 0}
+    return redirect(url_for("my.verify"), code=303)
+
+
+@bp.route("/my/verify", methods=["GET", "POST"])
+def verify():
+    challenge = _challenge()
+    if challenge is None:
+        flash(CodeRefused.MESSAGES["missing"], "info")
+        return redirect(url_for("my.lookup"), code=303)
+    form = CodeForm()
+    if not form.validate_on_submit():
+        return render_template("public/my_code.html", form=form, error=None), 422 if form.is_submitted() else 200
+    try:
+        account_id = selfservice.verify_code(db.session, challenge=challenge, code=form.code.data,
+                                             ip=request.remote_addr or "")
+    except Limited as e:
+        return _limited(e)
+    except CodeRefused as e:
+        db.session.commit()  # the attempt counts
+        if e.reason in ("wrong", "dead"):
+            session[CHALLENGE_KEY] = {"h": challenge.handle, "exp": challenge.expires_ts, "n": challenge.tries + 1}
+        return render_template("public/my_code.html", form=form, error=e.message,
+                               dead=e.reason in ("dead", "expired")), 422
+    db.session.commit()
+    _sign_in(account_id, None)
+    return redirect(url_for("my.account"), code=303)
+
+
+@bp.get("/my/account")
+def account():
+    verified = session.get(VERIFIED_KEY)
+    if not isinstance(verified, dict) or verified.get("exp", 0) <= time.time():
+        if verified:
+            session.pop(VERIFIED_KEY, None)
+            flash("For your privacy you were signed out. Request a new code to see your account again.", "info")
+        return redirect(url_for("my.lookup"), code=303)
+    page = selfservice.personal_page(db.session, account_id=verified["a"], affected_id=verified.get("aa"))
+    if page is None:
+        session.pop(VERIFIED_KEY, None)
+        return redirect(url_for("my.lookup"), code=303)
+    ui = pl.UI[page.lang]
+    return render_template("public/my_account.html", page=page, ui=ui, form=SignOutForm(),
+                           update_html=_update_html, incident_status=pl.incident_status,
+                           minutes=current_app.config["MY_SESSION_SECONDS"] // 60)
+
+
+@bp.post("/my/sign-out")
+def sign_out():
+    form = SignOutForm()
+    if form.validate_on_submit():
+        session.pop(VERIFIED_KEY, None)
+        session.pop(CHALLENGE_KEY, None)
+        flash("You are signed out.", "info")
+    return redirect(url_for("my.lookup"), code=303)
+
+
+@bp.get("/m/<token>")
+def personal_link(token: str):
+    try:
+        affected = selfservice.open_personal_link(db.session, token=token, ip=request.remote_addr or "")
+    except Limited as e:
+        return _limited(e)
+    db.session.commit()
+    if affected is None:
+        return render_template("public/my_message.html", title="This link cannot be used",
+                               message="This link has expired or is no longer valid.", offer_new=True), 404
+    _sign_in(affected.account_id, affected.id)
+    # Redirect, so the token leaves the address bar and is never sent on as a Referer.
+    return redirect(url_for("my.account"), code=303)

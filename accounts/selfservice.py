@@ -1,0 +1,255 @@
+"""Subscriber self-service ("Check my account"): one-time codes, their rate limits, and the personal page.
+
+Known and unknown accounts take the same path and get the same answer: for an unknown one the caller gets
+a decoy challenge that no code will ever match. Functions take the session and do not commit."""
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from accounts import plain_language as pl
+from accounts.contact import ContactError, normalise_phone
+from accounts.models import Account, AffectedAccount, RecoveryCategory, RecoveryStatus, VerificationCode
+from core.db import utcnow
+from core.errors import ServiceError
+from core.ratelimit import hit
+from incidents.models import Incident, IncidentUpdate
+from notifications import service as outbox
+from notifications.models import Channel
+
+UPDATES_PER_INCIDENT = 5  # the newest; the public incident page has them all
+
+
+class Limited(ServiceError):
+    """Too many requests; `retry_after` is in seconds. Said the same way for known and unknown accounts."""
+
+    status = 429
+
+    def __init__(self, window_seconds: int):
+        minutes = max(1, round(window_seconds / 60))
+        super().__init__(f"Too many attempts. Please wait {minutes} minutes and try again.")
+        self.retry_after = window_seconds
+
+
+class CodeRefused(ServiceError):
+    """A code that does not open the page; `reason` is wrong, dead, expired or missing."""
+
+    status = 422
+    MESSAGES = {
+        "wrong": "That code is not right. Check the message and try again.",
+        "dead": "Too many wrong codes. Please request a new code.",
+        "expired": "This code has expired. Please request a new code.",
+        "missing": "Please request a code first.",
+    }
+
+    def __init__(self, reason: str):
+        super().__init__(self.MESSAGES[reason])
+        self.reason = reason
+
+
+@dataclass
+class Challenge:
+    """What the browser keeps (in its signed session) between asking for a code and typing it."""
+
+    handle: str
+    expires_ts: float
+    tries: int = 0
+
+
+def _keyed_hash(*parts: str) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, "\x1f".join(parts).encode(), hashlib.sha256).hexdigest()
+
+
+def _challenge_hash(handle: str) -> str:
+    return hashlib.sha256(handle.encode()).hexdigest()
+
+
+def _limit(session, bucket: str, setting: str) -> None:
+    limit, window = current_app.config[setting]
+    if not hit(session, bucket, limit=limit, window_seconds=window):
+        raise Limited(window)
+
+
+def find_account(session, raw: str) -> tuple[Account | None, str]:
+    """The account attached to an incident whose number (exact) or phone (any format) is `raw`, and the
+    normalised input (used to rate-limit unknown inputs without saying they are unknown)."""
+    raw = raw.strip()
+    clauses = [Account.account_number == raw]
+    key = raw
+    try:
+        if phone := normalise_phone(raw, current_app.config["PHONE_DEFAULT_REGION"]):
+            clauses.append(Account.phone == phone)
+            key = phone
+    except ContactError:
+        pass
+    attached = sa.exists().where(AffectedAccount.account_id == Account.id)
+    # A number wins over a phone; several accounts may share a phone: the oldest attached one answers.
+    account = session.scalar(
+        sa.select(Account).where(sa.or_(*clauses), attached)
+        .order_by((Account.account_number == raw).desc(), Account.id).limit(1))
+    return account, key
+
+
+def request_code(session, *, raw: str, ip: str) -> Challenge:
+    """Rate-limit, find the account, and (when found) store a hashed one-time code and queue it to the
+    phone or email on file. Always returns a challenge, real or decoy; raises Limited."""
+    config = current_app.config
+    _limit(session, f"my:code:ip:{ip}", "MY_CODE_REQUESTS_PER_IP")
+    account, key = find_account(session, raw)
+    bucket = f"account:{account.id}" if account else f"input:{_keyed_hash('my-input', key)[:32]}"
+    _limit(session, f"my:code:{bucket}", "MY_CODE_REQUESTS_PER_ACCOUNT")
+
+    handle = secrets.token_urlsafe(24)
+    code = f"{secrets.randbelow(10**6):06d}"
+    challenge_hash = _challenge_hash(handle)
+    code_hash = _keyed_hash("my-code", challenge_hash, code)
+    now = utcnow()
+    ttl = config["MY_CODE_TTL_SECONDS"]
+    expires_at = now + timedelta(seconds=ttl)
+    if account is not None:
+        _send_code(session, account=account, code=code, code_hash=code_hash, challenge_hash=challenge_hash,
+                   now=now, expires_at=expires_at, minutes=max(1, ttl // 60))
+    return Challenge(handle=handle, expires_ts=expires_at.timestamp())
+
+
+def _send_code(session, *, account: Account, code: str, code_hash: str, challenge_hash: str, now: datetime,
+               expires_at: datetime, minutes: int) -> None:
+    # SMS when we have a number the subscriber has not opted out of; email otherwise.
+    if account.phone and not account.sms_opt_out:
+        channel, recipient = Channel.SMS, account.phone
+    elif account.email:
+        channel, recipient = Channel.EMAIL, account.email
+    else:
+        return  # nowhere to send: the answer stays the same, no code exists
+    lang = pl.language_of(account.language)
+    subject, body = pl.code_message(code, minutes, lang)
+    session.add(VerificationCode(account_id=account.id, challenge_hash=challenge_hash, code_hash=code_hash,
+                                 channel=channel.value, created_at=now, expires_at=expires_at))
+    outbox.enqueue(session, dedupe_key=f"verify:{challenge_hash}", channel=channel, recipient=recipient,
+                   body=body, subject=subject if channel == Channel.EMAIL else "", template="verification_code",
+                   language=lang, account_id=account.id, urgent=True)
+
+
+def verify_code(session, *, challenge: Challenge | None, code: str, ip: str) -> int:
+    """The account id a correct, live code opens (the code is then used up); raises CodeRefused or Limited.
+
+    Every try counts, right or wrong, so a code allows at most MY_CODE_MAX_ATTEMPTS guesses."""
+    _limit(session, f"my:verify:ip:{ip}", "MY_VERIFY_PER_IP")
+    if challenge is None:
+        raise CodeRefused("missing")
+    max_attempts = current_app.config["MY_CODE_MAX_ATTEMPTS"]
+    now = utcnow()
+    if challenge.expires_ts <= now.timestamp():
+        raise CodeRefused("expired")
+    challenge_hash = _challenge_hash(challenge.handle)
+    row = session.scalar(sa.select(VerificationCode).where(VerificationCode.challenge_hash == challenge_hash))
+    if row is None:  # decoy: the browser's own count stands in for the attempts column
+        raise CodeRefused("dead" if challenge.tries + 1 >= max_attempts else "wrong")
+    if row.expires_at <= now:
+        raise CodeRefused("expired")
+    # One atomic step claims an attempt, so parallel guesses cannot exceed the limit.
+    claimed = session.execute(
+        sa.update(VerificationCode)
+        .where(VerificationCode.id == row.id, VerificationCode.used_at.is_(None),
+               VerificationCode.attempts < max_attempts)
+        .values(attempts=VerificationCode.attempts + 1)).rowcount
+    session.refresh(row)
+    if not claimed:
+        raise CodeRefused("dead")
+    if not hmac.compare_digest(row.code_hash, _keyed_hash("my-code", challenge_hash, code)):
+        raise CodeRefused("dead" if row.attempts >= max_attempts else "wrong")
+    used = session.execute(sa.update(VerificationCode)
+                           .where(VerificationCode.id == row.id, VerificationCode.used_at.is_(None))
+                           .values(used_at=now)).rowcount
+    if not used:
+        raise CodeRefused("dead")
+    return row.account_id
+
+
+def open_personal_link(session, *, token: str, ip: str) -> AffectedAccount | None:
+    """Rate-limited wrapper over links.open_link for the /m/<token> page; raises Limited."""
+    from accounts.links import open_link
+
+    _limit(session, f"my:link:ip:{ip}", "MY_LINK_OPENS_PER_IP")
+    return open_link(session, token)
+
+
+# ---- the personal page ----------------------------------------------------------------------------
+
+@dataclass
+class CategoryView:
+    label: str
+    state: str
+    state_label: str
+    sentence: str
+    counts: str
+    note: str
+    updated_at: datetime | None
+
+
+@dataclass
+class IncidentView:
+    incident: Incident
+    status_text: str
+    state: str
+    headline: str
+    being_done: str
+    categories: list[CategoryView] = field(default_factory=list)
+    updates: list[IncidentUpdate] = field(default_factory=list)
+
+
+@dataclass
+class PersonalPage:
+    account: Account
+    lang: str
+    incidents: list[IncidentView]
+
+
+def personal_page(session, *, account_id: int, affected_id: int | None = None) -> PersonalPage | None:
+    """Everything the personal page shows, in five indexed queries; only this account's rows are read.
+    With `affected_id` (a personal link) only that one incident is shown."""
+    account = session.get(Account, account_id)
+    if account is None:
+        return None
+    lang = pl.language_of(account.language)
+    q = (sa.select(AffectedAccount, Incident).join(Incident, Incident.id == AffectedAccount.incident_id)
+         .where(AffectedAccount.account_id == account_id))
+    if affected_id is not None:
+        q = q.where(AffectedAccount.id == affected_id)
+    rows = session.execute(q.order_by(Incident.started_at.desc(), Incident.id.desc())).all()
+    if not rows:
+        return PersonalPage(account=account, lang=lang, incidents=[])
+    incident_ids = [i.id for _, i in rows]
+    categories: dict[int, list[RecoveryCategory]] = {i: [] for i in incident_ids}
+    for c in session.scalars(sa.select(RecoveryCategory).where(RecoveryCategory.incident_id.in_(incident_ids))
+                             .order_by(RecoveryCategory.position, RecoveryCategory.id)):
+        categories[c.incident_id].append(c)
+    statuses = {(s.affected_account_id, s.category_id): s for s in session.scalars(
+        sa.select(RecoveryStatus).where(RecoveryStatus.affected_account_id.in_([a.id for a, _ in rows])))}
+    updates: dict[int, list[IncidentUpdate]] = {i: [] for i in incident_ids}
+    for u in session.scalars(sa.select(IncidentUpdate).where(IncidentUpdate.incident_id.in_(incident_ids))
+                             .order_by(IncidentUpdate.display_at.desc(), IncidentUpdate.id.desc())):
+        if len(updates[u.incident_id]) < UPDATES_PER_INCIDENT:
+            updates[u.incident_id].append(u)
+
+    views = []
+    for affected, incident in rows:
+        view = IncidentView(incident=incident, status_text=pl.incident_status(incident.status.value, lang),
+                            state=affected.state.value, headline=pl.headline(affected.state, lang),
+                            being_done=pl.being_done(affected.state, lang), updates=updates[incident.id])
+        for c in categories[incident.id]:
+            s = statuses.get((affected.id, c.id))
+            state = s.state if s else pl.S.UNKNOWN
+            view.categories.append(CategoryView(
+                label=pl.category_label(c.key, c.label, lang), state=state.value,
+                state_label=pl.state_label(state, lang), sentence=pl.category_sentence(c.key, c.label, state, lang),
+                counts=pl.item_counts(c.key, c.label, s.items_total if s else None,
+                                      s.items_recovered if s else None, lang),
+                note=s.note if s else "", updated_at=s.updated_at if s else None))
+        views.append(view)
+    return PersonalPage(account=account, lang=lang, incidents=views)

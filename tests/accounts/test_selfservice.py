@@ -1,0 +1,319 @@
+"""Check my account (/my): one-time codes, no enumeration, rate limits, and the personal page."""
+import re
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from accounts.models import VerificationCode
+from core.db import db, utcnow
+from incidents import service as incidents
+from notifications.models import Notification, NotificationStatus
+from notifications.worker import run_once
+from tests.accounts.factories import ACTOR, HEADER, RECOVERY_HEADER, attach, make_incident, run_import
+from tests.conftest import csrf_from, post_form
+
+GENERIC = "If we found your account, we sent a code to the phone or email on file."
+
+
+def setup_accounts():
+    """An incident with A1 (phone +12065550000) and A2, each with recovery statuses and notes."""
+    incident = make_incident()
+    attach(incident.id, "A1", "A2")
+    job = run_import(incident.id, RECOVERY_HEADER +
+                     "A1,photos,partially_recovered,1250,1204,Some photos were damaged\n"
+                     "A1,contacts,recovered,120,120,\n"
+                     "A1,calendar,lost,,,\n"
+                     "A2,photos,lost,50,0,A2 secret note\n", kind="recovery")
+    assert job.status.value == "done", job.errors
+    return incident
+
+
+def ask_code(client, identifier: str, ip: str = "10.0.0.1"):
+    page = client.get("/my")
+    return client.post("/my", data={"identifier": identifier, "csrf_token": csrf_from(page.get_data(as_text=True))},
+                       environ_base={"REMOTE_ADDR": ip})
+
+
+def enter_code(client, code: str, ip: str = "10.0.0.1"):
+    page = client.get("/my/verify")
+    return client.post("/my/verify", data={"code": code, "csrf_token": csrf_from(page.get_data(as_text=True))},
+                       environ_base={"REMOTE_ADDR": ip})
+
+
+def last_code() -> str:
+    """What the provider sends: the body of the newest queued message."""
+    body = db.session.scalars(sa.select(Notification.body).order_by(Notification.id.desc())).first()
+    return re.search(r"\b(\d{6})\b", body).group(1)
+
+
+def sign_in_as(client, identifier: str):
+    assert ask_code(client, identifier).status_code == 303
+    response = enter_code(client, last_code())
+    assert response.status_code == 303 and response.headers["Location"].endswith("/my/account")
+    return client.get("/my/account")
+
+
+def strip_csrf(html: str) -> str:
+    return re.sub(r'name="csrf_token" type="hidden" value="[^"]+"', "", html)
+
+
+def test_the_whole_flow_by_account_number_shows_the_page_in_plain_language(client):
+    setup_accounts()
+    response = ask_code(client, "A1")
+    assert response.status_code == 303 and response.headers["Location"].endswith("/my/verify")
+    page = client.get("/my/verify").get_data(as_text=True)
+    assert GENERIC in page and "+1206" not in page  # no masked destination either
+    message = db.session.scalars(sa.select(Notification)).one()
+    assert message.channel.value == "sms" and message.recipient == "+12065550000"
+    assert "Your Lifeboat code is" in message.body and "expires in 10 minutes" in message.body
+    assert run_once(db.session) == 1  # the log provider sends it
+    assert db.session.get(Notification, message.id).status == NotificationStatus.SENT
+    assert enter_code(client, last_code()).status_code == 303
+    response = client.get("/my/account")
+    html = response.get_data(as_text=True)
+    assert response.status_code == 200
+    assert "Account A1" in html and "Sidekick data loss" in html
+    assert "We recovered part of your data" in html  # overall state: partially recovered
+    assert "1,204 of 1,250 photos recovered." in html and "We recovered only part of your photos." in html
+    assert "120 of 120 contacts recovered." in html and "Your calendar could not be recovered." in html
+    assert "Some photos were damaged" in html and "We are investigating." in html  # note, timeline
+    assert "We restored what we could." in html  # what is being done
+    assert response.headers["Cache-Control"] == "private, no-store"
+
+
+def test_a_phone_number_in_another_format_finds_the_account(client):
+    setup_accounts()
+    response = sign_in_as(client, "(206) 555-0000")
+    assert "Account A1" in response.get_data(as_text=True)
+
+
+def test_an_account_without_a_phone_gets_its_code_by_email(client):
+    incident = make_incident()
+    run_import(incident.id, HEADER + "E1,Eve,,eve@example.com,en\n")
+    assert ask_code(client, "E1").status_code == 303
+    message = db.session.scalars(sa.select(Notification)).one()
+    assert message.channel.value == "email" and message.recipient == "eve@example.com" and message.subject
+
+
+def test_known_and_unknown_accounts_get_the_same_answer(app):
+    setup_accounts()
+    answers = []
+    for identifier in ("A1", "NOPE-999"):
+        client = app.test_client()
+        posted = ask_code(client, identifier)
+        page = client.get("/my/verify")
+        answers.append((posted.status_code, posted.headers["Location"], page.status_code,
+                        strip_csrf(page.get_data(as_text=True))))
+    assert answers[0] == answers[1]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(VerificationCode)) == 1
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Notification)) == 1
+
+
+def test_wrong_codes_for_known_and_unknown_accounts_get_the_same_generic_error(app):
+    setup_accounts()
+    answers = []
+    for identifier in ("A1", "NOPE-999"):
+        client = app.test_client()
+        ask_code(client, identifier)
+        response = enter_code(client, "000000" if last_code() != "000000" else "111111")
+        answers.append((response.status_code, strip_csrf(response.get_data(as_text=True))))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 422 and "That code is not right." in answers[0][1]
+
+
+def test_a_code_works_only_once(client, app):
+    setup_accounts()
+    ask_code(client, "A1")
+    code = last_code()
+    with client.session_transaction() as s:
+        saved = dict(s)  # a copy of the browser's cookie, as an attacker replaying it would have
+    assert enter_code(client, code).status_code == 303
+    other = app.test_client()
+    with other.session_transaction() as s:
+        s.update(saved)
+    response = enter_code(other, code)
+    assert response.status_code == 422 and "/my/account" not in response.headers.get("Location", "")
+    assert other.get("/my/account").status_code == 303
+
+
+def test_an_expired_code_is_refused_with_a_clear_message(client):
+    setup_accounts()
+    ask_code(client, "A1")
+    db.session.execute(sa.update(VerificationCode).values(expires_at=utcnow() - timedelta(seconds=1)))
+    db.session.commit()
+    response = enter_code(client, last_code())
+    assert response.status_code == 422 and "This code has expired" in response.get_data(as_text=True)
+    assert client.get("/my/account").status_code == 303
+
+
+def test_five_wrong_attempts_kill_the_code_even_for_the_right_one(client):
+    setup_accounts()
+    ask_code(client, "A1")
+    code = last_code()
+    wrong = f"{(int(code) + 1) % 10**6:06d}"
+    for attempt in range(4):
+        assert "That code is not right" in enter_code(client, wrong).get_data(as_text=True)
+    assert "Too many wrong codes" in enter_code(client, wrong).get_data(as_text=True)
+    response = enter_code(client, code)
+    assert response.status_code == 422 and "request a new code" in response.get_data(as_text=True)
+    assert db.session.scalar(sa.select(VerificationCode.attempts)) == 5
+    assert client.get("/my/account").status_code == 303
+
+
+def test_a_malformed_code_is_a_field_error_and_costs_no_attempt(client):
+    setup_accounts()
+    ask_code(client, "A1")
+    response = enter_code(client, "12ab")
+    assert response.status_code == 422 and "Enter the 6-digit code" in response.get_data(as_text=True)
+    assert db.session.scalar(sa.select(VerificationCode.attempts)) == 0
+
+
+def test_code_requests_per_account_are_limited_the_same_way_for_unknown_accounts(app):
+    setup_accounts()
+    answers = []
+    for identifier in ("A1", "NOPE-999"):
+        client = app.test_client()
+        for i in range(3):
+            assert ask_code(client, identifier, ip=f"10.1.0.{i}").status_code == 303
+        limited = ask_code(client, identifier, ip="10.1.0.9")
+        answers.append((limited.status_code, limited.headers["Retry-After"], limited.get_data(as_text=True)))
+    assert answers[0] == answers[1]
+    assert answers[0][0] == 429 and "Please wait 15 minutes" in answers[0][2]
+    # The phone of A1 is the same account: it is limited too.
+    assert ask_code(app.test_client(), "+1 206 555 0000", ip="10.1.0.10").status_code == 429
+
+
+def test_code_requests_per_ip_are_limited(app, client):
+    app.config["MY_CODE_REQUESTS_PER_IP"] = (2, 3600)
+    setup_accounts()
+    assert ask_code(client, "A1").status_code == 303
+    assert ask_code(client, "NOPE-1").status_code == 303
+    for identifier in ("A2", "NOPE-2"):
+        response = ask_code(client, identifier)
+        assert response.status_code == 429 and "Please wait 60 minutes" in response.get_data(as_text=True)
+    assert ask_code(client, "A2", ip="10.9.9.9").status_code == 303  # another address is not affected
+
+
+def test_verify_attempts_per_ip_are_limited(app, client):
+    app.config["MY_VERIFY_PER_IP"] = (2, 900)
+    setup_accounts()
+    ask_code(client, "A1")
+    code = last_code()
+    enter_code(client, "000000" if code != "000000" else "111111")
+    enter_code(client, "000000" if code != "000000" else "111111")
+    response = enter_code(client, code)
+    assert response.status_code == 429 and "Too many attempts" in response.get_data(as_text=True)
+
+
+def test_the_page_shows_only_the_verified_accounts_data_whatever_is_changed(app, client):
+    incident = setup_accounts()
+    html = sign_in_as(client, "A1").get_data(as_text=True)
+    assert "Account A1" in html and "A2 secret note" not in html
+    from accounts.models import AffectedAccount
+    other = db.session.scalar(sa.select(AffectedAccount.id).where(AffectedAccount.account_id != sa.null())
+                              .order_by(AffectedAccount.id.desc()))
+    attempts = [f"/my/account?account_id={other}", f"/my/account?affected_id={other}", "/my/account?account=A2",
+                f"/my/account?incident_id={incident.id}&account_number=A2", "/my/account?a=2&aa=2"]
+    for url in attempts:
+        page = client.get(url).get_data(as_text=True)
+        assert "Account A1" in page and "Account A2" not in page and "secret" not in page, url
+    for url in (f"/my/account/{other}", "/my/account/A2", f"/my/{other}"):
+        assert client.get(url).status_code in (404, 405), url
+    token = csrf_from(client.get("/my").get_data(as_text=True))
+    assert client.post("/my/account", data={"csrf_token": token, "account_id": other}).status_code == 405
+    # A forged session cookie is not signed with our key: the server sees no session at all.
+    stranger = app.test_client()
+    stranger.set_cookie("session", client.get_cookie("session").value[:-4] + "AAAA")
+    assert stranger.get("/my/account").status_code == 303
+
+
+def test_without_verification_the_page_redirects_to_the_form(client):
+    setup_accounts()
+    response = client.get("/my/account")
+    assert response.status_code == 303 and response.headers["Location"].endswith("/my")
+    assert response.headers["Cache-Control"] == "private, no-store"
+
+
+def test_the_verified_session_ends_after_its_time(app, client):
+    setup_accounts()
+    sign_in_as(client, "A1")
+    with client.session_transaction() as s:
+        s["my"] = {**s["my"], "exp": 0}
+    response = client.get("/my/account")
+    assert response.status_code == 303
+    assert "signed out" in client.get("/my").get_data(as_text=True)
+
+
+def test_sign_out_ends_the_session(client):
+    setup_accounts()
+    page = sign_in_as(client, "A1").get_data(as_text=True)
+    response = client.post("/my/sign-out", data={"csrf_token": csrf_from(page)})
+    assert response.status_code == 303
+    assert client.get("/my/account").status_code == 303
+
+
+def test_a_spanish_account_gets_spanish_text(client):
+    incident = make_incident()
+    run_import(incident.id, HEADER + "S1,Sofía,+12065550199,,es-MX\n")
+    run_import(incident.id, RECOVERY_HEADER + "S1,photos,partially_recovered,1250,1204,\n"
+                                              "S1,calendar,lost,,,\n", kind="recovery")
+    assert ask_code(client, "S1").status_code == 303
+    body = db.session.scalar(sa.select(Notification.body))
+    assert body.startswith("Su código de Lifeboat es") and "Caduca en 10 minutos" in body
+    assert enter_code(client, last_code()).status_code == 303
+    html = client.get("/my/account").get_data(as_text=True)
+    assert 'lang="es"' in html and "Su cuenta" in html and "Hola, Sofía." in html
+    assert "Se recuperaron 1.204 de 1.250 fotos." in html and "No pudimos recuperar su calendario." in html
+    assert "Cerrar sesión" in html and "Qué estamos haciendo" in html
+
+
+def test_operator_notes_and_names_are_escaped(client):
+    incident = make_incident(name="<b>Outage</b>")
+    run_import(incident.id, HEADER + 'X1,<img src=x onerror=alert(1)>,+12065550177,,en\n')
+    run_import(incident.id, RECOVERY_HEADER + 'X1,photos,lost,,,"<script>alert(1)</script>"\n', kind="recovery")
+    incidents.post_update(db.session, actor=ACTOR, incident_id=incident.id,
+                          data={"status": "identified", "message": "<script>alert(2)</script> found it"})
+    db.session.commit()
+    html = sign_in_as(client, "X1").get_data(as_text=True)
+    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt;" in html
+    assert "<img src=x" not in html and "<b>Outage</b>" not in html and "found it" in html
+    assert "We found the cause" in html
+
+
+def test_an_account_not_attached_to_any_incident_is_treated_as_unknown(client):
+    incident = make_incident()
+    attach(incident.id, "A1")
+    db.session.execute(sa.text("DELETE FROM affected_accounts"))
+    db.session.commit()
+    assert ask_code(client, "A1").status_code == 303
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Notification)) == 0
+
+
+def test_the_form_needs_an_input_and_csrf(client):
+    page = client.get("/my")
+    assert page.status_code == 200 and page.headers["Cache-Control"] == "private, no-store"
+    assert post_form(client, "/my", {"identifier": "  "}).status_code == 422
+    assert client.post("/my", data={"identifier": "A1"}).status_code == 400  # no CSRF token
+    assert client.post("/my/verify", data={"code": "123456"}).status_code == 400
+
+
+def test_every_state_has_plain_words_in_english_and_spanish():
+    from accounts import plain_language as pl
+    from accounts.models import RecoveryState
+
+    for lang in pl.LANGUAGES:
+        for state in RecoveryState:
+            texts = [pl.headline(state, lang), pl.being_done(state, lang), pl.state_label(state, lang),
+                     pl.category_sentence("photos", "Photos", state, lang),
+                     pl.category_sentence("voicemail", "Voicemail", state, lang)]
+            assert all(t and "{" not in t for t in texts), (lang, state, texts)
+    assert pl.language_of("es-MX") == "es" and pl.language_of("fr") == "en" and pl.language_of(None) == "en"
+    assert pl.item_counts("photos", "Photos", 1250, 1204, "en") == "1,204 of 1,250 photos recovered."
+    assert pl.item_counts("calendar", "Calendar", 1, 1, "es") == "Se recuperó 1 de 1 entrada de calendario."
+    assert pl.item_counts("voicemail", "Voicemail", None, None, "en") == ""
+
+
+def test_entering_a_code_without_asking_for_one_goes_back_to_the_form(client):
+    response = client.get("/my/verify")
+    assert response.status_code == 303 and response.headers["Location"].endswith("/my")
+    assert "Please request a code first." in client.get("/my").get_data(as_text=True)

@@ -1,0 +1,67 @@
+"""`make run` really starts: migrates, seeds the demo once, prints the sign-in each time, serves on PORT."""
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+pytestmark = pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def status_of(url: str) -> int | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as response:
+            return response.status
+    except urllib.error.HTTPError as e:
+        return e.code
+    except OSError:
+        return None
+
+
+def make_run(tmp_path: Path, port: int) -> str:
+    """Start `make run`, wait until it serves, check two pages, stop it like Ctrl-C; return its output."""
+    env = {**os.environ, "PORT": str(port), "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
+           "DEMO_CREDENTIALS_FILE": str(tmp_path / "demo-credentials.txt"), "WEB_WORKERS": "1"}
+    log = (tmp_path / "make-run.log").open("w+")
+    # Its own process group, so the stop below reaches make, the script and the server, like Ctrl-C does.
+    proc = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=log,
+                            stderr=subprocess.STDOUT, start_new_session=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 300  # the first run may install requirements
+        while status_of(f"{base}/ops/sign-in") != 200:
+            assert proc.poll() is None, (tmp_path / "make-run.log").read_text()
+            assert time.monotonic() < deadline, "make run did not start serving"
+            time.sleep(0.3)
+        assert status_of(f"{base}/") == 200
+    finally:
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.wait(timeout=30)
+    assert status_of(f"{base}/") is None, "the server is still running after Ctrl-C"
+    log.seek(0)
+    return log.read()
+
+
+def test_make_run_seeds_once_and_prints_the_demo_sign_in_every_time(tmp_path):
+    port = free_port()
+    first = make_run(tmp_path, port)
+    assert "Seeded the demo" in first
+    assert f"http://127.0.0.1:{port}" in first
+    sign_in = next(line for line in first.splitlines() if "password" in line and "demo@lifeboat.example" in line)
+
+    second = make_run(tmp_path, port)
+    assert "Seeded the demo" not in second
+    assert sign_in in second
