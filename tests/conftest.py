@@ -12,6 +12,7 @@ from app import create_app
 from core.db import db
 from ops import service as ops_service
 from ops.audit import Actor
+from tests.peers.fixtures import smtp_server, smtp_server_auth, twilio_spec, twilio_standin  # noqa: F401
 
 PASSWORD = "correct horse battery staple"
 
@@ -40,6 +41,7 @@ def _migrated(database_url):
         if database_url.startswith("postgresql"):
             downgrade(revision="base")  # a database left by an interrupted run
         upgrade()
+        db.engine.dispose()
     return database_url
 
 
@@ -58,6 +60,7 @@ def app(_migrated):
         yield app
         db.session.remove()
         _empty_all_tables()
+        db.engine.dispose()  # each test app has its own pool: close it, or PostgreSQL connections pile up
 
 
 def _fresh_g(sender, **extra):

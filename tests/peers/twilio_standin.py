@@ -24,9 +24,9 @@ from twilio.request_validator import RequestValidator
 from werkzeug.serving import WSGIRequestHandler, make_server
 from werkzeug.wrappers import Request, Response
 
-# The repository's sibling shared/ folder holds the document (MIT, from twilio/twilio-oai); CI lays it the same way.
+# Twilio's own description (MIT, from twilio/twilio-oai), vendored beside this file so a clean clone has it.
 SPEC_PATH = Path(os.environ.get(
-    "TWILIO_OAI_SPEC", Path(__file__).resolve().parents[2].parent / "shared/twilio-oai/twilio_api_v2010.json"))
+    "TWILIO_OAI_SPEC", Path(__file__).resolve().parent / "twilio-oai" / "twilio_api_v2010.json"))
 MESSAGES = "/2010-04-01/Accounts/{AccountSid}/Messages.json"
 MESSAGE = "/2010-04-01/Accounts/{AccountSid}/Messages/{Sid}.json"
 MESSAGES_RE = re.compile(r"^/2010-04-01/Accounts/(AC\w+)/Messages\.json$")
