@@ -5,7 +5,7 @@ from accounts.contact import ContactError, normalise_email, normalise_locale, pa
 from accounts.csvio import RowError
 from accounts.imports import Context, ImportSpec
 from accounts.models import ImportKind
-from core.bulk import run
+from core.bulk import analyze, run
 
 ACCOUNT_COLUMNS = ("account_number", "name", "phone", "email", "locale")
 MAX_ACCOUNT_NUMBER = 64
@@ -61,6 +61,7 @@ class AccountImport(ImportSpec):
     def checks(self, ctx: Context) -> list[RowError]:
         s = ctx.stage
         ctx.conn.exec_driver_sql(f"CREATE INDEX ix_{s}_number ON {s} (account_number)")
+        analyze(ctx.conn, s)
         repeated = ctx.conn.exec_driver_sql(
             f"SELECT s.line, s.account_number, d.first FROM {s} s JOIN "
             f"(SELECT account_number, MIN(line) AS first FROM {s} GROUP BY account_number HAVING COUNT(*) > 1) d "

@@ -5,6 +5,7 @@ from accounts.csvio import RowError
 from accounts.imports import Context, ImportSpec
 from accounts.models import ImportKind, RecoveryCategory, RecoveryState
 from accounts.recovery import apply_stage
+from core.bulk import analyze
 
 RECOVERY_COLUMNS = ("account_number", "category", "state", "items_total", "items_recovered", "note")
 MAX_NOTE = 500
@@ -77,6 +78,7 @@ def categories_of(conn_or_session, incident_id: int) -> dict[str, int]:
 def resolve_accounts(conn, stage: str, incident_id: int) -> list[RowError]:
     """Fill aa_id from account numbers; rows naming accounts not attached to the incident are errors,
     and so is a repeated (account, category) pair."""
+    analyze(conn, stage)
     conn.execute(sa.text(f"""
         UPDATE {stage} SET aa_id = (
             SELECT aa.id FROM affected_accounts aa JOIN accounts a ON a.id = aa.account_id
@@ -87,6 +89,7 @@ def resolve_accounts(conn, stage: str, incident_id: int) -> list[RowError]:
               for line, number in conn.exec_driver_sql(
                   f"SELECT line, account_number FROM {stage} WHERE aa_id IS NULL ORDER BY line")]
     conn.exec_driver_sql(f"CREATE INDEX ix_{stage}_pair ON {stage} (aa_id, category_id)")
+    analyze(conn, stage)
     repeated = conn.exec_driver_sql(
         f"SELECT s.line, s.account_number, d.first FROM {stage} s JOIN "
         f"(SELECT aa_id, category_id, MIN(line) AS first FROM {stage} WHERE aa_id IS NOT NULL "

@@ -45,3 +45,9 @@ def load(conn: Connection, table: str, columns: Sequence[str], rows: Iterable[Se
 def run(conn: Connection, sql: str, **params) -> int:
     """Execute one set-based statement; returns the affected row count."""
     return conn.execute(sa.text(sql), params).rowcount
+
+
+def analyze(conn: Connection, table: str) -> None:
+    """PostgreSQL plans temp tables blind (autovacuum never sees them): give it statistics after a load."""
+    if is_postgres(conn):
+        conn.exec_driver_sql(f"ANALYZE {table}")
