@@ -68,4 +68,4 @@ class Config:
     MY_CODE_REQUESTS_PER_IP = (10, 3600)
     MY_CODE_REQUESTS_PER_ACCOUNT = (3, 15 * 60)  # unknown inputs are counted too, by a keyed hash
     MY_VERIFY_PER_IP = (30, 15 * 60)
-    MY_LINK_OPENS_PER_IP = (30, 3600)
+    MY_LINK_FAILURES_PER_IP = (30, 3600)  # bad or expired tokens; good links are never limited (carrier NAT)

@@ -172,11 +172,21 @@ def verify_code(session, *, challenge: Challenge | None, code: str, ip: str) -> 
 
 
 def open_personal_link(session, *, token: str, ip: str) -> AffectedAccount | None:
-    """Rate-limited wrapper over links.open_link for the /m/<token> page; raises Limited."""
-    from accounts.links import open_link
+    """links.open_link for the /m/<token> page, refusing an IP after too many bad tokens; raises Limited.
 
-    _limit(session, f"my:link:ip:{ip}", "MY_LINK_OPENS_PER_IP")
-    return open_link(session, token)
+    Only failures count: many subscribers share one carrier NAT address, and a valid 96-bit token is no
+    guess, so opening good links is never what the limit is for."""
+    from accounts.links import open_link
+    from core.ratelimit import exceeded, record
+
+    bucket = f"my:link:ip:{ip}"
+    limit, window = current_app.config["MY_LINK_FAILURES_PER_IP"]
+    if exceeded(session, bucket, limit=limit, window_seconds=window):
+        raise Limited(window)
+    affected = open_link(session, token)
+    if affected is None:
+        record(session, bucket)
+    return affected
 
 
 # ---- the personal page ----------------------------------------------------------------------------

@@ -16,14 +16,23 @@ class RateLimitHit(db.Model):
     at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
-def hit(session, bucket: str, *, limit: int, window_seconds: int) -> bool:
-    """Count one hit in `bucket`; False when the bucket already had `limit` hits in the window."""
+def exceeded(session, bucket: str, *, limit: int, window_seconds: int) -> bool:
+    """True when `bucket` already had `limit` hits in the window."""
     since = utcnow() - timedelta(seconds=window_seconds)
     used = session.scalar(sa.select(sa.func.count()).select_from(RateLimitHit)
                           .where(RateLimitHit.bucket == bucket, RateLimitHit.at >= since))
-    if used >= limit:
-        return False
+    return used >= limit
+
+
+def record(session, bucket: str) -> None:
     session.add(RateLimitHit(bucket=bucket, at=utcnow()))
+
+
+def hit(session, bucket: str, *, limit: int, window_seconds: int) -> bool:
+    """Count one hit in `bucket`; False when the bucket already had `limit` hits in the window."""
+    if exceeded(session, bucket, limit=limit, window_seconds=window_seconds):
+        return False
+    record(session, bucket)
     return True
 
 
