@@ -5,6 +5,7 @@ from accounts.contact import ContactError, normalise_email, normalise_locale, pa
 from accounts.csvio import RowError
 from accounts.imports import Context, ImportSpec
 from accounts.models import ImportKind
+from accounts.recovery import take_snapshot
 from core.bulk import analyze, run
 
 ACCOUNT_COLUMNS = ("account_number", "name", "phone", "email", "locale")
@@ -104,5 +105,7 @@ class AccountImport(ImportSpec):
             WHERE NOT EXISTS (SELECT 1 FROM affected_accounts x WHERE x.incident_id = :inc AND x.account_id = a.id)
             ORDER BY s.line
         """, **p)
+        if attached:
+            take_snapshot(conn, incident_id=ctx.incident_id, now=ctx.now)
         return {"rows_created": created, "rows_updated": updated,
                 "rows_unchanged": total - created - updated, "rows_attached": attached}

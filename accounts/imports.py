@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import BinaryIO, Callable
 
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 from flask import current_app
 
 from accounts.csvio import CSVFormatError, CSVRows, ErrorReport, RowError, write_error_csv
@@ -76,6 +77,7 @@ def create_job(session, *, spec: ImportSpec, incident_id: int, actor: Actor, fil
 
 
 def _save_progress(job: ImportJob, on_progress: Progress | None) -> None:
+    job.updated_at = utcnow()
     db.session.commit()
     if on_progress:
         on_progress(job)
@@ -121,6 +123,10 @@ def run_job(*, spec: ImportSpec, job_id: int, stream: BinaryIO, actor: Actor,
         except CSVFormatError as e:
             conn.rollback()
             return _finish(job, ImportStatus.FAILED, str(e), on_progress)
+        except Exception:
+            conn.rollback()
+            _finish(job, ImportStatus.FAILED, "The import failed unexpectedly; nothing was applied.", on_progress)
+            raise
 
         job.status = ImportStatus.APPLYING
         job.rows_invalid = len(report.rejected_lines)
@@ -141,20 +147,39 @@ def run_job(*, spec: ImportSpec, job_id: int, stream: BinaryIO, actor: Actor,
                 _delete_lines(conn, stage, report.rejected_lines)
             counts = spec.apply(ctx)
             drop_stage(conn, stage)
-            conn.commit()
+            _commit_outcome(conn, job, spec, counts, report, rejected_values, actor)
         except Exception:
             conn.rollback()
             _finish(job, ImportStatus.FAILED, "The import failed unexpectedly; nothing was applied.", on_progress)
             raise
+    _save_progress(job, on_progress)  # the same values, now through the ORM session's view of the job
+    return job
+
+
+OUTCOME = ("status", "message", "finished_at", "updated_at", "rows_read", "bytes_read", "rows_invalid",
+           "rows_created", "rows_updated", "rows_unchanged", "rows_attached", "accounts_changed", "errors",
+           "error_csv_path")
+
+
+def _commit_outcome(conn, job: ImportJob, spec: ImportSpec, counts: dict, report: ErrorReport,
+                    rejected_values: list, actor: Actor) -> None:
+    """Write the job's outcome and its audit entry in the same transaction as the applied rows, so a
+    crash can never leave applied rows under a job that says otherwise."""
     for key, value in counts.items():
         setattr(job, key, value)
     job.rows_invalid = len(report.rejected_lines)
     _keep_errors(job, spec, report, rejected_values)
-    record(db.session, actor=actor, action=f"{spec.kind.value}.import", entity_type="incident",
-           entity_id=job.incident_id, after={"job": job.id, "file": job.filename, **counts,
-                                              "rows_invalid": job.rows_invalid})
     skipped = f" {job.rows_invalid} invalid row(s) skipped." if job.rows_invalid else ""
-    return _finish(job, ImportStatus.DONE, f"Import finished.{skipped}", on_progress)
+    job.status, job.message = ImportStatus.DONE, f"Import finished.{skipped}"
+    job.finished_at = job.updated_at = utcnow()
+    with Session(bind=conn) as session:
+        session.execute(sa.update(ImportJob).where(ImportJob.id == job.id)
+                        .values({key: getattr(job, key) for key in OUTCOME}))
+        record(session, actor=actor, action=f"{spec.kind.value}.import", entity_type="incident",
+               entity_id=job.incident_id, after={"job": job.id, "file": job.filename, **counts,
+                                                  "rows_invalid": job.rows_invalid})
+        session.flush()
+    conn.commit()
 
 
 def _delete_lines(conn, stage: str, lines: set[int]) -> None:

@@ -169,7 +169,23 @@ class ImportJob(db.Model):
     actor: Mapped[str] = mapped_column(sa.String(300), default="")
     operator_id: Mapped[int | None] = mapped_column(sa.ForeignKey("operators.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # last sign of progress
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class RecoverySnapshot(db.Model):
+    """How many affected accounts of an incident were in each overall state at a moment: written after
+    each change (at most once a minute for single edits), read by the recovery-progress chart, so the
+    chart never rebuilds a million accounts' history."""
+
+    __tablename__ = "recovery_snapshots"
+    __table_args__ = (sa.Index("ix_recovery_snapshots_incident_at", "incident_id", "at"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    incident_id: Mapped[int] = mapped_column(sa.ForeignKey("incidents.id", ondelete="CASCADE"))
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    state: Mapped[RecoveryState] = mapped_column(str_enum(RecoveryState, 24))
+    count: Mapped[int]
 
 
 class PersonalLink(db.Model):

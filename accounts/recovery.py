@@ -10,6 +10,8 @@ Overall state of an affected account, from its categories (a category with no ro
 """
 from collections import Counter
 
+import sqlalchemy as sa
+
 from accounts.models import RecoveryState
 from core.bulk import run
 
@@ -57,7 +59,7 @@ _AGG_SQL = """
 
 
 def apply_stage(conn, *, stage: str, incident_id: int, category_count: int, actor: str,
-                import_id: int | None, now) -> dict:
+                import_id: int | None, now, snapshot_every: int = 0) -> dict:
     """Apply a staged set of recovery rows (columns line, aa_id, category_id, state, items_total,
     items_recovered, note, changed): history rows for real changes, upsert current statuses,
     re-derive the touched accounts' overall state. Returns counts."""
@@ -106,6 +108,8 @@ def apply_stage(conn, *, stage: str, incident_id: int, category_count: int, acto
         FROM ({_AGG_SQL.format(ids=touched)}) agg
         WHERE affected_accounts.id = agg.aa_id AND affected_accounts.state <> {_STATE_SQL}
     """, **p)
+    if accounts_changed:
+        take_snapshot(conn, incident_id=incident_id, now=now, min_interval_seconds=snapshot_every)
     return {"rows_created": created, "rows_updated": changed - created, "rows_unchanged": total - changed,
             "accounts_changed": accounts_changed}
 
@@ -125,4 +129,26 @@ def rederive_states(conn, *, incident_id: int, category_count: int, now) -> int:
         WHERE incident_id = :inc AND state <> 'unknown'
           AND NOT EXISTS (SELECT 1 FROM recovery_statuses r WHERE r.affected_account_id = affected_accounts.id)
     """, **p)
+    if n:
+        take_snapshot(conn, incident_id=incident_id, now=now)
     return n
+
+
+def take_snapshot(conn, *, incident_id: int, now, min_interval_seconds: int = 0) -> bool:
+    """Record how many affected accounts are in each overall state now (for the progress chart).
+
+    One GROUP BY over the (incident_id, state) index. Single edits pass min_interval_seconds so a busy
+    console writes at most one snapshot a minute; imports always write one."""
+    from accounts.models import RecoverySnapshot
+
+    naive = now.replace(tzinfo=None)
+    if min_interval_seconds:
+        last = conn.execute(sa.select(sa.func.max(RecoverySnapshot.at))
+                            .where(RecoverySnapshot.incident_id == incident_id)).scalar()
+        if last is not None and (now - last).total_seconds() < min_interval_seconds:
+            return False
+    conn.execute(sa.text("""
+        INSERT INTO recovery_snapshots (incident_id, at, state, count)
+        SELECT :inc, :now, state, COUNT(*) FROM affected_accounts WHERE incident_id = :inc GROUP BY state
+    """), {"inc": incident_id, "now": naive})
+    return True

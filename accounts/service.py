@@ -114,7 +114,7 @@ def update_recovery(session, *, actor: Actor, incident_id: int, account_number: 
         raise ValidationError("Please correct the recovery status.",
                               {f"categories[{e.line}].category": e.reason for e in repeated})
     counts = apply_stage(conn, stage=stage, incident_id=incident_id, category_count=len(categories),
-                         actor=actor.label, import_id=None, now=utcnow())
+                         actor=actor.label, import_id=None, now=utcnow(), snapshot_every=60)
     drop_stage(conn, stage)
     session.expire(affected)
     record(session, actor=actor, action="recovery.update", entity_type="affected_account",
@@ -261,110 +261,53 @@ PROGRESS_STATES = ("recovered", "partially_recovered", "lost", "recovering", "at
 MAX_BUCKETS = 400
 
 
-def _bucket_sql(dialect: str, column: str, unit: str) -> str:
-    """SQL for the day/hour a naive-UTC timestamp column falls in: a timestamp on PostgreSQL; on SQLite a
-    prefix of the stored 'YYYY-MM-DD HH:MM:SS' text (several times faster than strftime)."""
-    if dialect == "postgresql":
-        return f"date_trunc('{unit}', {column})"
-    return f"substr({column}, 1, {10 if unit == 'day' else 13})"
+def recovery_progress(session, *, incident_id: int, unit: str | None = None,
+                      live_states: dict | None = None) -> dict:
+    """Affected accounts by overall state at the end of each day (or hour), from the snapshots written
+    after every change (accounts.recovery.take_snapshot), with the live counts as the last point.
 
-
-def _bucket_value(value) -> "datetime":
-    """A bucket from _bucket_sql as an aware UTC datetime."""
-    from datetime import datetime, timezone
-
-    if isinstance(value, datetime):
-        return value.replace(tzinfo=timezone.utc)
-    return datetime.strptime(value, "%Y-%m-%d" if len(value) == 10 else "%Y-%m-%d %H").replace(tzinfo=timezone.utc)
-
-
-def recovery_progress(session, *, incident_id: int, unit: str | None = None) -> dict:
-    """Affected accounts by overall state at the end of each day (or hour), rebuilt from the history.
-
-    Set-based: each event adds +1 to its new state and -1 to its old one (a missing old status counts as
-    unknown); running sums per account give its category counts after each bucket, the overall-state rule
-    (accounts.recovery) in SQL turns them into a state, and only the account's state *changes* are summed
-    per bucket. Python then only adds up a few rows per bucket. The rule uses today's category count.
     Returns {"unit", "buckets": [datetime...], "series": {state: [count per bucket]}}."""
     from datetime import datetime, timedelta
 
+    from accounts.models import RecoverySnapshot
+
     _incident(session, incident_id)
-    conn = session.connection()
-    n = len(categories_of(session, incident_id))
-    span = session.execute(sa.select(sa.func.min(AffectedAccount.added_at), sa.func.max(AffectedAccount.updated_at))
-                           .where(AffectedAccount.incident_id == incident_id)).one()
-    last_event = session.scalar(sa.select(sa.func.max(RecoveryEvent.at)).join(
-        AffectedAccount, AffectedAccount.id == RecoveryEvent.affected_account_id)
-        .where(AffectedAccount.incident_id == incident_id))
-    if span[0] is None:
+    rows = session.execute(sa.select(RecoverySnapshot.at, RecoverySnapshot.state, RecoverySnapshot.count)
+                           .where(RecoverySnapshot.incident_id == incident_id)
+                           .order_by(RecoverySnapshot.at)).all()
+    if live_states is None:
+        live_states = recovery_summary(session, incident_id=incident_id)["states"]
+    live = {RecoveryState(k).value: v for k, v in live_states.items()}
+    now = utcnow()
+    if not rows and not any(live.values()):
         return {"unit": unit or "day", "buckets": [], "series": {s: [] for s in PROGRESS_STATES}}
-    start, end = span[0], max(t for t in (span[1], last_event, span[0]) if t is not None)
+    snapshots: dict[datetime, dict[str, int]] = {}
+    for at, state, count in rows:
+        snapshots.setdefault(at, {})[RecoveryState(state).value] = count
+    snapshots[now] = live
+    start = min(snapshots)
     if unit not in ("day", "hour"):
-        unit = "hour" if end - start <= timedelta(days=3) else "day"
-    dialect = conn.dialect.name
-    ev_bucket, add_bucket = _bucket_sql(dialect, "e.at", unit), _bucket_sql(dialect, "a.added_at", unit)
-
-    def delta(state: str) -> str:
-        return (f"SUM(CASE WHEN e.new_state = '{state}' THEN 1 ELSE 0 END)"
-                f" - SUM(CASE WHEN COALESCE(e.old_state, 'unknown') = '{state}' THEN 1 ELSE 0 END)")
-
-    def running(col: str) -> str:
-        return f"SUM({col}) OVER (PARTITION BY aa ORDER BY b ROWS UNBOUNDED PRECEDING)"
-
-    rows = conn.execute(sa.text(f"""
-        WITH ev AS (
-            SELECT e.affected_account_id AS aa, {ev_bucket} AS b,
-                   {delta('recovered')} AS d_rec, {delta('lost')} AS d_lost, {delta('at_risk')} AS d_risk,
-                   {delta('recovering')} AS d_recovering, {delta('partially_recovered')} AS d_partial
-            FROM recovery_events e JOIN affected_accounts a ON a.id = e.affected_account_id
-            WHERE a.incident_id = :inc
-            GROUP BY e.affected_account_id, {ev_bucket}
-        ), counts AS (
-            SELECT aa, b, {running('d_rec')} AS rec, {running('d_lost')} AS lost, {running('d_risk')} AS risk,
-                   {running('d_recovering')} AS recovering, {running('d_partial')} AS partial
-            FROM ev
-        ), states AS (
-            SELECT aa, b, CASE
-                WHEN :n > 0 AND rec = :n THEN 'recovered'
-                WHEN :n > 0 AND lost = :n THEN 'lost'
-                WHEN risk > 0 THEN 'at_risk'
-                WHEN recovering > 0 THEN 'recovering'
-                WHEN :n - rec - lost - risk - recovering - partial > 0 THEN 'unknown'
-                ELSE 'partially_recovered' END AS state
-            FROM counts
-        ), changes AS (
-            SELECT aa, b, state, LAG(state, 1, 'unknown') OVER (PARTITION BY aa ORDER BY b) AS prev FROM states
-        )
-        SELECT b, state, SUM(d) FROM (
-            SELECT b, state, 1 AS d FROM changes WHERE state <> prev
-            UNION ALL SELECT b, prev, -1 FROM changes WHERE state <> prev
-            UNION ALL SELECT {add_bucket}, 'unknown', 1 FROM affected_accounts a WHERE a.incident_id = :inc
-        ) t GROUP BY b, state
-    """), {"inc": incident_id, "n": n}).all()
-
-    deltas: dict[datetime, dict[str, int]] = {}
-    for b, state, d in rows:
-        per_state = deltas.setdefault(_bucket_value(b), {})
-        per_state[state] = per_state.get(state, 0) + int(d)
+        unit = "hour" if now - start <= timedelta(days=3) else "day"
     step = timedelta(days=1) if unit == "day" else timedelta(hours=1)
-    # Run to the latest activity (an account's state re-derived, an event), so the lines reach "now".
-    end_bucket = end.replace(minute=0, second=0, microsecond=0, **({"hour": 0} if unit == "day" else {}))
-    first, last = min(deltas), max(max(deltas), end_bucket)
-    count = int((last - first) / step) + 1
-    if count > MAX_BUCKETS:  # keep the chart readable: start later, the running totals still count everything
-        first_shown = last - step * (MAX_BUCKETS - 1)
-    else:
-        first_shown = first
-    totals = {s: 0 for s in PROGRESS_STATES}
+
+    def bucket(t: datetime) -> datetime:
+        return t.replace(minute=0, second=0, microsecond=0, **({"hour": 0} if unit == "day" else {}))
+
+    last_of_bucket: dict[datetime, dict[str, int]] = {}
+    for at in sorted(snapshots):  # the last snapshot in a bucket is where that bucket ended
+        last_of_bucket[bucket(at)] = snapshots[at]
+    first, last = min(last_of_bucket), max(last_of_bucket)
+    first = max(first, last - step * (MAX_BUCKETS - 1))
     buckets, series = [], {s: [] for s in PROGRESS_STATES}
+    current = {s: 0 for s in PROGRESS_STATES}
+    for b in sorted(k for k in last_of_bucket if k < first):
+        current = last_of_bucket[b]
     t = first
     while t <= last:
-        for state, d in deltas.get(t, {}).items():
-            totals[state] = totals.get(state, 0) + d
-        if t >= first_shown:
-            buckets.append(t)
-            for s in PROGRESS_STATES:
-                series[s].append(totals[s])
+        current = last_of_bucket.get(t, current)  # a bucket without changes carries the previous counts
+        buckets.append(t)
+        for s in PROGRESS_STATES:
+            series[s].append(current.get(s, 0))
         t += step
     return {"unit": unit, "buckets": buckets, "series": series}
 

@@ -59,15 +59,14 @@ def _kind(kind: str) -> ImportKind:
 
 def _dashboard(incident: Incident, cat_form=None, status: int = 200):
     summary = service.recovery_summary(db.session, incident_id=incident.id)
-    progress = jobs.recovery_progress(current_app._get_current_object(), db.session, incident_id=incident.id,
-                                      affected=summary["affected_accounts"])
+    progress = service.recovery_progress(db.session, incident_id=incident.id, live_states=summary["states"])
     if cat_form is None:
         cat_form = forms.CategoriesForm(formdata=None, categories=" ".join(
             c["key"] for c in summary["categories"]) or " ".join(service.DEFAULT_CATEGORIES))
     return render_template(
         "ops/recovery.html", incident=incident, summary=summary, progress=progress, cat_form=cat_form,
         bar=charts.stacked_bar(summary["states"]),
-        chart=progress and charts.progress_chart(progress["buckets"], progress["series"], unit=progress["unit"]),
+        chart=charts.progress_chart(progress["buckets"], progress["series"], unit=progress["unit"]),
         states=charts.STATE_ORDER, jobs=_fresh_jobs(service.list_import_jobs(db.session, incident_id=incident.id,
                                                                              limit=5))), status
 

@@ -3,6 +3,7 @@
 Everything goes through the real service functions (as the "demo" actor); afterwards the timeline is
 backdated so the status page and its 90-day history bars look like a week into the 2009 Sidekick outage.
 Each part of the demo is its own function, so later parts (accounts, recovery, offers) slot in beside them."""
+import hashlib
 import os
 import secrets
 from dataclasses import dataclass, field
@@ -187,8 +188,15 @@ def database_has_data(session) -> bool:
 
 def credentials_path() -> Path:
     """Where the demo password is kept (0600) so `make run` can print the sign-in each time."""
-    return Path(current_app.config.get("DEMO_CREDENTIALS_FILE") or os.environ.get("DEMO_CREDENTIALS_FILE")
-                or Path(current_app.instance_path) / "demo-credentials.txt")
+    configured = current_app.config.get("DEMO_CREDENTIALS_FILE") or os.environ.get("DEMO_CREDENTIALS_FILE")
+    if configured:
+        return Path(configured)
+    instance = Path(current_app.instance_path)
+    url = str(current_app.config["SQLALCHEMY_DATABASE_URI"])
+    if url == f"sqlite:///{instance / 'lifeboat.db'}":
+        return instance / "demo-credentials.txt"
+    # Another database (DATABASE_URL) gets its own file, so seeding it never clobbers the main demo's sign-in.
+    return instance / f"demo-credentials-{hashlib.sha256(url.encode()).hexdigest()[:8]}.txt"
 
 
 def _save_credentials(email: str, password: str) -> None:

@@ -154,6 +154,9 @@ def authenticate(session, *, email: str, password: str, ip: str) -> Operator:
         raise SignInThrottled(until)
     # check_password verifies against a dummy hash for unknown emails, so timing does not tell them apart.
     if not check_password(operator, password) or not operator.active:
+        # Failures older than the window no longer count: prune them so the table stays small under attack.
+        window = timedelta(seconds=current_app.config["SIGNIN_WINDOW_SECONDS"])
+        session.execute(sa.delete(SignInFailure).where(SignInFailure.at < utcnow() - window))
         session.add(SignInFailure(email=email, ip=ip, at=utcnow()))
         fail("bad_credentials" if operator is None or operator.active else "disabled")
         raise SignInRefused()

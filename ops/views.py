@@ -265,7 +265,9 @@ def audit_diff(before: dict | None, after: dict | None) -> list[tuple[str, str, 
 def audit_log():
     action = (request.args.get("action") or "").strip()[:64]
     operator_id = request.args.get("operator", type=int)
-    page = max(1, request.args.get("page", 1, type=int))
+    if operator_id is not None and not 0 < operator_id < 2**31:
+        operator_id = None  # cannot exist; also keeps PostgreSQL from refusing an out-of-range integer
+    page = min(max(1, request.args.get("page", 1, type=int)), 10**6)
     entries, total = audit.list_entries(db.session, page=page, per_page=AUDIT_PER_PAGE, action=action or None,
                                         operator_id=operator_id)
     pages = max(1, math.ceil(total / AUDIT_PER_PAGE))

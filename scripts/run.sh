@@ -23,8 +23,8 @@ trap 'stop; exit 0' INT TERM
 # A production WSGI server, bound to loopback only; put a TLS proxy in front to expose it.
 start web "$BIN/gunicorn" --bind "127.0.0.1:$PORT" --workers "${WEB_WORKERS:-2}" --threads "${WEB_THREADS:-4}" \
   --preload --access-logfile - --graceful-timeout 10 "app:create_app()"
-# The notifier worker joins here when it lands, e.g.:
-#   start notifier "$BIN/flask" --app app notifier run
+# The notifier worker sends what the outbox holds (SMS, email); without Twilio/SMTP settings it logs them.
+start notifier "$BIN/flask" --app app notifier run
 
 echo "Serving on http://127.0.0.1:$PORT  (operator console: http://127.0.0.1:$PORT/ops/sign-in)  Ctrl-C stops."
 wait -n            # one process ended (crashed or was stopped): stop the rest too

@@ -1,67 +1,83 @@
-"""Recovery progress over time: the set-based series from the history, and its accessible SVG chart."""
-from datetime import datetime, timezone
+"""Recovery progress over time: the series from the snapshots, and its accessible SVG chart."""
+from datetime import datetime, timedelta, timezone
 
 import sqlalchemy as sa
 
 from accounts import charts, service
-from accounts.models import Account, AffectedAccount, RecoveryEvent, RecoveryState
-from core.db import db
-from tests.accounts.factories import attach, make_incident
+from accounts.models import Account, AffectedAccount, RecoverySnapshot, RecoveryState
+from core.db import db, utcnow
+from tests.accounts.factories import ACTOR, RECOVERY_HEADER, attach, make_incident, run_import
 
 S = RecoveryState
+TODAY = utcnow().replace(hour=0, minute=0, second=0, microsecond=0)
 
 
 def at(day: int, hour: int = 12) -> datetime:
-    return datetime(2026, 11, day, hour, tzinfo=timezone.utc)
+    """Day 1..4 of the crafted story; day 4 is today (the live counts are its last point)."""
+    return TODAY + timedelta(days=day - 4, hours=hour)
 
 
-def crafted_incident():
-    """Three accounts added on Nov 1; two categories; events over Nov 2-4 with known outcomes per day."""
-    incident = make_incident(categories=("contacts", "photos"))
-    attach(incident.id, "A1", "A2", "A3")
-    ids = dict(db.session.execute(sa.select(Account.account_number, AffectedAccount.id).join(AffectedAccount)).all())
-    db.session.execute(sa.update(AffectedAccount).values(added_at=at(1, 10), updated_at=at(1, 10)))
-    cat = {c.key: c.id for c in service.list_categories(db.session, incident_id=incident.id)}
-    events = [
-        ("A1", "contacts", None, S.RECOVERED, at(2)), ("A1", "photos", None, S.RECOVERED, at(2, 13)),
-        ("A2", "contacts", None, S.AT_RISK, at(2)),
-        # Day 3: A1 dips and comes back within the day (no net change), A2 is lost, A3 starts recovering.
-        ("A1", "contacts", S.RECOVERED, S.RECOVERING, at(3, 8)),
-        ("A1", "contacts", S.RECOVERING, S.RECOVERED, at(3, 9)),
-        ("A2", "contacts", S.AT_RISK, S.LOST, at(3)), ("A2", "photos", None, S.LOST, at(3)),
-        ("A3", "photos", None, S.RECOVERING, at(3)),
-        # Day 4: A3 ends with photos recovered and contacts lost: partially recovered.
-        ("A3", "photos", S.RECOVERING, S.RECOVERED, at(4)), ("A3", "contacts", None, S.LOST, at(4, 14)),
-    ]
-    for number, key, old, new, when in events:
-        db.session.add(RecoveryEvent(affected_account_id=ids[number], category_id=cat[key], old_state=old,
-                                     new_state=new, actor="test", at=when))
-    db.session.commit()
-    return incident
-
-
-EXPECTED = {  # per day, Nov 1 to Nov 4
+EXPECTED = {  # per day, day 1 to day 4
     "recovered": [0, 1, 1, 1], "partially_recovered": [0, 0, 0, 1], "lost": [0, 0, 1, 1],
     "recovering": [0, 0, 1, 0], "at_risk": [0, 1, 0, 0], "unknown": [3, 1, 0, 0],
 }
 
 
-def test_progress_per_day_is_rebuilt_from_the_history(app):
+def crafted_incident():
+    """Three accounts; snapshots over days 1-3 (several in a day: the last one counts); today is live."""
+    incident = make_incident(categories=("contacts", "photos"))
+    attach(incident.id, "A1", "A2", "A3")
+    db.session.execute(sa.delete(RecoverySnapshot))
+    snaps = [
+        (at(1, 10), {"unknown": 3}),
+        (at(2, 9), {"unknown": 2, "recovering": 1}),  # superseded later the same day
+        (at(2, 13), {"recovered": 1, "at_risk": 1, "unknown": 1}),
+        (at(3, 12), {"recovered": 1, "lost": 1, "recovering": 1}),
+    ]
+    for when, counts in snaps:
+        for state, n in counts.items():
+            db.session.add(RecoverySnapshot(incident_id=incident.id, at=when, state=state, count=n))
+    final = {"A1": S.RECOVERED, "A2": S.LOST, "A3": S.PARTIALLY_RECOVERED}
+    for number, state in final.items():
+        account_id = db.session.scalar(sa.select(Account.id).where(Account.account_number == number))
+        db.session.execute(sa.update(AffectedAccount).where(AffectedAccount.account_id == account_id)
+                           .values(state=state))
+    db.session.commit()
+    return incident
+
+
+def test_progress_per_day_takes_the_last_snapshot_of_each_day_and_ends_live(app):
     incident = crafted_incident()
     progress = service.recovery_progress(db.session, incident_id=incident.id, unit="day")
     assert progress["buckets"] == [at(d, 0) for d in (1, 2, 3, 4)]
     assert progress["series"] == EXPECTED
 
 
-def test_progress_per_hour_places_each_change_in_its_hour(app):
+def test_progress_per_hour_carries_counts_through_quiet_hours(app):
     incident = crafted_incident()
     progress = service.recovery_progress(db.session, incident_id=incident.id, unit="hour")
     buckets, series = progress["buckets"], progress["series"]
-    assert buckets[0] == at(1, 10) and buckets[-1] == at(4, 14) and len(buckets) == 3 * 24 + 5
-    i = buckets.index(at(2, 12))
-    assert (series["recovering"][i], series["at_risk"][i], series["unknown"][i]) == (0, 1, 2)  # A1 half done
-    assert series["recovered"][i + 1] == 1  # A1's photos at 13:00
+    assert buckets[0] == at(1, 10)
+    i = buckets.index(at(2, 9))
+    assert (series["recovering"][i], series["unknown"][i]) == (1, 2)
+    assert (series["recovered"][i + 4], series["at_risk"][i + 4]) == (1, 1)  # 13:00
+    assert (series["recovered"][i + 3], series["recovering"][i + 3]) == (0, 1)  # 12:00 carries 09:00
     assert {s: v[-1] for s, v in series.items()} == {s: v[-1] for s, v in EXPECTED.items()}
+
+
+def test_imports_and_edits_write_snapshots_that_the_chart_reads(app):
+    incident = make_incident(categories=("photos",))
+    attach(incident.id, "A1", "A2")
+    run_import(incident.id, RECOVERY_HEADER + "A1,photos,recovered,,,\n", kind="recovery")
+    service.update_recovery(db.session, actor=ACTOR, incident_id=incident.id, account_number="A2",
+                            items=[{"category": "photos", "state": "lost"}])
+    db.session.commit()
+    snaps = db.session.execute(sa.select(RecoverySnapshot.state, RecoverySnapshot.count)
+                               .order_by(RecoverySnapshot.id)).all()
+    # attach (2 unknown), then the import (1 recovered, 1 unknown); the edit a moment later is throttled.
+    assert [(S(s).value, n) for s, n in snaps] == [("unknown", 2), ("recovered", 1), ("unknown", 1)]
+    progress = service.recovery_progress(db.session, incident_id=incident.id)
+    assert progress["series"]["lost"][-1] == 1 and progress["series"]["recovered"][-1] == 1  # live point
 
 
 def test_an_incident_without_accounts_has_an_empty_series_and_a_chart_that_says_so(app):
@@ -101,30 +117,7 @@ def test_the_dashboard_shows_the_same_numbers_in_its_data_table(signed_in):
     incident = crafted_incident()
     page = client.get(f"/ops/incidents/{incident.id}/recovery").get_data(as_text=True)
     table = page.split('id="progress-table"')[1].split("</table>")[0]
-    # More than three days: the chart goes day by day; the last row is Nov 4.
-    assert table.count("<th scope=\"row\">2026-11-0") == 4
-    last_row = table.split("2026-11-04</th>")[1].split("</tr>")[0]
+    # More than three days: the chart goes day by day; the last row is today, from the live counts.
+    assert table.count('<th scope="row">') == 4
+    last_row = table.split(f'{at(4, 0):%Y-%m-%d}</th>')[1].split("</tr>")[0]
     assert [int(x) for x in last_row.replace("<td>", " ").replace("</td>", " ").split()] == [1, 1, 1, 0, 0, 0]
-
-
-def test_a_big_incident_gets_its_chart_from_a_background_computation(app, signed_in):
-    import time
-
-    from accounts import jobs
-
-    client, _ = signed_in
-    incident = crafted_incident()
-    app.config["RECOVERY_CHART_INLINE_ACCOUNTS"] = 2  # three accounts count as big here
-    jobs._charts.pop(incident.id, None)  # ids restart in each test; production never reuses them
-    first = client.get(f"/ops/incidents/{incident.id}/recovery").get_data(as_text=True)
-    assert "The chart is being computed" in first and '<meta http-equiv="refresh" content="5">' in first
-    deadline = time.monotonic() + 30
-    while "The chart is being computed" in (page := client.get(f"/ops/incidents/{incident.id}/recovery")
-                                            .get_data(as_text=True)):
-        assert time.monotonic() < deadline, "the chart was never computed"
-        time.sleep(0.05)
-    assert '<svg class="chart chart-progress"' in page and "(big incidents are recomputed" in page
-    last_row = page.split("2026-11-04</th>")[1].split("</tr>")[0]
-    assert [int(x) for x in last_row.replace("<td>", " ").replace("</td>", " ").split()] == [1, 1, 1, 0, 0, 0]
-    while jobs._charts_running:  # let the thread end before the tables are emptied
-        time.sleep(0.01)

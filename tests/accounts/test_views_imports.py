@@ -219,7 +219,8 @@ def test_a_job_with_no_progress_for_ten_minutes_is_shown_as_interrupted(signed_i
     incident = make_incident()
     job = create_job(db.session, spec=AccountImport(), incident_id=incident.id, actor=Actor.cli("t"),
                      filename="lost.csv", skip_invalid=False, size_bytes=1000)
-    job.status, job.created_at = ImportStatus.VALIDATING, utcnow() - timedelta(minutes=11)
+    job.status = ImportStatus.VALIDATING
+    job.created_at = job.updated_at = utcnow() - timedelta(minutes=11)  # its last progress
     db.session.commit()
     page = client.get(f"/ops/incidents/{incident.id}/imports").get_data(as_text=True)
     assert "Failed" in page

@@ -56,6 +56,12 @@ def test_an_unknown_address_gets_the_styled_404_page(client):
     assert "There is nothing here" in response.get_data(as_text=True)
 
 
+def test_a_404_inside_the_console_leads_back_to_the_console(client):
+    response = client.get("/ops/no-such-page")
+    assert response.status_code == 404 and is_styled_page(response)
+    assert 'href="/ops/"' in response.get_data(as_text=True)
+
+
 def test_an_unknown_address_under_api_answers_json_404(client):
     for url in ("/api/v2/no-such-thing.json", "/api/ops/v1/no-such-thing"):
         response = client.get(url)

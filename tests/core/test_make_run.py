@@ -1,4 +1,5 @@
-"""`make run` really starts: migrates, seeds the demo once, prints the sign-in each time, serves on PORT."""
+"""`make run` really starts: migrates, seeds the demo once, prints the sign-in each time, serves on PORT
+beside the notifier worker, and Ctrl-C stops every process it started."""
 import os
 import shutil
 import signal
@@ -31,6 +32,17 @@ def status_of(url: str) -> int | None:
         return None
 
 
+def everything_ended(group: int, within: float = 15) -> bool:
+    deadline = time.monotonic() + within
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(group, 0)  # signal 0 only asks whether any process of the group is alive
+        except ProcessLookupError:
+            return True
+        time.sleep(0.2)
+    return False
+
+
 def make_run(tmp_path: Path, port: int) -> str:
     """Start `make run`, wait until it serves, check two pages, stop it like Ctrl-C; return its output."""
     env = {**os.environ, "PORT": str(port), "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
@@ -51,6 +63,7 @@ def make_run(tmp_path: Path, port: int) -> str:
         os.killpg(proc.pid, signal.SIGINT)
         proc.wait(timeout=30)
     assert status_of(f"{base}/") is None, "the server is still running after Ctrl-C"
+    assert everything_ended(proc.pid), "a process of `make run` outlived Ctrl-C"
     log.seek(0)
     return log.read()
 
@@ -59,6 +72,7 @@ def test_make_run_seeds_once_and_prints_the_demo_sign_in_every_time(tmp_path):
     port = free_port()
     first = make_run(tmp_path, port)
     assert "Seeded the demo" in first
+    assert "started web" in first and "started notifier" in first
     assert f"http://127.0.0.1:{port}" in first
     sign_in = next(line for line in first.splitlines() if "password" in line and "demo@lifeboat.example" in line)
 

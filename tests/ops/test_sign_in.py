@@ -200,3 +200,10 @@ def test_sign_in_returns_to_the_page_that_asked_for_it(client):
     response = client.post(login_page, data={"email": "viewer@example.com", "password": PASSWORD,
                                               "csrf_token": csrf_from(page.get_data(as_text=True))})
     assert response.headers["Location"] == "/ops/incidents"
+
+
+def test_failures_older_than_the_window_are_pruned(client):
+    add_old_failures("someone@example.com", "10.1.1.1", 3, timedelta(hours=1))
+    sign_in(client, "nobody@example.com", password="wrong guess")
+    assert failures("someone@example.com") == 0
+    assert failures("nobody@example.com") == 1

@@ -5,6 +5,7 @@ import sqlalchemy as sa
 
 from core.db import db
 from ops import service
+from ops.audit import Actor
 from ops.models import ApiToken, AuditEntry
 from tests.conftest import make_operator, post_form, sign_in
 
@@ -68,7 +69,7 @@ def test_a_token_for_an_unknown_or_disabled_operator_is_refused(client):
 
 def test_revoking_asks_for_confirmation_then_stops_the_token(client):
     admin = as_admin(client)
-    token, secret = service.create_token(db.session, actor=service.Actor.cli("test"), operator_id=admin.id)
+    token, secret = service.create_token(db.session, actor=Actor.cli("test"), operator_id=admin.id)
     db.session.commit()
     url = f"/ops/tokens/{token.id}/revoke"
     confirm = client.get(url)
@@ -87,7 +88,7 @@ def test_revoking_asks_for_confirmation_then_stops_the_token(client):
 
 def test_revoking_without_a_csrf_token_is_refused(client):
     admin = as_admin(client)
-    token, _secret = service.create_token(db.session, actor=service.Actor.cli("test"), operator_id=admin.id)
+    token, _secret = service.create_token(db.session, actor=Actor.cli("test"), operator_id=admin.id)
     db.session.commit()
     assert client.post(f"/ops/tokens/{token.id}/revoke").status_code == 400
     assert db.session.get(ApiToken, token.id).revoked_at is None
