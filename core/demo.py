@@ -104,6 +104,61 @@ def seed_sidekick_incident(session, seeded: Seeded, now: datetime) -> None:
     seeded.incidents.append(_play(session, seeded, text.SIDEKICK, now - timedelta(days=6, hours=3)))
 
 
+DEMO_ACCOUNTS = 2000
+DEMO_CATEGORIES = ["contacts", "calendar", "photos", "notes", "tasks", "ringtones"]
+
+
+def seed_affected_accounts(incident_id: int, n: int = DEMO_ACCOUNTS) -> str:
+    """Attach n subscribers to the Sidekick incident and record where their data stands, through the
+    real CSV imports (so the console shows jobs, a dashboard and a progress chart). Runs after the
+    first commit: imports are jobs that commit their own outcome."""
+    import io
+    import random
+
+    from accounts import service as accounts_service
+    from accounts.account_import import AccountImport
+    from accounts.imports import create_job, run_job
+    from accounts.recovery_import import RecoveryImport
+
+    accounts_service.set_categories(db.session, actor=ACTOR, incident_id=incident_id, keys=DEMO_CATEGORIES)
+    rng = random.Random(2009)
+    first = ["Ana", "Ben", "Chloé", "Dev", "Eun-ji", "Femi", "Gus", "Hana", "Iker", "Jo", "Kai", "Lucía"]
+    last = ["Lee", "Díaz", "Okafor", "Nguyen", "Smith", "Kowalski", "Haddad", "Silva", "Tanaka", "Moreau"]
+    rows = ["account_number,name,phone,email,locale"]
+    for i in range(n):
+        spanish = i % 5 == 0
+        rows.append(f"SK{100000 + i},{rng.choice(first)} {rng.choice(last)},+1206555{i % 10000:04d},"
+                    f"subscriber{i}@example.com,{'es' if spanish else 'en'}")
+    recovery = ["account_number,category,state,items_total,items_recovered,note"]
+    for i in range(n):
+        for key in DEMO_CATEGORIES:
+            roll = rng.random()
+            total = rng.randint(5, 900) if key in ("contacts", "photos") else rng.randint(1, 120)
+            if roll < 0.55:
+                state, done = "recovered", total
+            elif roll < 0.7:
+                state, done = "recovering", rng.randint(0, total)
+            elif roll < 0.8:
+                state, done = "partially_recovered", rng.randint(1, total - 1) if total > 1 else 0
+            elif roll < 0.88:
+                state, done = "lost", 0
+            elif roll < 0.93:
+                state, done = "at_risk", 0
+            else:
+                continue  # not assessed yet: unknown
+            recovery.append(f"SK{100000 + i},{key},{state},{total},{done},")
+    db.session.commit()
+    outcomes = []
+    for spec, text_rows in ((AccountImport(), rows), (RecoveryImport(), recovery)):
+        data = ("\n".join(text_rows) + "\n").encode()
+        job = create_job(db.session, spec=spec, incident_id=incident_id, actor=ACTOR,
+                         filename=f"demo-{spec.kind.value}.csv", skip_invalid=False, size_bytes=len(data))
+        db.session.commit()
+        job = run_job(spec=spec, job_id=job.id, stream=io.BytesIO(data), actor=ACTOR)
+        outcomes.append(f"{spec.kind.value}: {job.status.value}, {job.rows_read} rows")
+    return "; ".join(outcomes)
+
+
 def seed_operator(session, seeded: Seeded, password: str) -> None:
     """An admin operator so the console can be used right away."""
     seeded.operator = ops_service.create_operator(session, actor=ACTOR, email=DEMO_EMAIL, role="admin",
@@ -122,7 +177,6 @@ def seed(session, *, password: str, now: datetime | None = None) -> Seeded:
     seed_maintenance(session, seeded, now)
     seed_sidekick_incident(session, seeded, now)
     seed_operator(session, seeded, password)
-    # Later parts (affected accounts and their recovery, offers) follow here, each its own function.
     session.flush()
     return seeded
 
@@ -246,11 +300,15 @@ def demo_command(if_empty: bool) -> None:
     password = secrets.token_urlsafe(12)
     seeded = seed(session, password=password)
     session.commit()
+    sidekick = next(i for i in seeded.incidents if i.kind.value == "incident" and i.is_open)
+    imported = seed_affected_accounts(sidekick.id)
     _save_credentials(DEMO_EMAIL, password)
     click.echo(f"Seeded the demo: {len(seeded.components)} components in {len(GROUPS)} groups, "
                f"{len(seeded.incidents)} incidents and maintenance windows:")
     for incident in seeded.incidents:
         click.echo(f"  #{incident.id} {incident.kind.value:<11} {incident.status.value:<13} {incident.name}")
+    click.echo(f"Affected accounts of #{sidekick.id} ({DEMO_ACCOUNTS} subscribers, {len(DEMO_CATEGORIES)} data "
+               f"categories) imported: {imported}.")
     click.echo(f"The password is kept in {credentials_path()} (readable only by you).")
     _echo_sign_in(DEMO_EMAIL, password)
 

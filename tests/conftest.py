@@ -46,13 +46,14 @@ def _migrated(database_url):
 
 
 @pytest.fixture
-def app(_migrated):
+def app(_migrated, tmp_path):
     app = create_app({
         "SQLALCHEMY_DATABASE_URI": _migrated,
         "TESTING": True,
         "PUBLIC_BASE_URL": "http://status.example.com",
         "SESSION_COOKIE_SECURE": False,
     })
+    app.instance_path = str(tmp_path / "instance")  # uploads and error CSVs stay out of the real instance/
     # Requests reuse the app context held open below, and with it `g`: start each request with an empty `g`
     # so Flask-Login's cached user and Flask-WTF's CSRF token never leak between requests or clients.
     request_started.connect(_fresh_g, app)
