@@ -37,11 +37,17 @@ class Notification(db.Model):
     channel: Mapped[Channel] = mapped_column(str_enum(Channel, 8))
     recipient: Mapped[str] = mapped_column(sa.String(254))
     account_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id", ondelete="SET NULL"), index=True)
+    broadcast_id: Mapped[int | None] = mapped_column(sa.ForeignKey("broadcasts.id", ondelete="SET NULL"),
+                                                     index=True)
     template: Mapped[str] = mapped_column(sa.String(64), default="")
     language: Mapped[str] = mapped_column(sa.String(16), default="en")
+    # Personal fields for the template; with `template` set and `body` empty, the worker renders at send
+    # time, which is what lets a broadcast to a million recipients be one INSERT ... SELECT.
+    data: Mapped[dict | None] = mapped_column(sa.JSON)
     subject: Mapped[str] = mapped_column(sa.String(300), default="")
-    body: Mapped[str] = mapped_column(sa.Text)
+    body: Mapped[str | None] = mapped_column(sa.Text)
     html_body: Mapped[str | None] = mapped_column(sa.Text)
+    segments: Mapped[int] = mapped_column(default=1)  # SMS parts, for pacing in segments per second
     urgent: Mapped[bool] = mapped_column(default=False)
     status: Mapped[NotificationStatus] = mapped_column(str_enum(NotificationStatus, 16),
                                                       default=NotificationStatus.QUEUED)
@@ -56,3 +62,63 @@ class Notification(db.Model):
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     sent_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class BroadcastStatus(enum.StrEnum):
+    QUEUED = "queued"  # recipients are being written to the outbox
+    SENDING = "sending"
+    DONE = "done"  # every message reached a final status
+    CANCELLED = "cancelled"
+
+
+class Broadcast(db.Model):
+    """One message sent by an operator to an audience on one or more channels.
+
+    `cause` names what it is about (e.g. "incident:5"): the notifier does not know incidents."""
+
+    __tablename__ = "broadcasts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cause: Mapped[str] = mapped_column(sa.String(64), index=True)
+    kind: Mapped[str] = mapped_column(sa.String(32), default="broadcast")  # broadcast, update, resolution, test
+    message: Mapped[str] = mapped_column(sa.Text)
+    subject: Mapped[str] = mapped_column(sa.String(300), default="")
+    channels: Mapped[list] = mapped_column(sa.JSON)
+    audience: Mapped[dict | None] = mapped_column(sa.JSON)
+    urgent: Mapped[bool] = mapped_column(default=False)
+    status: Mapped[BroadcastStatus] = mapped_column(str_enum(BroadcastStatus, 16), default=BroadcastStatus.QUEUED)
+    recipients: Mapped[int] = mapped_column(default=0)
+    created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("operators.id", ondelete="SET NULL"))
+    created_by: Mapped[str] = mapped_column(sa.String(300), default="")
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+
+
+class OptOut(db.Model):
+    """An address that must not be messaged on a channel (STOP, Twilio 21610, one-click unsubscribe).
+
+    Keyed by address, not account: a STOP binds the phone number, whoever it belongs to."""
+
+    __tablename__ = "opt_outs"
+    __table_args__ = (sa.UniqueConstraint("channel", "address", name="uq_opt_outs_channel_address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[Channel] = mapped_column(str_enum(Channel, 8))
+    address: Mapped[str] = mapped_column(sa.String(254))
+    source: Mapped[str] = mapped_column(sa.String(64))  # "sms:STOP", "twilio:21610", "email:one-click", "operator"
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class InboundMessage(db.Model):
+    """An SMS a subscriber sent us, and what we answered."""
+
+    __tablename__ = "inbound_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[str] = mapped_column(sa.String(64), unique=True)  # Twilio MessageSid: replays are ignored
+    from_number: Mapped[str] = mapped_column(sa.String(32), index=True)
+    to_number: Mapped[str] = mapped_column(sa.String(32))
+    body: Mapped[str] = mapped_column(sa.Text)
+    keyword: Mapped[str] = mapped_column(sa.String(16))  # stop, start, help, status, other
+    reply: Mapped[str] = mapped_column(sa.Text, default="")
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
