@@ -4,19 +4,21 @@ Attaching accounts runs the same AccountImport job as the CLI and the console (a
 the same CSV stream), so the rules, the error policy and the outcome record are one code path. Recovery
 edits go through accounts.service.update_recovery, like the console's account page."""
 import csv
-import json
 import io
+import json
 from pathlib import Path
 
-from flask import Response, jsonify, request, stream_with_context, url_for
+from flask import Response, jsonify, request, send_file, stream_with_context
 from jsonschema import Draft202012Validator
 
 import accounts.openapi  # noqa: F401  (registers this domain's piece of the OpenAPI document)
 from accounts import jobs, service
 from accounts.account_import import ACCOUNT_COLUMNS, AccountImport
 from accounts.imports import create_job, errors_dir, run_job
-from accounts.models import AffectedAccount, ImportJob, ImportStatus, RecoveryState
-from core.db import db, utcnow
+from accounts.models import ImportJob, ImportStatus, RecoveryState
+from accounts.serializers import (CSV_SOURCE, JSON_SOURCE, account_json, categories_json, contact_json, job_json,
+                                  recovery_json)
+from core.db import db
 from core.errors import NotFound, ServiceError, ValidationError
 from incidents.models import Incident
 from ops import openapi
@@ -25,72 +27,8 @@ from ops.audit import record
 from ops.auth import current_actor
 from ops.models import Role
 
-CSV_SOURCE, JSON_SOURCE = "API request (CSV)", "API request (JSON)"
 LIST_LIMIT_MAX = 100
-HISTORY_SHOWN = 50
 STATES = [s.value for s in RecoveryState]
-
-
-# ---- JSON shapes ---------------------------------------------------------------------------------
-
-def job_json(job: ImportJob) -> dict:
-    """An import job's summary; errors of a JSON request also name their field, e.g. accounts[3].phone."""
-    from_json = job.filename == JSON_SOURCE
-    errors = [{**e, "field": _json_field(e) if from_json else None} for e in job.errors or []]
-    return {
-        "id": job.id, "incident_id": job.incident_id, "kind": job.kind.value, "status": job.status.value,
-        "filename": job.filename, "skip_invalid": job.skip_invalid, "rows_read": job.rows_read,
-        "rows_invalid": job.rows_invalid, "rows_created": job.rows_created, "rows_updated": job.rows_updated,
-        "rows_unchanged": job.rows_unchanged, "rows_attached": job.rows_attached,
-        "accounts_changed": job.accounts_changed, "errors": errors,
-        "error_csv_url": url_for("api.import_errors", job_id=job.id) if job.error_csv_path else None,
-        "message": job.message, "actor": job.actor, "created_at": iso(job.created_at),
-        "finished_at": iso(job.finished_at),
-    }
-
-
-def _json_field(error: dict) -> str:
-    # A JSON request becomes a CSV with a header line and one line per account (line breaks are refused).
-    column = f".{error['column']}" if error.get("column") else ""
-    return f"accounts[{error['line'] - 2}]{column}"
-
-
-def _contact(affected: AffectedAccount) -> dict:
-    a = affected.account
-    return {"account_number": a.account_number, "name": a.name, "phone": a.phone, "email": a.email,
-            "locale": a.language}
-
-
-def recovery_json(affected: AffectedAccount) -> dict:
-    """An affected account's overall state and every category of its incident (unknown when unset)."""
-    statuses = service.statuses_of(db.session, affected_id=affected.id)
-    items = []
-    for c in service.list_categories(db.session, incident_id=affected.incident_id):
-        s = statuses.get(c.id)
-        items.append({"category": c.key, "state": s.state.value if s else "unknown",
-                      "items_total": s.items_total if s else None, "items_recovered": s.items_recovered if s else None,
-                      "note": s.note if s else "", "updated_at": iso(s.updated_at) if s else None,
-                      "updated_by": s.updated_by if s else ""})
-    return {"account_number": affected.account.account_number, "overall_state": affected.state.value,
-            "categories": items}
-
-
-def account_json(affected: AffectedAccount) -> dict:
-    keys = {c.id: c.key for c in service.list_categories(db.session, incident_id=affected.incident_id)}
-    history = [{"category": keys.get(e.category_id, str(e.category_id)),
-                "old_state": e.old_state.value if e.old_state else None, "new_state": e.new_state.value,
-                "items_total": e.items_total, "items_recovered": e.items_recovered, "note": e.note,
-                "actor": e.actor, "import_id": e.import_id, "at": iso(e.at)}
-               for e in service.history_of(db.session, affected_id=affected.id, limit=HISTORY_SHOWN)]
-    a = affected.account
-    return {**recovery_json(affected), **_contact(affected), "time_zone": a.time_zone,
-            "sms_opt_out": a.sms_opt_out, "email_opt_out": a.email_opt_out, "added_at": iso(affected.added_at),
-            "updated_at": iso(affected.updated_at), "history": history}
-
-
-def _categories_json(incident_id: int) -> dict:
-    return {"categories": [{"key": c.key, "label": c.label, "position": c.position}
-                           for c in service.list_categories(db.session, incident_id=incident_id)]}
 
 
 # ---- request helpers ----------------------------------------------------------------------------
@@ -174,16 +112,6 @@ def _csv_of(accounts: list[dict]) -> io.BytesIO:
     return io.BytesIO(out.getvalue().encode("utf-8"))
 
 
-def _fail(job_id: int) -> None:
-    """Record a job that broke outside run_job's own handling (e.g. a streamed body over the size limit)."""
-    db.session.rollback()
-    job = db.session.get(ImportJob, job_id)
-    if job is not None and job.status not in jobs.FINISHED:
-        job.status, job.finished_at = ImportStatus.FAILED, utcnow()
-        job.message = "The request body could not be read to the end; nothing was applied."
-        db.session.commit()
-
-
 def _job_answer(job: ImportJob) -> Response:
     summary = job_json(job)
     if job.status == ImportStatus.DONE:
@@ -220,13 +148,12 @@ def import_affected_accounts(incident_id: int):
     job = create_job(db.session, spec=spec, incident_id=incident_id, actor=actor, filename=source,
                      skip_invalid=skip_invalid, size_bytes=request.content_length or 0)
     db.session.commit()
-    job_id = job.id
-    try:
-        job = run_job(spec=spec, job_id=job_id, stream=stream, actor=actor)
-    except Exception:
-        _fail(job_id)
-        raise
-    return _job_answer(job)
+    # run_job records every outcome itself, a body cut off over the size limit (413) included.
+    return _job_answer(run_job(spec=spec, job_id=job.id, stream=stream, actor=actor))
+
+
+# Not @transactional but safe to retry as is; a check that every POST honours Idempotency-Key can accept this.
+import_affected_accounts.api_naturally_idempotent = True
 
 
 @bp.get("/imports/<int:job_id>")
@@ -244,10 +171,8 @@ def import_errors(job_id: int):
     path = Path(job.error_csv_path or "")
     if not job.error_csv_path or path.resolve().parent != errors_dir().resolve() or not path.is_file():
         raise NotFound("This import has no error file.")
-    response = Response(path.read_bytes(), mimetype="text/csv")
-    response.headers["Content-Disposition"] = f'attachment; filename="import-{job.id}-errors.csv"'
-    response.headers["Cache-Control"] = "no-store"
-    return response
+    return send_file(path, mimetype="text/csv", as_attachment=True, download_name=f"import-{job.id}-errors.csv",
+                     max_age=0)
 
 
 # ---- affected accounts: list, export, one account, its recovery ---------------------------------
@@ -289,7 +214,7 @@ def list_affected_accounts(incident_id: int):
     rows, total = service.list_affected_window(db.session, incident_id=incident_id, **f)
     categories = {c.id: c.key for c in service.list_categories(db.session, incident_id=incident_id)}
     states = service.states_of_many(db.session, affected_ids=[r.id for r in rows])
-    items = [{**_contact(r), "overall_state": r.state.value, "added_at": iso(r.added_at),
+    items = [{**contact_json(r), "overall_state": r.state.value, "added_at": iso(r.added_at),
               "updated_at": iso(r.updated_at),
               "categories": {key: states.get((r.id, cid), "unknown") for cid, key in categories.items()}}
              for r in rows]
@@ -343,7 +268,7 @@ def recovery_summary(incident_id: int):
 @bp.get("/incidents/<int:incident_id>/recovery-categories")
 def get_recovery_categories(incident_id: int):
     _incident(incident_id)
-    return jsonify(_categories_json(incident_id))
+    return jsonify(categories_json(incident_id))
 
 
 @bp.put("/incidents/<int:incident_id>/recovery-categories")
@@ -356,4 +281,4 @@ def put_recovery_categories(incident_id: int):
     except ServiceError:
         db.session.rollback()
         raise
-    return jsonify(_categories_json(incident_id))
+    return jsonify(categories_json(incident_id))
