@@ -9,41 +9,7 @@ import statistics
 import sys
 import time
 
-from common import drop_database, fresh_database, tmpdir
-
-CATEGORIES = ("contacts", "calendar", "photos", "notes", "tasks", "ringtones")
-STATES = ("recovered", "recovering", "lost", "partially_recovered", "at_risk", "unknown")
-
-
-def load(conn, n: int) -> None:
-    """Generate N accounts, attach them, and give each account a status in every category (set-based SQL)."""
-    pg = conn.dialect.name == "postgresql"
-    series = ("SELECT generate_series(1, :n) AS i" if pg else
-              "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :n) SELECT i FROM s")
-    now = "now()" if pg else "CURRENT_TIMESTAMP"
-    lpad = "lpad(i::text, 8, '0')" if pg else "printf('%08d', i)"
-    phone = "'+1206' || lpad((2000000 + i)::text, 7, '0')" if pg else "'+1206' || printf('%07d', 2000000 + i)"
-    conn.exec_driver_sql("SELECT 1")
-    import sqlalchemy as sa
-    conn.execute(sa.text(f"""
-        INSERT INTO accounts (account_number, name, phone, email, language, time_zone, sms_opt_out, email_opt_out,
-                              created_at, updated_at)
-        SELECT 'SK' || {lpad}, 'Subscriber ' || i, {phone}, 'user' || i || '@example.com',
-               CASE WHEN i % 5 = 0 THEN 'es' ELSE 'en' END, 'America/Los_Angeles', FALSE, FALSE, {now}, {now}
-        FROM ({series}) g"""), {"n": n})
-    conn.execute(sa.text(f"""
-        INSERT INTO affected_accounts (incident_id, account_id, state, added_at, updated_at)
-        SELECT 1, id, 'partially_recovered', {now}, {now} FROM accounts"""))
-    for pos, key in enumerate(CATEGORIES):
-        conn.execute(sa.text("INSERT INTO recovery_categories (incident_id, key, label, position) "
-                             "VALUES (1, :k, :l, :p)"), {"k": key, "l": key.capitalize(), "p": pos})
-        state = STATES[pos]
-        conn.execute(sa.text(f"""
-            INSERT INTO recovery_statuses (affected_account_id, category_id, state, items_total, items_recovered,
-                                           note, updated_by, updated_at)
-            SELECT aa.id, c.id, :state, 100, 50, '', 'bench', {now}
-            FROM affected_accounts aa, recovery_categories c WHERE c.key = :k"""), {"state": state, "k": key})
-
+from common import CATEGORIES, drop_database, fresh_database, load_affected_accounts as load, tmpdir
 
 def p95(samples: list[float]) -> float:
     return statistics.quantiles(samples, n=100)[94] * 1000
