@@ -24,6 +24,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     from incidents import views as incident_views, public, statuspage
     import incidents.api  # noqa: F401  (adds the incident routes to the ops API blueprint)
     import accounts.api  # noqa: F401  (adds the affected-account and recovery routes)
+    import notifications.api  # noqa: F401  (adds the broadcast routes)
 
     auth.init_app(app)
     app.register_blueprint(ops_views.bp)
@@ -35,6 +36,13 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(accounts_views.bp)
     from accounts import public_views as my_views  # /my and /m/<token>: subscriber self-service
     app.register_blueprint(my_views.bp)
+    from notifications import views as notifications_views  # broadcasts and the message log
+    app.register_blueprint(notifications_views.bp)
+    from notifications import optout_views, webhooks  # Twilio webhooks; console opt-outs and inbound SMS
+    app.register_blueprint(webhooks.bp)
+    app.register_blueprint(optout_views.bp)
+    from notifications import unsubscribe  # signed one-click unsubscribe links (RFC 8058)
+    app.register_blueprint(unsubscribe.bp)
     ops_cli.init_app(app)
 
     from accounts import cli as accounts_cli

@@ -69,3 +69,42 @@ class Config:
     MY_CODE_REQUESTS_PER_ACCOUNT = (3, 15 * 60)  # unknown inputs are counted too, by a keyed hash
     MY_VERIFY_PER_IP = (30, 15 * 60)
     MY_LINK_FAILURES_PER_IP = (30, 3600)  # bad or expired tokens; good links are never limited (carrier NAT)
+
+    # Twilio webhooks (notifications/webhooks.py): requests are verified with TWILIO_AUTH_TOKEN (refused when it is
+    # not set); this key is used instead when Twilio signs with a SharedKey (X-Twilio-Webhooks-Signature-Settings).
+    TWILIO_WEBHOOK_SHARED_KEY = os.environ.get("TWILIO_WEBHOOK_SHARED_KEY", "")
+    # The name that starts our SMS replies to HELP, START and unknown keywords.
+    SMS_SERVICE_NAME = os.environ.get("SMS_SERVICE_NAME", "Lifeboat")
+
+    # Providers (notifications/providers.py from_config): Twilio SMS when the account, token and a sender are
+    # set, SMTP email when SMTP_HOST is set; otherwise that channel goes to the log provider (runs offline).
+    TWILIO_ACCOUNT_SID = os.environ.get("TWILIO_ACCOUNT_SID", "")
+    TWILIO_AUTH_TOKEN = os.environ.get("TWILIO_AUTH_TOKEN", "")
+    TWILIO_MESSAGING_SERVICE_SID = os.environ.get("TWILIO_MESSAGING_SERVICE_SID", "")  # preferred over FROM
+    TWILIO_FROM_NUMBER = os.environ.get("TWILIO_FROM_NUMBER", "")
+    TWILIO_API_BASE_URL = os.environ.get("TWILIO_API_BASE_URL", "")  # empty = the real https://api.twilio.com
+    # Always set: a hung connection must not hold a worker thread; a timeout after sending is ambiguous.
+    TWILIO_TIMEOUT_SECONDS = float(os.environ.get("TWILIO_TIMEOUT_SECONDS", 10))
+    SMTP_HOST = os.environ.get("SMTP_HOST", "")
+    SMTP_PORT = int(os.environ.get("SMTP_PORT", 587))
+    SMTP_USERNAME = os.environ.get("SMTP_USERNAME", "")
+    SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD", "")
+    SMTP_STARTTLS = os.environ.get("SMTP_STARTTLS", "1").strip().lower() in ("1", "true", "yes", "on")
+    SMTP_TIMEOUT_SECONDS = float(os.environ.get("SMTP_TIMEOUT_SECONDS", 15))
+    # "Name <address>"; empty = Lifeboat <lifeboat@host of PUBLIC_BASE_URL>.
+    MAIL_FROM = os.environ.get("MAIL_FROM", "")
+    # The mailto: form of List-Unsubscribe (read by a person); unset = MAIL_FROM's address, "" = left out.
+    UNSUBSCRIBE_MAILTO = os.environ.get("UNSUBSCRIBE_MAILTO")
+
+    # The notifier worker (notifications/worker.py, `flask notifier run`). Rates are per worker process:
+    # with several workers, divide the provider's limit between them.
+    SMS_RATE_PER_SECOND = float(os.environ.get("SMS_RATE_PER_SECOND", 10))  # SMS segments per second
+    EMAIL_RATE_PER_SECOND = float(os.environ.get("EMAIL_RATE_PER_SECOND", 10))
+    # Non-urgent SMS wait while the subscriber's local time is inside this window; "" turns it off.
+    QUIET_HOURS = os.environ.get("QUIET_HOURS", "21:00-08:00")
+    NOTIFIER_CONCURRENCY = int(os.environ.get("NOTIFIER_CONCURRENCY", 4))  # sends in flight; --concurrency wins
+    NOTIFIER_MAX_ATTEMPTS = int(os.environ.get("NOTIFIER_MAX_ATTEMPTS", 6))  # then the message is failed
+    # A claimed row is another worker's to retry after this; keep it above the provider timeouts.
+    NOTIFIER_LEASE_SECONDS = float(os.environ.get("NOTIFIER_LEASE_SECONDS", 60))
+    NOTIFIER_BACKOFF_SECONDS = float(os.environ.get("NOTIFIER_BACKOFF_SECONDS", 15))  # first retry, then doubled
+    NOTIFIER_BACKOFF_CAP_SECONDS = float(os.environ.get("NOTIFIER_BACKOFF_CAP_SECONDS", 3600))

@@ -12,6 +12,7 @@ from collections import Counter
 
 import sqlalchemy as sa
 
+from accounts.audiences import enqueue_recovery
 from accounts.models import RecoveryState
 from core.bulk import run
 
@@ -78,6 +79,7 @@ def apply_stage(conn, *, stage: str, incident_id: int, category_count: int, acto
     """)
     if not changed:
         return {"rows_created": 0, "rows_updated": 0, "rows_unchanged": total, "accounts_changed": 0}
+    enqueue_recovery(conn, stage=stage, now=now)  # notifier: one personal message per changed account
     run(conn, f"""
         INSERT INTO recovery_events (affected_account_id, category_id, old_state, new_state, items_total,
                                      items_recovered, note, actor, import_id, at)

@@ -6,6 +6,7 @@ from datetime import datetime, timezone
 
 import sqlalchemy as sa
 
+from accounts.audiences import notify_update
 from core.db import utcnow
 from core.errors import NotFound, ValidationError
 from incidents.models import (
@@ -317,9 +318,11 @@ def create_incident(session, *, actor: Actor, data: dict) -> Incident:
                         started_at=started_at or now, created_by_id=actor.operator_id, created_at=now)
     incident.components = list(components)
     session.add(incident)
-    _add_update(session, actor=actor, incident=incident, status=status, message=message,
-                component_statuses=statuses, notify=bool(data.get("notify")), urgent=bool(data.get("urgent")), at=now)
+    update = _add_update(session, actor=actor, incident=incident, status=status, message=message,
+                         component_statuses=statuses, notify=bool(data.get("notify")),
+                         urgent=bool(data.get("urgent")), at=now)
     session.flush()
+    notify_update(session, actor=actor, update=update)  # notifier: queued in this transaction
     record(session, actor=actor, action="incident.create", entity_type="incident", entity_id=incident.id,
            after={**snapshot(incident, INCIDENT_FIELDS), "message": message})
     return incident
@@ -347,6 +350,7 @@ def post_update(session, *, actor: Actor, incident_id: int, data: dict) -> Incid
         incident.postmortem_body = message
         incident.postmortem_published_at = update.created_at
     session.flush()
+    notify_update(session, actor=actor, update=update)  # notifier: queued in this transaction
     record(session, actor=actor, action=f"{incident.kind.value}.update", entity_type=incident.kind.value,
            entity_id=incident.id, before=before,
            after={**snapshot(incident, INCIDENT_FIELDS), "update_id": update.id, "message": message})

@@ -1,10 +1,11 @@
-"""`flask --app app notifier run [--once]`."""
-import time
+"""`flask --app app notifier run [--concurrency N] [--once]`."""
+import logging
+import signal
 
 import click
+from flask import current_app
 from flask.cli import AppGroup
 
-from core.db import db
 from notifications import worker
 
 notifier_cli = AppGroup("notifier", help="Send queued notifications.")
@@ -12,19 +13,39 @@ notifier_cli = AppGroup("notifier", help="Send queued notifications.")
 
 @notifier_cli.command("run")
 @click.option("--once", is_flag=True, help="Send what is due now, then exit.")
-@click.option("--interval", default=1.0, show_default=True, help="Seconds between polls when idle.")
-def run(once: bool, interval: float):
-    """Send due messages from the outbox, until stopped (Ctrl-C / SIGTERM)."""
+@click.option("--concurrency", type=click.IntRange(1, 256), default=None,
+              help="Sends in flight at once (default 4, or NOTIFIER_CONCURRENCY).")
+@click.option("--interval", type=float, default=None, help="Seconds between polls when idle (default 1).")
+def run(once: bool, concurrency: int | None, interval: float | None):
+    """Send due messages from the outbox until stopped; SIGTERM / Ctrl-C finish the sends in flight, then exit."""
+    if not logging.getLogger().handlers:
+        logging.basicConfig(level=logging.INFO, format="%(asctime)s notifier %(levelname)s %(message)s")
+        logging.getLogger("twilio").setLevel(logging.WARNING)  # it logs every request's headers at INFO
     try:
-        while True:
-            sent = worker.run_once(db.session)
-            if once:
-                click.echo(f"Attempted {sent} message(s).")
-                return
-            if not sent:
-                time.sleep(interval)
-    except KeyboardInterrupt:
-        click.echo("Notifier stopped.")
+        notifier = worker.build(current_app._get_current_object(), concurrency=concurrency, poll_interval=interval)
+    except ValueError as e:  # e.g. a malformed QUIET_HOURS
+        raise click.UsageError(str(e))
+
+    def drain(signum, frame):
+        if not notifier.stop.is_set():
+            click.echo("Notifier stopping: finishing the sends in flight.", err=True)
+        notifier.stop.set()
+
+    previous = {sig: signal.signal(sig, drain) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        s = notifier.settings
+        click.echo(f"Notifier running: concurrency {s.concurrency}, SMS {s.sms_rate:g} segments/s, email "
+                   f"{s.email_rate:g}/s, quiet hours {_window(s.quiet)} (accounts without a known time zone: "
+                   f"{s.fallback_zone}).", err=True)
+        attempted = notifier.run(once=once)
+    finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+    click.echo(f"Attempted {attempted} message(s)." if once else f"Notifier stopped after {attempted} message(s).")
+
+
+def _window(window) -> str:
+    return f"{window.start:%H:%M}-{window.end:%H:%M}" if window else "off"
 
 
 def init_app(app) -> None:

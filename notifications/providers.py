@@ -1,4 +1,4 @@
-"""Provider clients behind one small interface, with typed retryable and permanent errors."""
+"""Provider clients behind one small interface, with typed retryable, permanent and ambiguous errors."""
 import logging
 from dataclasses import dataclass
 from typing import Protocol
@@ -11,14 +11,21 @@ log = logging.getLogger("lifeboat.notifier")
 @dataclass
 class Sent:
     provider_id: str
+    segments: int | None = None  # SMS parts the provider billed, when it says
 
 
 class ProviderError(Exception):
-    """A send that failed; `retryable` says whether trying again later may work."""
+    """A send that failed.
 
-    def __init__(self, code: str, message: str, *, retryable: bool):
+    `retryable`: trying again later may work. `ambiguous`: the provider may have accepted the message (a
+    timeout after the request went out), so the worker must not resend blindly. `opt_out`: the recipient
+    unsubscribed at the provider (Twilio 21610) and must be recorded as opted out."""
+
+    def __init__(self, code: str, message: str, *, retryable: bool, ambiguous: bool = False,
+                 opt_out: bool = False):
         super().__init__(f"{code}: {message}")
         self.code, self.message, self.retryable = code, message, retryable
+        self.ambiguous, self.opt_out = ambiguous, opt_out
 
 
 class Provider(Protocol):
@@ -36,5 +43,27 @@ class LogProvider:
     name = "log"
 
     def send(self, message: Notification) -> Sent:
-        log.info("log provider: %s to %s: %s", message.channel.value, message.recipient, message.body[:200])
+        log.info("log provider: %s to %s: %s", message.channel.value, message.recipient, (message.body or "")[:200])
         return Sent(provider_id=f"log-{message.id}")
+
+
+def flag(value) -> bool:
+    """A setting read as a yes/no: True, "1", "true", "yes", "on" (environment variables are strings)."""
+    if isinstance(value, str):
+        return value.strip().lower() in ("1", "true", "yes", "on")
+    return bool(value)
+
+
+def from_config(config) -> dict[str, Provider]:
+    """Channel -> provider: Twilio for "sms" and SMTP for "email" when configured, else the log provider."""
+    providers: dict[str, Provider] = {"sms": LogProvider(), "email": LogProvider()}
+    sender = config.get("TWILIO_MESSAGING_SERVICE_SID") or config.get("TWILIO_FROM_NUMBER")
+    if config.get("TWILIO_ACCOUNT_SID") and config.get("TWILIO_AUTH_TOKEN") and sender:
+        from notifications.twilio_provider import TwilioProvider
+        providers["sms"] = TwilioProvider.from_config(config)
+    elif config.get("TWILIO_ACCOUNT_SID"):
+        log.warning("TWILIO_ACCOUNT_SID is set without TWILIO_AUTH_TOKEN and a sender: SMS go to the log")
+    if config.get("SMTP_HOST"):
+        from notifications.smtp_provider import SmtpProvider
+        providers["email"] = SmtpProvider.from_config(config)
+    return providers

@@ -1,75 +1,334 @@
-"""The notifier worker: claim due outbox rows, send them, record the outcome.
+"""The notifier worker: claim due outbox rows, send them at the providers' pace, record each outcome.
 
-Rows are claimed with a short lease (status sending + lease_until) in their own transaction, then sent
-with no transaction open, then the result is committed: a crash loses nothing, and only the rows in
-flight at that moment can be sent again once their lease runs out."""
-from datetime import timedelta
+Rows are claimed with a lease (status sending + lease_until, attempts + 1) in one short transaction, sent
+with no transaction open, and each result is committed on its own, only if the lease is still ours. A crash
+loses nothing; only the rows in flight at that moment can be sent again, once their lease runs out."""
+import logging
+import random
+import threading
+from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from sqlalchemy.orm import sessionmaker
 
+from accounts.models import Account
 from core.db import db, utcnow
-from notifications.models import Notification, NotificationStatus
+from notifications import quiet_hours
+from notifications.models import Channel, Notification, NotificationStatus, OptOut
+from notifications.pacing import RateLimiter, sms_segments
 from notifications.providers import LogProvider, Provider, ProviderError
 
-LEASE_SECONDS = 60
-MAX_ATTEMPTS = 5
+log = logging.getLogger("lifeboat.notifier")
+
+AMBIGUOUS = "ambiguous"
+OPT_OUT_CODES = {"21610"}
+
+
+@dataclass
+class Settings:
+    """Worker settings; `from_config` reads them from the app config (see config.py)."""
+
+    concurrency: int = 4
+    lease_seconds: float = 60.0  # longer than a send's timeout plus its wait for the rate limiter
+    max_attempts: int = 6
+    backoff_base: float = 15.0  # seconds before the first retry, doubled per attempt, with jitter x0.5-1.5
+    backoff_cap: float = 3600.0
+    sms_rate: float = 10.0  # SMS segments per second, per worker process
+    email_rate: float = 10.0  # emails per second, per worker process
+    quiet: quiet_hours.Window | None = field(default_factory=lambda: quiet_hours.parse("21:00-08:00"))
+    fallback_zone: str = "UTC"  # for accounts without a (known) time zone: PAGE_TIME_ZONE
+    poll_interval: float = 1.0
+
+    @classmethod
+    def from_config(cls, config, **overrides) -> "Settings":
+        """Settings from the app config, with keyword overrides (e.g. concurrency from the command line)."""
+        values = dict(
+            lease_seconds=float(config.get("NOTIFIER_LEASE_SECONDS", 60)),
+            max_attempts=int(config.get("NOTIFIER_MAX_ATTEMPTS", 6)),
+            backoff_base=float(config.get("NOTIFIER_BACKOFF_SECONDS", 15)),
+            backoff_cap=float(config.get("NOTIFIER_BACKOFF_CAP_SECONDS", 3600)),
+            sms_rate=float(config.get("SMS_RATE_PER_SECOND", 10)),
+            email_rate=float(config.get("EMAIL_RATE_PER_SECOND", 10)),
+            quiet=quiet_hours.parse(config.get("QUIET_HOURS", "21:00-08:00")),
+            fallback_zone=config.get("PAGE_TIME_ZONE") or "UTC",
+            poll_interval=float(config.get("NOTIFIER_POLL_SECONDS", 1.0)),
+        )
+        if "NOTIFIER_CONCURRENCY" in config:
+            values["concurrency"] = int(config["NOTIFIER_CONCURRENCY"])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
 
 
 def providers_from_config(config) -> dict[str, Provider]:
-    """Channel -> provider; the log provider until Twilio / SMTP settings are configured."""
-    return {"sms": LogProvider(), "email": LogProvider()}
+    """Channel -> provider (Twilio / SMTP when configured, else the log provider)."""
+    try:
+        from notifications.providers import from_config
+    except ImportError:  # before the real providers landed
+        return {"sms": LogProvider(), "email": LogProvider()}
+    return from_config(config)
 
 
-def claim(session, *, limit: int) -> list[int]:
-    """Lease up to `limit` due rows (queued, or sending with an expired lease) and commit the lease."""
-    now = utcnow()
-    due = sa.or_(
+def _due(now: datetime):
+    return sa.or_(
         sa.and_(Notification.status == NotificationStatus.QUEUED, Notification.next_attempt_at <= now),
         sa.and_(Notification.status == NotificationStatus.SENDING, Notification.lease_until < now),
     )
-    q = sa.select(Notification.id).where(due).order_by(Notification.urgent.desc(), Notification.id).limit(limit)
+
+
+def claim(session, *, limit: int, settings: Settings, now: datetime) -> tuple[list[int], datetime, int]:
+    """Lease up to `limit` due rows (urgent first) and commit; returns (ids to send now, their lease, how many
+    rows were taken in all, including those suppressed or held for quiet hours).
+
+    Two workers can never both claim a row: on PostgreSQL the rows are picked with FOR UPDATE SKIP LOCKED
+    (another worker's picks are skipped, not waited for); on SQLite one UPDATE ... RETURNING picks and leases
+    them, SQLite runs one writer at a time, and the WHERE re-checks that each row is still due. In the same transaction, opted-out rows are suppressed and
+    SMS inside quiet hours are put back until the window ends (neither is sent)."""
+    lease = now + timedelta(seconds=settings.lease_seconds)
+    pick = (sa.select(Notification.id).where(_due(now))
+            .order_by(Notification.urgent.desc(), Notification.next_attempt_at, Notification.id).limit(limit))
     if session.get_bind().dialect.name == "postgresql":
-        q = q.with_for_update(skip_locked=True)
-    ids = list(session.scalars(q))
-    if ids:
-        session.execute(sa.update(Notification).where(Notification.id.in_(ids), due).values(
-            status=NotificationStatus.SENDING, lease_until=now + timedelta(seconds=LEASE_SECONDS),
-            attempts=Notification.attempts + 1, updated_at=now))
-    session.commit()
-    return ids
-
-
-def send_one(session, notification_id: int, providers: dict[str, Provider]) -> None:
-    """Send one leased row and record the result (the provider call happens with no transaction open)."""
-    message = session.get(Notification, notification_id)
-    session.commit()  # release the connection's transaction before talking to the provider
-    provider = providers[message.channel.value]
-    now = utcnow()
-    try:
-        sent = provider.send(message)
-    except ProviderError as e:
-        message.error_code, message.error_message = e.code, e.message[:500]
-        if e.retryable and message.attempts < MAX_ATTEMPTS:
-            message.status = NotificationStatus.QUEUED
-            message.next_attempt_at = now + timedelta(seconds=30 * 2 ** message.attempts)
-        else:
-            message.status = NotificationStatus.FAILED
+        # Lock first, then update by id: a LIMIT ... SKIP LOCKED subquery inside the UPDATE may be run more
+        # than once by PostgreSQL's planner and lease more than `limit` rows.
+        chosen = list(session.scalars(pick.with_for_update(skip_locked=True)))
+        if not chosen:
+            session.commit()
+            return [], lease, 0
+        pick = chosen
     else:
-        message.status, message.provider, message.provider_id = NotificationStatus.SENT, provider.name, sent.provider_id
-        message.sent_at = now
-    message.lease_until, message.updated_at = None, now
+        pick = pick.scalar_subquery()  # SQLite: one statement, and one writer at a time
+    ids = list(session.scalars(
+        sa.update(Notification).where(Notification.id.in_(pick), _due(now))
+        .values(status=NotificationStatus.SENDING, lease_until=lease, attempts=Notification.attempts + 1,
+                updated_at=now)
+        .returning(Notification.id).execution_options(synchronize_session=False)))
+    taken = len(ids)
+    if ids:
+        ids = _triage(session, ids, settings=settings, now=now)
     session.commit()
+    return sorted(ids), lease, taken
 
 
-def run_once(session=None, *, providers: dict[str, Provider] | None = None, batch: int = 100) -> int:
-    """Send every message due now; returns how many were attempted."""
+def _triage(session, ids: list[int], *, settings: Settings, now: datetime) -> list[int]:
+    """Suppress opted-out rows and push back quiet-hours SMS among the claimed `ids`; return the rest."""
+    rows = session.execute(
+        sa.select(Notification.id, Notification.channel, Notification.urgent, Account.time_zone,
+                  Account.sms_opt_out, Account.email_opt_out, OptOut.id.label("opt_out_id"))
+        .outerjoin(Account, Account.id == Notification.account_id)
+        .outerjoin(OptOut, sa.and_(OptOut.channel == Notification.channel, OptOut.address == Notification.recipient))
+        .where(Notification.id.in_(ids))).all()
+    suppressed, later, send = [], [], []
+    for row in rows:
+        opted = row.opt_out_id is not None or (row.channel == Channel.SMS and row.sms_opt_out) \
+            or (row.channel == Channel.EMAIL and row.email_opt_out)
+        until = None
+        if row.channel == Channel.SMS and not row.urgent and settings.quiet:
+            until = quiet_hours.quiet_until(now, settings.quiet, quiet_hours.zone(row.time_zone, settings.fallback_zone))
+        if opted:
+            suppressed.append(row.id)
+        elif until is not None:
+            later.append({"id": row.id, "next_attempt_at": until})
+        else:
+            send.append(row.id)
+    if suppressed:
+        session.execute(sa.update(Notification).where(Notification.id.in_(suppressed)).values(
+            status=NotificationStatus.SUPPRESSED, lease_until=None, error_code="opt_out",
+            error_message="The address has opted out of this channel; not sent.", updated_at=now)
+            .execution_options(synchronize_session=False))
+    if later:
+        # Not an attempt: give the attempt back, and wait for the end of the quiet window.
+        table = Notification.__table__  # Core, for one executemany with a per-row next_attempt_at
+        session.execute(table.update().where(table.c.id == sa.bindparam("b_id")).values(
+            status=NotificationStatus.QUEUED, lease_until=None, attempts=table.c.attempts - 1,
+            next_attempt_at=sa.bindparam("b_next"), updated_at=now),
+            [{"b_id": r["id"], "b_next": r["next_attempt_at"]} for r in later])
+    return send
+
+
+class Worker:
+    """Claims and sends with bounded concurrency; `run` loops until stopped, or once through what is due."""
+
+    def __init__(self, app, engine, providers: dict[str, Provider], settings: Settings, *, clock=utcnow,
+                 jitter=random.random):
+        self.app, self.providers, self.settings, self.clock, self.jitter = app, providers, settings, clock, jitter
+        self.Session = sessionmaker(bind=engine, expire_on_commit=False)
+        self.limiters = {"sms": RateLimiter(settings.sms_rate), "email": RateLimiter(settings.email_rate)}
+        self.stop = threading.Event()
+
+    def claim(self, limit: int) -> tuple[list[int], datetime, int]:
+        with self.Session() as session:
+            return claim(session, limit=limit, settings=self.settings, now=self.clock())
+
+    def run(self, *, once: bool = False) -> int:
+        """Send until `self.stop` is set (in-flight sends finish first), or until nothing is due when `once`."""
+        attempted, inflight = 0, set()
+        # At most two claimed rows per sender: enough to keep senders busy, few enough that a crash strands
+        # little and that no row waits long for the rate limiter while its lease runs. Claim again once half
+        # of them are done, so a claim takes several rows rather than one per finished send.
+        window = 2 * self.settings.concurrency
+        with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="notifier") as pool:
+            while True:
+                taken = 0
+                if not self.stop.is_set() and len(inflight) <= self.settings.concurrency:
+                    try:
+                        ids, lease, taken = self.claim(window - len(inflight))
+                    except sa.exc.OperationalError:
+                        if once:
+                            raise
+                        log.exception("notifier: claim failed; trying again shortly")
+                        self.stop.wait(self.settings.poll_interval)
+                        continue
+                    inflight |= {pool.submit(self.send_one, i, lease) for i in ids}
+                    attempted += len(ids)
+                if not inflight:
+                    if taken:  # all held for quiet hours or suppressed: more may be due right behind them
+                        continue
+                    if self.stop.is_set() or once:
+                        return attempted
+                    self.stop.wait(self.settings.poll_interval)
+                    continue
+                done, inflight = wait(inflight, timeout=0.2, return_when=FIRST_COMPLETED)
+                for future in done:
+                    if future.exception() is not None:
+                        log.error("notifier: send failed unexpectedly", exc_info=future.exception())
+
+    def send_one(self, notification_id: int, lease: datetime) -> str:
+        """Send one leased row and record the outcome; returns the status written ("lost" if no longer ours)."""
+        with self.app.app_context():
+            with self.Session() as session:
+                message = session.get(Notification, notification_id)
+                # A STOP (or a 21610) may have arrived since the claim: opt_out() only suppresses queued rows.
+                opted_out = message is not None and session.scalar(sa.select(OptOut.id).where(
+                    OptOut.channel == message.channel, OptOut.address == message.recipient)) is not None
+            if message is None or message.status != NotificationStatus.SENDING or message.lease_until != lease:
+                return "lost"
+            if opted_out:
+                return self._finish(message, lease, status=NotificationStatus.SUPPRESSED, error_code="opt_out",
+                                    error_message="The address has opted out of this channel; not sent.")
+            try:
+                _render(message)
+                # Rendering may issue a personal link (accounts.links): it must exist before the message does.
+                db.session.commit()
+            except Exception as e:  # a template bug fails this row, not the worker
+                db.session.rollback()
+                log.exception("notifier: cannot render notification %s", notification_id)
+                return self._finish(message, lease, status=NotificationStatus.FAILED, error_code="render",
+                                    error_message=f"Could not render the message: {e}"[:500])
+            # No connection or transaction is held during the provider call.
+            channel = message.channel.value
+            self.limiters[channel].acquire(message.segments if channel == "sms" else 1)
+            if (lease - self.clock()).total_seconds() < self.settings.lease_seconds / 3:
+                # Waited so long for the rate limiter that the lease could run out mid-send and another
+                # worker resend it: give the row back unsent instead (very low rates, very many senders).
+                return self._finish(message, lease, status=NotificationStatus.QUEUED,
+                                    attempts=Notification.attempts - 1)
+            provider = self.providers[channel]
+            try:
+                sent = provider.send(message)
+            except ProviderError as e:
+                return self._failed(message, lease, e)
+            except Exception as e:  # we cannot tell whether the provider got it: do not resend blindly
+                log.exception("notifier: unexpected error sending notification %s", notification_id)
+                return self._finish(message, lease, status=NotificationStatus.FAILED, error_code=AMBIGUOUS,
+                                    error_message=_ambiguous_text(f"{type(e).__name__}: {e}"))
+            return self._finish(message, lease, status=NotificationStatus.SENT, provider=provider.name,
+                                provider_id=sent.provider_id, sent_at=self.clock(), error_code=None,
+                                error_message=None, segments=getattr(sent, "segments", None) or message.segments)
+
+    def _failed(self, message: Notification, lease: datetime, e: ProviderError) -> str:
+        code, text = str(e.code), (e.message or "")[:500]
+        if getattr(e, "ambiguous", False):
+            return self._finish(message, lease, status=NotificationStatus.FAILED, error_code=AMBIGUOUS,
+                                error_message=_ambiguous_text(f"{code}: {text}"))
+        if getattr(e, "opt_out", False) or code in OPT_OUT_CODES:
+            source = f"{self.providers[message.channel.value].name}:{code}"
+            return self._finish(message, lease, status=NotificationStatus.SUPPRESSED, error_code=code,
+                                error_message=text, then=lambda s: _record_opt_out(s, message, source))
+        if e.retryable and message.attempts < self.settings.max_attempts:
+            delay = min(self.settings.backoff_cap, self.settings.backoff_base * 2 ** max(message.attempts - 1, 0))
+            delay *= 0.5 + self.jitter()  # jitter, so a provider outage does not end in a thundering herd
+            return self._finish(message, lease, status=NotificationStatus.QUEUED, error_code=code,
+                                error_message=text, next_attempt_at=self.clock() + timedelta(seconds=delay))
+        return self._finish(message, lease, status=NotificationStatus.FAILED, error_code=code, error_message=text)
+
+    def _finish(self, message: Notification, lease: datetime, *, then=None, **values) -> str:
+        """Write the outcome in its own transaction, only while the lease is still ours."""
+        if message.body is not None:  # keep what was rendered at send time, for the message log
+            values.update(subject=message.subject, body=message.body, html_body=message.html_body)
+        for attempt in range(3):  # a lost result means a resend later: try hard to record it
+            try:
+                with self.Session() as session, session.begin():
+                    result = session.execute(
+                        sa.update(Notification).where(Notification.id == message.id,
+                                                      Notification.status == NotificationStatus.SENDING,
+                                                      Notification.lease_until == lease)
+                        .values(lease_until=None, updated_at=self.clock(), **values)
+                        .execution_options(synchronize_session=False))
+                    if result.rowcount != 1:
+                        log.warning("notifier: lease on notification %s lost; outcome %s not recorded",
+                                    message.id, values["status"])
+                        return "lost"
+                    if then:
+                        then(session)
+                return values["status"].value
+            except sa.exc.OperationalError:
+                if attempt == 2:
+                    raise
+                log.warning("notifier: recording notification %s failed; retrying", message.id, exc_info=True)
+                self.stop.wait(0.5 * (attempt + 1))
+
+
+def _render(message: Notification) -> None:
+    """Fill subject/body/html_body of a row queued without a body, and its SMS segments."""
+    if message.body is None:
+        try:
+            from notifications.templates import render
+        except ImportError:
+            raise RuntimeError("the row has no body and notifications.templates is not available") from None
+        rendered = render(message)
+        message.subject = rendered.subject or message.subject or ""
+        message.body, message.html_body = rendered.body, rendered.html_body
+    if message.channel == Channel.SMS:
+        message.segments = sms_segments(message.body or "")
+
+
+def _ambiguous_text(detail: str) -> str:
+    return (f"No answer after the request was sent ({detail}); the message may have been delivered, so it was "
+            "not resent. Retry it explicitly if it did not arrive.")[:500]
+
+
+def _record_opt_out(session, message: Notification, source: str) -> None:
+    try:
+        from notifications import optouts
+    except ImportError:
+        optouts = None
+    if optouts is not None:
+        try:
+            optouts.opt_out(session, message.channel.value, message.recipient, source)
+            return
+        except Exception:  # an address optouts cannot normalise: record it as it is
+            log.warning("notifier: optouts.opt_out refused %r", message.recipient, exc_info=True)
+    if session.scalar(sa.select(OptOut.id).where(OptOut.channel == message.channel,
+                                                 OptOut.address == message.recipient)) is None:
+        session.add(OptOut(channel=message.channel, address=message.recipient, source=source[:64],
+                           created_at=utcnow()))
+
+
+def build(app, *, providers: dict[str, Provider] | None = None, clock=utcnow, engine=None, **overrides) -> Worker:
+    """A Worker for `app`, with its configured providers and settings (keyword overrides win)."""
+    return Worker(app, engine if engine is not None else db.engine,
+                  providers or providers_from_config(app.config), Settings.from_config(app.config, **overrides),
+                  clock=clock)
+
+
+def run_once(session=None, *, providers: dict[str, Provider] | None = None, clock=utcnow, **overrides) -> int:
+    """Send every message due now and return how many were attempted (claimed to send)."""
     from flask import current_app
 
-    session = session or db.session
-    providers = providers or providers_from_config(current_app.config)
-    done = 0
-    while ids := claim(session, limit=batch):
-        for notification_id in ids:
-            send_one(session, notification_id, providers)
-            done += 1
-    return done
+    app = current_app._get_current_object()
+    engine = session.get_bind() if session is not None else db.engine
+    attempted = build(app, providers=providers, clock=clock, engine=engine, **overrides).run(once=True)
+    if session is not None:
+        session.expire_all()  # the rows were updated through the worker's own sessions: reload on next access
+    return attempted

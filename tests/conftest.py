@@ -52,6 +52,7 @@ def app(_migrated, tmp_path):
         "TESTING": True,
         "PUBLIC_BASE_URL": "http://status.example.com",
         "SESSION_COOKIE_SECURE": False,
+        "QUIET_HOURS": "",  # tests must not depend on the time of day; quiet-hours tests set their own window
     })
     app.instance_path = str(tmp_path / "instance")  # uploads and error CSVs stay out of the real instance/
     # Requests reuse the app context held open below, and with it `g`: start each request with an empty `g`

@@ -1,0 +1,211 @@
+"""Broadcasts: one message to an audience, queued set-based (one INSERT ... SELECT per channel), and
+their progress. The audience arrives as a SELECT of (aa_id, account_id) built by the domain that knows
+it (accounts.audiences); the notifier adds addresses, languages, opt-outs and the dedupe key."""
+from datetime import datetime, timedelta
+
+import sqlalchemy as sa
+from flask import current_app
+
+from accounts.models import Account
+from core.db import utcnow
+from core.errors import NotFound, ValidationError
+from notifications import templates
+from notifications.models import Broadcast, Channel, Notification, NotificationStatus, OptOut
+from ops.audit import Actor, record
+
+MESSAGE_MAX = 1600  # ten SMS parts of GSM-7
+SUBJECT_MAX = 300
+CONFIRM_ABOVE = 1000  # the console asks for confirmation above this many recipients
+# Provider error codes that mean "never again to this address": retrying them is pointless.
+OPT_OUT_CODES = ("21610", "opt_out", "unsubscribed")
+_ADDRESS = {Channel.SMS: (Account.phone, Account.sms_opt_out), Channel.EMAIL: (Account.email, Account.email_opt_out)}
+
+
+def _dialect(executor) -> str:
+    bind = executor if hasattr(executor, "dialect") else executor.get_bind()
+    return bind.dialect.name
+
+
+def _insert(dialect: str):
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert
+
+
+def _json_aa(dialect: str, aa_id):
+    """{"aa": <affected account id>} built in SQL (the worker renders the personal fields from it)."""
+    if dialect == "postgresql":
+        return sa.cast(sa.func.json_build_object("aa", aa_id), Notification.data.type)
+    return sa.func.json_object("aa", aa_id)
+
+
+def insert_for(executor, recipients, *, channel: Channel, key, template: str, now: datetime,
+               broadcast_id: int | None = None, urgent: bool = False, delay_seconds: int = 0,
+               extra_where=None) -> int:
+    """Queue one row per recipient on `channel` in ONE INSERT ... SELECT ... ON CONFLICT DO NOTHING.
+
+    `recipients` is a select of (aa_id, account_id); `key(r)` builds the dedupe key from its columns.
+    Skips opted-out accounts and addresses and accounts without an address on the channel;
+    `extra_where(r)` may add a condition."""
+    dialect = _dialect(executor)
+    channel = Channel(channel)
+    r = recipients.subquery("r")
+    address, flag = _ADDRESS[channel]
+    due = now + timedelta(seconds=delay_seconds)
+    rows = (
+        sa.select(key(r), sa.literal(channel.value), address, Account.id, sa.literal(broadcast_id, sa.Integer),
+                  sa.literal(template), Account.language, _json_aa(dialect, r.c.aa_id), sa.literal(""),
+                  sa.literal(1), sa.literal(urgent), sa.literal(NotificationStatus.QUEUED.value),
+                  sa.literal(0), sa.literal(due, Notification.next_attempt_at.type),
+                  sa.literal(now, Notification.created_at.type),
+                  sa.literal(now, Notification.updated_at.type))
+        .select_from(r).join(Account, Account.id == r.c.account_id)
+        .where(address.is_not(None), address != "", flag.is_(False),
+               ~sa.exists().where(OptOut.channel == channel.value, OptOut.address == address)))
+    if extra_where is not None:
+        rows = rows.where(extra_where(r))
+    cols = ["dedupe_key", "channel", "recipient", "account_id", "broadcast_id", "template", "language", "data",
+            "subject", "segments", "urgent", "status", "attempts", "next_attempt_at", "created_at", "updated_at"]
+    stmt = _insert(dialect)(Notification.__table__).from_select(cols, rows).on_conflict_do_nothing()
+    if not isinstance(executor, sa.engine.Connection):
+        executor = executor.connection()  # Core, not the ORM bulk path: its rowcount is exact on PostgreSQL
+    return executor.execute(stmt.execution_options(preserve_rowcount=True)).rowcount
+
+
+def check_request(data: dict, *, channels_allowed=tuple(Channel)) -> dict:
+    """Validate message, subject, channels and urgent of a broadcast request; returns clean values."""
+    errors: dict = {}
+    message = data.get("message")
+    if not isinstance(message, str) or not message.strip():
+        errors["message"] = "This field is required."
+    elif len(message) > MESSAGE_MAX:
+        errors["message"] = f"At most {MESSAGE_MAX} characters (got {len(message)})."
+    elif problem := templates.check_text(message):
+        errors["message"] = problem
+    subject = data.get("subject") or ""
+    if not isinstance(subject, str) or len(subject) > SUBJECT_MAX or "\n" in subject:
+        errors["subject"] = f"One line of at most {SUBJECT_MAX} characters."
+    channels = data.get("channels")
+    values = [c.value for c in channels_allowed]
+    if not isinstance(channels, list) or not channels or any(c not in values for c in channels) \
+            or len(set(channels)) != len(channels):
+        errors["channels"] = f"Choose one or more of: {', '.join(values)}, each once."
+    if not isinstance(data.get("urgent", False), bool):
+        errors["urgent"] = "Must be true or false."
+    if errors:
+        raise ValidationError("Please correct the highlighted fields.", errors)
+    return {"message": message.strip(), "subject": subject.strip(), "channels": list(channels),
+            "urgent": bool(data.get("urgent"))}
+
+
+def create(session, *, actor: Actor, cause: str, kind: str, clean: dict, audience, recipients) -> Broadcast:
+    """Record a broadcast and queue its messages (one INSERT ... SELECT per channel), with an audit entry."""
+    now = utcnow()
+    broadcast = Broadcast(cause=cause, kind=kind, message=clean["message"], subject=clean["subject"],
+                          channels=clean["channels"], audience=audience, urgent=clean["urgent"],
+                          created_by_id=actor.operator_id, created_by=actor.label, created_at=now)
+    session.add(broadcast)
+    session.flush()
+    total = 0
+    for channel in clean["channels"]:
+        total += insert_for(session, recipients, channel=Channel(channel), template="broadcast", now=now,
+                            broadcast_id=broadcast.id, urgent=clean["urgent"],
+                            key=lambda r, c=channel: sa.literal(f"b{broadcast.id}:{c}:")
+                            + sa.cast(r.c.account_id, sa.String))
+    broadcast.recipients = total
+    record(session, actor=actor, action=f"broadcast.{kind}", entity_type="broadcast", entity_id=broadcast.id,
+           after={"cause": cause, "channels": clean["channels"], "audience": audience, "urgent": clean["urgent"],
+                  "recipients": total, "message": clean["message"]})
+    return broadcast
+
+
+def count_recipients(session, recipients, channels: list[str]) -> dict[str, int]:
+    """How many messages each channel would queue (same exclusions as insert_for), for the preview."""
+    r = recipients.subquery("r")
+    out = {}
+    for channel in channels:
+        address, flag = _ADDRESS[Channel(channel)]
+        out[channel] = session.scalar(
+            sa.select(sa.func.count()).select_from(r).join(Account, Account.id == r.c.account_id)
+            .where(address.is_not(None), address != "", flag.is_(False),
+                   ~sa.exists().where(OptOut.channel == channel, OptOut.address == address))) or 0
+    return out
+
+
+def preview(message: str, *, language: str = "en", sample: dict | None = None) -> dict:
+    """The SMS and email a sample recipient would get, and the SMS's parts and encoding."""
+    context = {"name": "Ana", "link": f"{current_app.config['PUBLIC_BASE_URL']}/m/AbCdEfGhIjKlMnOp",
+               **(sample or {})}
+    context["message"] = templates.render_text(message, context)
+    parts = templates.render_parts("broadcast", language, context)
+    segments, encoding = templates.sms_segments(parts["sms"])
+    return {**parts, "segments": segments, "encoding": encoding}
+
+
+def sms_rate() -> float:
+    """Messages per second the SMS channel sends (the worker's setting, default 10)."""
+    return float(current_app.config.get("SMS_RATE_PER_SECOND") or 10)
+
+
+def test_send(session, *, actor: Actor, email: str, clean: dict, cause: str) -> Broadcast:
+    """Send the message to the operator's own email only (kind "test")."""
+    now = utcnow()
+    broadcast = Broadcast(cause=cause, kind="test", message=clean["message"], subject=clean["subject"],
+                          channels=["email"], audience={"operator": email}, urgent=False, recipients=1,
+                          created_by_id=actor.operator_id, created_by=actor.label, created_at=now)
+    session.add(broadcast)
+    session.flush()
+    session.add(Notification(dedupe_key=f"b{broadcast.id}:email:op{actor.operator_id}", channel=Channel.EMAIL,
+                             recipient=email, broadcast_id=broadcast.id, template="broadcast", language="en",
+                             data={"name": email.split("@")[0]}, body=None, status=NotificationStatus.QUEUED,
+                             next_attempt_at=now, created_at=now, updated_at=now))
+    record(session, actor=actor, action="broadcast.test", entity_type="broadcast", entity_id=broadcast.id,
+           after={"cause": cause, "to": email})
+    return broadcast
+
+
+def get(session, broadcast_id: int) -> Broadcast:
+    broadcast = session.get(Broadcast, broadcast_id)
+    if broadcast is None:
+        raise NotFound(f"No broadcast with id {broadcast_id}.")
+    return broadcast
+
+
+def progress(session, broadcast_id: int) -> dict:
+    """Counts by status, failures grouped by error code, rate (sent in the last minute) and ETA."""
+    broadcast = get(session, broadcast_id)
+    base = sa.select(sa.func.count()).select_from(Notification).where(Notification.broadcast_id == broadcast_id)
+    by_status = dict(session.execute(
+        sa.select(Notification.status, sa.func.count()).where(Notification.broadcast_id == broadcast_id)
+        .group_by(Notification.status)).all())
+    counts = {s.value: by_status.get(s, 0) for s in NotificationStatus}
+    failures = [{"code": code or "", "message": message or "", "count": n} for code, message, n in session.execute(
+        sa.select(Notification.error_code, sa.func.max(Notification.error_message), sa.func.count())
+        .where(Notification.broadcast_id == broadcast_id, Notification.status.in_(
+            (NotificationStatus.FAILED, NotificationStatus.UNDELIVERED)))
+        .group_by(Notification.error_code).order_by(sa.func.count().desc()))]
+    now = utcnow()
+    rate = session.scalar(base.where(Notification.sent_at >= now - timedelta(minutes=1))) or 0
+    pending = counts["queued"] + counts["sending"]
+    speed = rate / 60 if rate else (sms_rate() if "sms" in broadcast.channels else 0)
+    eta = int(pending / speed) if pending and speed else 0
+    return {"broadcast": broadcast, "counts": counts, "total": sum(counts.values()), "failures": failures,
+            "sent_last_minute": rate, "pending": pending, "eta_seconds": eta}
+
+
+def retry_failed(session, *, actor: Actor, broadcast_id: int) -> int:
+    """Queue the broadcast's failed messages again, now (never those that failed because of an opt-out)."""
+    get(session, broadcast_id)
+    now = utcnow()
+    n = session.execute(
+        sa.update(Notification)
+        .where(Notification.broadcast_id == broadcast_id, Notification.status == NotificationStatus.FAILED,
+               sa.or_(Notification.error_code.is_(None), Notification.error_code.not_in(OPT_OUT_CODES)),
+               ~sa.exists().where(OptOut.channel == Notification.channel, OptOut.address == Notification.recipient))
+        .values(status=NotificationStatus.QUEUED, next_attempt_at=now, lease_until=None, updated_at=now)
+        .execution_options(synchronize_session=False)).rowcount
+    record(session, actor=actor, action="broadcast.retry", entity_type="broadcast", entity_id=broadcast_id,
+           after={"requeued": n})
+    return n

@@ -1,0 +1,152 @@
+"""Opt-outs: addresses that must not be messaged on a channel, and the one place that records or lifts them.
+
+An opt-out binds the address (a STOP binds the phone number, whoever it belongs to), and is mirrored on the
+accounts that carry that address (Account.sms_opt_out / email_opt_out) so account screens and audience
+queries see it. Functions take the session and never commit: the caller commits once."""
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+
+from accounts.models import Account
+from core.db import utcnow
+from core.errors import NotFound, ValidationError
+from notifications.models import Channel, InboundMessage, Notification, NotificationStatus, OptOut
+from ops.audit import Actor, record
+
+SUPPRESSED_CODE = "opt_out"
+
+
+def normalise(channel: Channel | str, address: str) -> tuple[Channel, str]:
+    """(Channel, address as stored): emails lower case, phones trimmed (they are E.164 already)."""
+    try:
+        channel = Channel(channel)
+    except ValueError:
+        raise ValidationError("Choose a channel: sms or email.", {"channel": "Choose sms or email."})
+    address = (address or "").strip()
+    if channel is Channel.EMAIL:
+        address = address.lower()
+    if not address or len(address) > 254:
+        raise ValidationError("Give an address.", {"address": "Give a phone number (E.164) or an email address."})
+    if channel is Channel.SMS and not (address.startswith("+") and address[1:].isdigit() and 8 <= len(address) <= 16):
+        raise ValidationError("That is not a phone number.", {"address": "Use E.164, e.g. +15551234567."})
+    if channel is Channel.EMAIL and "@" not in address:
+        raise ValidationError("That is not an email address.", {"address": "Use an email address."})
+    return channel, address
+
+
+def _flag(channel: Channel):
+    return Account.sms_opt_out if channel is Channel.SMS else Account.email_opt_out
+
+
+def _contact(channel: Channel):
+    return Account.phone if channel is Channel.SMS else Account.email
+
+
+def is_opted_out(session, channel: Channel | str, address: str) -> bool:
+    """True when the address has opted out of the channel."""
+    channel = Channel(channel)
+    address = address.strip().lower() if channel is Channel.EMAIL else address.strip()
+    return session.scalar(sa.select(OptOut.id).where(OptOut.channel == channel, OptOut.address == address)) \
+        is not None
+
+
+def opt_out(session, channel: Channel | str, address: str, source: str, *, actor: Actor | None = None) -> OptOut:
+    """Record an opt-out (idempotent), flag matching accounts and suppress unsent messages to the address.
+
+    `actor` is given when an operator acts: the change is then audited."""
+    channel, address = normalise(channel, address)
+    existing = session.scalar(sa.select(OptOut).where(OptOut.channel == channel, OptOut.address == address))
+    if existing is None:
+        try:
+            # A savepoint, so a concurrent identical STOP (unique constraint) does not spoil the caller's transaction.
+            with session.begin_nested():
+                existing = OptOut(channel=channel, address=address, source=source[:64], created_at=utcnow())
+                session.add(existing)
+        except IntegrityError:
+            existing = session.scalar(sa.select(OptOut).where(OptOut.channel == channel,
+                                                              OptOut.address == address))
+        else:
+            if actor is not None:
+                record(session, actor=actor, action="opt_out.add", entity_type="opt_out", entity_id=existing.id,
+                       after={"channel": channel.value, "address": address, "source": existing.source})
+    now = utcnow()
+    # Both set-based: an opt-out of a number shared by many accounts, or with a queued broadcast, is two statements.
+    session.execute(sa.update(Account).where(_contact(channel) == address, _flag(channel).is_(False))
+                    .values({_flag(channel): True, Account.updated_at: now}).execution_options(
+                        synchronize_session=False))
+    session.execute(sa.update(Notification).where(
+        Notification.channel == channel, Notification.recipient == address,
+        Notification.status == NotificationStatus.QUEUED,
+    ).values(status=NotificationStatus.SUPPRESSED, error_code=SUPPRESSED_CODE,
+             error_message=f"Opted out ({source[:64]})", updated_at=now).execution_options(
+                 synchronize_session=False))
+    return existing
+
+
+def opt_in(session, channel: Channel | str, address: str, source: str, *, actor: Actor | None = None) -> bool:
+    """Lift an opt-out and clear the matching accounts' flags; returns whether there was one to lift.
+
+    Messages suppressed while opted out stay suppressed: they are stale by now."""
+    channel, address = normalise(channel, address)
+    row = session.scalar(sa.select(OptOut).where(OptOut.channel == channel, OptOut.address == address))
+    if row is not None:
+        if actor is not None:
+            record(session, actor=actor, action="opt_out.remove", entity_type="opt_out", entity_id=row.id,
+                   before={"channel": channel.value, "address": address, "source": row.source},
+                   after={"source": source})
+        session.delete(row)
+        session.flush()
+    session.execute(sa.update(Account).where(_contact(channel) == address, _flag(channel).is_(True))
+                    .values({_flag(channel): False, Account.updated_at: utcnow()}).execution_options(
+                        synchronize_session=False))
+    return row is not None
+
+
+def remove_by_id(session, opt_out_id: int, *, actor: Actor) -> OptOut:
+    """Console: lift one opt-out by its id (audited)."""
+    row = session.get(OptOut, opt_out_id)
+    if row is None:
+        raise NotFound(f"No opt-out with id {opt_out_id}.")
+    opt_in(session, row.channel, row.address, "operator", actor=actor)
+    return row
+
+
+def list_opt_outs(session, *, q: str = "", channel: str = "", source: str = "", since: datetime | None = None,
+                  until: datetime | None = None, page: int = 1, per_page: int = 50) -> tuple[list[OptOut], int]:
+    """Opt-outs, newest first, filtered by address fragment, channel, source prefix and date; (rows, total)."""
+    query = sa.select(OptOut)
+    if q:
+        query = query.where(OptOut.address.contains(q.strip().lower() if "@" in q else q.strip(),
+                                                    autoescape=True))
+    if channel in {c.value for c in Channel}:
+        query = query.where(OptOut.channel == Channel(channel))
+    if source:
+        query = query.where(OptOut.source.startswith(source, autoescape=True))
+    if since:
+        query = query.where(OptOut.created_at >= since)
+    if until:
+        query = query.where(OptOut.created_at < until)
+    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.order_by(OptOut.created_at.desc(), OptOut.id.desc())
+                           .limit(per_page).offset((max(page, 1) - 1) * per_page)).all()
+    return list(rows), total
+
+
+def sources(session) -> list[str]:
+    """The distinct sources seen, for the console's filter."""
+    return list(session.scalars(sa.select(OptOut.source).distinct().order_by(OptOut.source)))
+
+
+def list_inbound(session, *, q: str = "", keyword: str = "", page: int = 1,
+                 per_page: int = 50) -> tuple[list[InboundMessage], int]:
+    """Inbound SMS, newest first, filtered by sender fragment and keyword; (rows, total)."""
+    query = sa.select(InboundMessage)
+    if q:
+        query = query.where(InboundMessage.from_number.contains(q.strip(), autoescape=True))
+    if keyword:
+        query = query.where(InboundMessage.keyword == keyword)
+    total = session.scalar(sa.select(sa.func.count()).select_from(query.subquery()))
+    rows = session.scalars(query.order_by(InboundMessage.received_at.desc(), InboundMessage.id.desc())
+                           .limit(per_page).offset((max(page, 1) - 1) * per_page)).all()
+    return list(rows), total

@@ -1,0 +1,215 @@
+"""Twilio webhooks: delivery receipts (/webhooks/twilio/status) and inbound SMS (/webhooks/twilio/inbound).
+
+Every request must carry a valid X-Twilio-Signature, computed by Twilio over the PUBLIC address it called
+(PUBLIC_BASE_URL + path + query: behind a proxy request.url is not what Twilio signed) and the form fields.
+Anything else is refused with 403 and no body worth reading; when TWILIO_AUTH_TOKEN is not configured every
+request is refused (a webhook nobody can verify must not be able to opt people out or read their status).
+CSRF does not apply: the signature is the authentication, and a browser cannot forge one.
+
+Inbound keywords (first word, case and punctuation ignored): STOP words opt the number out and get an empty
+<Response/> when sent alone, because Twilio's opt-out handling already confirms a bare STOP (two texts would
+confuse); START/YES/UNSTOP opt back in, HELP/INFO and anything else get help, STATUS gets the subscriber's
+recovery summary and personal link (accounts.sms_status). If the Messaging Service is set to answer HELP and
+START itself, switch those replies off there, or the subscriber gets both."""
+import logging
+import string
+
+import sqlalchemy as sa
+from flask import Blueprint, Response, current_app, request
+from sqlalchemy.exc import IntegrityError
+from twilio.request_validator import SIGNATURE_SETTINGS_HEADER, RequestValidator, get_signature_algorithm
+from twilio.twiml.messaging_response import MessagingResponse
+
+from accounts import sms_status
+from core.db import db, utcnow
+from core.errors import ValidationError
+from core.web import csrf
+from notifications import optouts
+from notifications.models import Channel, InboundMessage, Notification, NotificationStatus
+
+log = logging.getLogger("lifeboat.notifier")
+bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
+csrf.exempt(bp)
+
+OPT_OUT_ERROR = "21610"  # Twilio: "Attempt to send to unsubscribed recipient"
+
+# Twilio's status -> ours, and which of our statuses each may replace (anything else would be a regression:
+# callbacks arrive out of order, and a late "sent" must not undo "delivered").
+_EARLY = (NotificationStatus.QUEUED, NotificationStatus.SENDING)
+_TRANSITIONS = {
+    "sent": (NotificationStatus.SENT, _EARLY),
+    "delivered": (NotificationStatus.DELIVERED, _EARLY + (NotificationStatus.SENT,)),
+    "undelivered": (NotificationStatus.UNDELIVERED, _EARLY + (NotificationStatus.SENT,)),
+    "failed": (NotificationStatus.FAILED, _EARLY + (NotificationStatus.SENT,)),
+}
+
+KEYWORDS = {
+    **dict.fromkeys(("STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "REVOKE", "OPTOUT", "CANCEL"), "stop"),
+    **dict.fromkeys(("START", "YES", "UNSTOP"), "start"),
+    **dict.fromkeys(("HELP", "INFO", "AYUDA"), "help"),
+    **dict.fromkeys(("STATUS", "ESTADO"), "status"),
+}
+
+REPLIES = {
+    "en": {
+        "help": "{name}: data recovery alerts. Reply STATUS for your data recovery status, STOP to stop. "
+                "Msg & data rates may apply.",
+        "start": "{name}: you will get our messages again. Reply STATUS for your data recovery status, STOP to stop.",
+        "other": "{name}: reply STATUS for your data recovery status, HELP for help, STOP to stop.",
+        "stop": "{name}: you will get no more messages from us. Reply START to resume.",
+    },
+    "es": {
+        "help": "{name}: avisos de recuperación de datos. Responda STATUS para ver el estado de sus datos, STOP "
+                "para no recibir más mensajes. Pueden aplicarse tarifas.",
+        "start": "{name}: volverá a recibir nuestros mensajes. Responda STATUS para ver el estado de sus datos, "
+                 "STOP para no recibir más.",
+        "other": "{name}: responda STATUS para ver el estado de sus datos, HELP para ayuda, STOP para no "
+                 "recibir más mensajes.",
+        "stop": "{name}: no recibirá más mensajes nuestros. Responda START para volver a recibirlos.",
+    },
+}
+
+
+def _refuse() -> Response:
+    return Response("Forbidden\n", status=403, mimetype="text/plain")
+
+
+def public_url() -> str:
+    """The address Twilio called, as it saw it: PUBLIC_BASE_URL + path (+ query string)."""
+    url = current_app.config["PUBLIC_BASE_URL"].rstrip("/") + request.path
+    query = request.query_string.decode("latin-1")
+    return f"{url}?{query}" if query else url
+
+
+def signature_valid() -> bool:
+    """True when X-Twilio-Signature matches this request; always False without a configured secret.
+
+    Twilio signs with the Auth Token (HMAC-SHA1), or with a SharedKey when it sends the signature settings
+    header naming the algorithm; that key is TWILIO_WEBHOOK_SHARED_KEY, and without it such requests fail."""
+    signature = request.headers.get("X-Twilio-Signature", "")
+    settings = request.headers.get(SIGNATURE_SETTINGS_HEADER)
+    secret = current_app.config.get("TWILIO_WEBHOOK_SHARED_KEY" if settings else "TWILIO_AUTH_TOKEN")
+    if not signature or not secret:
+        return False
+    try:
+        return RequestValidator(secret).validate(public_url(), request.form, signature,
+                                                 get_signature_algorithm(settings))
+    except Exception:  # a malformed header or body is a forgery, never a 500
+        log.warning("webhook signature check failed on %s", request.path, exc_info=True)
+        return False
+
+
+def twiml(reply: str) -> Response:
+    """A TwiML answer: <Response><Message>reply</Message></Response>, or an empty <Response/>."""
+    response = MessagingResponse()
+    if reply:
+        response.message(reply)
+    return Response(str(response), mimetype="text/xml")
+
+
+# ---- delivery receipts ------------------------------------------------------------------------------
+
+def record_status(session, *, sid: str, status: str, error_code: str = "", to: str = "") -> str:
+    """Apply one status callback; returns what happened: "updated", "ignored" or "unknown"."""
+    outcome = "ignored"
+    transition = _TRANSITIONS.get(status)
+    if transition:
+        new, allowed_from = transition
+        now = utcnow()
+        values = {"status": new, "updated_at": now}
+        if new is NotificationStatus.DELIVERED:
+            values["delivered_at"] = now
+        if new in (NotificationStatus.UNDELIVERED, NotificationStatus.FAILED):
+            values["error_code"] = error_code or None
+            values["error_message"] = f"Twilio reported {status}" + (f" (error {error_code})" if error_code else "")
+        # The allowed-from condition makes the regression check and the write one atomic statement.
+        rows = session.execute(sa.update(Notification).where(
+            Notification.provider_id == sid, Notification.channel == Channel.SMS,
+            Notification.status.in_(allowed_from)).values(**values).execution_options(
+                synchronize_session=False)).rowcount
+        outcome = "updated" if rows else "ignored"
+    notification = session.scalar(sa.select(Notification).where(Notification.provider_id == sid,
+                                                                 Notification.channel == Channel.SMS))
+    if notification is None:
+        outcome = "unknown"
+        log.warning("status callback for unknown message %s (%s)", sid, status)
+    if error_code == OPT_OUT_ERROR:
+        address = notification.recipient if notification is not None else to
+        if address:
+            optouts.opt_out(session, Channel.SMS, address, "twilio:21610")
+    return outcome
+
+
+@bp.post("/twilio/status")
+def twilio_status():
+    if not signature_valid():
+        return _refuse()
+    sid, status = request.form.get("MessageSid", ""), request.form.get("MessageStatus", "").lower()
+    if not sid or not status:
+        return Response("MessageSid and MessageStatus are required\n", status=400, mimetype="text/plain")
+    try:
+        record_status(db.session, sid=sid, status=status, error_code=request.form.get("ErrorCode", "").strip(),
+                      to=request.form.get("To", "").strip())
+    except ValidationError:  # a 21610 for a To that is no phone number: nothing to opt out
+        log.warning("status callback %s: cannot opt out %r", sid, request.form.get("To"))
+    db.session.commit()
+    return twiml("")  # any 2xx ends it: Twilio would retry an error, and an unknown sid will not become known
+
+
+# ---- inbound SMS ------------------------------------------------------------------------------------
+
+def keyword_of(body: str) -> str:
+    """The category of an inbound text from its first word (case and punctuation ignored)."""
+    words = (body or "").split()
+    first = words[0].strip(string.punctuation + "¡¿").upper() if words else ""
+    return KEYWORDS.get(first, "other")
+
+
+def answer(session, *, from_number: str, keyword: str, single_word: bool = True) -> str:
+    """Act on a keyword and return the reply text ('' for a bare STOP, which Twilio confirms)."""
+    lang = sms_status.language_for_phone(session, from_number) or "en"
+    name = current_app.config.get("SMS_SERVICE_NAME") or "Lifeboat"
+    if keyword == "stop":
+        optouts.opt_out(session, Channel.SMS, from_number, "sms:STOP")
+        # Twilio's (Advanced) Opt-Out answers a bare STOP word itself, so a reply of ours would be a second text.
+        # It ignores "stop sending me these": we honour that too, and then nobody else confirms it.
+        return "" if single_word else REPLIES[lang]["stop"].format(name=name)
+    if keyword == "start":
+        optouts.opt_in(session, Channel.SMS, from_number, "sms:START")
+        return REPLIES[lang]["start"].format(name=name)
+    if keyword == "status":
+        return sms_status.status_reply(session, from_number)
+    return REPLIES[lang][keyword if keyword == "help" else "other"].format(name=name)
+
+
+def _stored_reply(session, sid: str) -> str | None:
+    return session.scalar(sa.select(InboundMessage.reply).where(InboundMessage.provider_id == sid))
+
+
+@bp.post("/twilio/inbound")
+def twilio_inbound():
+    if not signature_valid():
+        return _refuse()
+    form = request.form
+    sid, from_number = form.get("MessageSid", "").strip(), form.get("From", "").strip()
+    if not sid or not from_number:
+        return Response("MessageSid and From are required\n", status=400, mimetype="text/plain")
+    replayed = _stored_reply(db.session, sid)
+    if replayed is not None:  # Twilio retried: answer the same, act on nothing
+        return twiml(replayed)
+    body = form.get("Body", "")
+    message = InboundMessage(provider_id=sid[:64], from_number=from_number[:32], to_number=form.get("To", "")[:32],
+                             body=body, keyword=keyword_of(body), reply="", received_at=utcnow())
+    db.session.add(message)
+    try:
+        db.session.flush()  # claim the MessageSid before acting, so a concurrent replay cannot act twice
+        try:
+            message.reply = answer(db.session, from_number=from_number, keyword=message.keyword,
+                                   single_word=len(body.split()) == 1)
+        except ValidationError:  # From is no E.164 number (short code, alphanumeric): just help
+            message.reply = answer(db.session, from_number=from_number, keyword="help")
+        db.session.commit()
+    except IntegrityError:
+        db.session.rollback()
+        return twiml(_stored_reply(db.session, sid) or "")
+    return twiml(message.reply)

@@ -1,0 +1,92 @@
+"""Pacing: never more than the rate in any 1-second window, and close to the rate when there is work."""
+import threading
+import time
+
+from notifications.pacing import RateLimiter, sms_segments
+
+
+class FakeClock:
+    """A clock that only moves when someone sleeps."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self):
+        return self.now
+
+    def sleep(self, seconds):
+        self.now += seconds
+
+
+def most_in_any_second(events):
+    """The largest number of units inside any half-open 1-second window [t, t+1)."""
+    events = sorted(events)
+    return max(sum(u for at, u in events if start <= at < start + 1.0) for start, _ in events)
+
+
+def test_the_limiter_never_lets_more_than_the_rate_through_in_any_second_and_reaches_it():
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)
+    events = []
+    for _ in range(500):
+        limiter.acquire(1)
+        events.append((clock.now, 1))
+    assert most_in_any_second(events) == 10
+    elapsed = events[-1][0] - events[0][0]
+    assert 500 / (elapsed + 1) >= 9.8  # ~the full rate: 500 units in 50 seconds
+
+
+def test_multi_segment_messages_count_as_their_segments():
+    clock = FakeClock()
+    limiter = RateLimiter(10, clock=clock, sleep=clock.sleep)
+    events = []
+    for i in range(300):
+        units = (1, 3, 4)[i % 3]
+        limiter.acquire(units)
+        events.append((clock.now, units))
+    assert most_in_any_second(events) <= 10
+    total = sum(u for _, u in events)
+    # A 4-segment message that does not fit waits for the next second: at most 3 of 10 units idle.
+    assert total / (events[-1][0] - events[0][0] + 1) >= 7.0
+
+
+def test_a_message_longer_than_the_whole_rate_still_goes_alone():
+    clock = FakeClock()
+    limiter = RateLimiter(2, clock=clock, sleep=clock.sleep)
+    limiter.acquire(1)
+    limiter.acquire(5)  # waits until the window is empty, then goes
+    assert clock.now == 1001.0
+    limiter.acquire(1)  # the 5 segments took 2.5 seconds of the rate
+    assert clock.now == 1003.0
+
+
+def test_senders_with_latency_in_threads_still_reach_the_rate_without_exceeding_it():
+    rate, latency = 100, 0.05
+    limiter = RateLimiter(rate)
+    sent, lock = [], threading.Lock()
+
+    def sender():
+        for _ in range(30):
+            granted = limiter.acquire(1)  # the time the limiter counted it at
+            with lock:
+                sent.append((granted, 1))
+            time.sleep(latency)  # the provider call: 8 senders x 20/s = 160/s possible, paced to 100/s
+
+    threads = [threading.Thread(target=sender) for _ in range(8)]
+    started = time.monotonic()
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert most_in_any_second(sent) <= rate
+    # 240 units at 100/s, evenly spaced: about 2.4 s, i.e. at least 98% of the rate.
+    assert time.monotonic() - started < 2.4 / 0.98 + 0.3
+
+
+def test_sms_segments_follow_gsm7_and_ucs2_rules():
+    assert sms_segments("a" * 160) == 1
+    assert sms_segments("a" * 161) == 2
+    assert sms_segments("é" * 160) == 1  # é is GSM-7
+    assert sms_segments("ñ" * 10 + "€" * 75) == 1
+    assert sms_segments("ñ" * 10 + "€" * 76) == 2  # € is an extension character: two units each
+    assert sms_segments("ū" * 70) == 1 and sms_segments("ū" * 71) == 2  # UCS-2

@@ -1,0 +1,256 @@
+"""The worker: leases, concurrent workers, retries, permanent errors, opt-outs, ambiguous sends, rendering."""
+import threading
+import time
+from datetime import datetime, timedelta, timezone
+
+import sqlalchemy as sa
+
+from accounts.models import Account
+from core.db import db
+from notifications import service, worker
+from notifications.models import Broadcast, Channel, Notification, NotificationStatus, OptOut
+from notifications.providers import ProviderError, Sent
+
+class Clock:
+    """A frozen "now" (by default just after the rows were queued) that the test moves by hand."""
+
+    def __init__(self, now=None):
+        self.now = now or datetime.now(timezone.utc) + timedelta(seconds=1)
+
+    def __call__(self):
+        return self.now
+
+    def advance(self, **delta):
+        self.now += timedelta(**delta)
+
+
+class Recording:
+    """A provider that records the ids it was given; `errors` are raised, in order, before it succeeds."""
+
+    name = "rec"
+
+    def __init__(self, *errors, latency=0.0):
+        self.errors, self.latency = list(errors), latency
+        self.sent, self.bodies, self.calls = [], [], 0
+        self.lock = threading.Lock()
+
+    def send(self, message):
+        time.sleep(self.latency)
+        with self.lock:
+            self.calls += 1
+            if self.errors:
+                raise self.errors.pop(0)
+            self.sent.append(message.id)
+            self.bodies.append(message.body)
+        return Sent(provider_id=f"rec-{message.id}")
+
+
+def error(code, retryable=False, **flags):
+    e = ProviderError(code, f"error {code}", retryable=retryable)
+    for name, value in flags.items():
+        setattr(e, name, value)
+    return e
+
+
+def queue(key, recipient="+12065550100", channel=Channel.SMS, **kw):
+    n = service.enqueue(db.session, dedupe_key=key, channel=channel, recipient=recipient, body=f"Hello {key}", **kw)
+    db.session.commit()
+    return n
+
+
+def make_worker(app, provider, clock=None, **settings):
+    settings = {"sms_rate": 1000, "email_rate": 1000, "concurrency": 2, **settings}
+    return worker.build(app, providers={"sms": provider, "email": provider}, clock=clock or Clock(), **settings)
+
+
+def row(n) -> Notification:
+    db.session.expire_all()
+    return db.session.get(Notification, n if isinstance(n, int) else n.id)
+
+
+def test_a_claim_leases_due_rows_urgent_first_and_another_claim_gets_none_of_them(app):
+    a, b = queue("a"), queue("b", urgent=True)
+    clock = Clock(datetime.now(timezone.utc))
+    queue("later").next_attempt_at = clock.now + timedelta(hours=1)
+    db.session.commit()
+    w = make_worker(app, Recording(), clock)
+    ids, lease, _ = w.claim(10)
+    assert ids == sorted([a.id, b.id]) and lease == clock.now + timedelta(seconds=60)
+    assert row(a).status == NotificationStatus.SENDING and row(a).attempts == 1 and row(a).lease_until == lease
+    assert w.claim(10)[0] == []
+    assert make_worker(app, Recording(), clock).claim(1)[0] == []
+    queue("e")
+    d = queue("d", urgent=True)
+    clock.advance(seconds=1)
+    assert w.claim(1)[0] == [d.id]
+
+
+def test_an_expired_lease_is_claimed_again_and_the_late_result_of_the_first_worker_is_not_recorded(app):
+    n = queue("a")
+    clock = Clock(datetime.now(timezone.utc))
+    first, second = Recording(), Recording()
+    w1, w2 = make_worker(app, first, clock), make_worker(app, second, clock)
+    ids, old_lease, _ = w1.claim(10)
+    assert ids == [n.id] and w2.claim(10)[0] == []
+    clock.advance(seconds=61)  # the first worker died or hangs
+    ids2, new_lease, _ = w2.claim(10)
+    assert ids2 == [n.id] and row(n).attempts == 2
+    assert w1.send_one(n.id, old_lease) == "lost" and first.calls == 0
+    assert w2.send_one(n.id, new_lease) == "sent"
+    assert row(n).status == NotificationStatus.SENT and row(n).provider_id == f"rec-{n.id}"
+
+
+def test_a_row_whose_lease_ran_low_while_waiting_for_the_rate_limiter_is_given_back_unsent(app):
+    n = queue("a")
+    clock, provider = Clock(), Recording()
+    w = make_worker(app, provider, clock)
+    ids, lease, _ = w.claim(10)
+    clock.advance(seconds=45)  # 15 of 60 seconds left: another worker might take it over mid-send
+    assert w.send_one(n.id, lease) == "queued" and provider.calls == 0
+    r = row(n)
+    assert (r.status, r.attempts, r.lease_until) == (NotificationStatus.QUEUED, 0, None)
+
+
+def test_two_workers_with_their_own_sessions_never_send_one_message_twice(app):
+    ids = [queue(f"m{i}", recipient=f"+1206555{i:04d}").id for i in range(80)]
+    provider = Recording(latency=0.02)
+    workers = [make_worker(app, provider, Clock(datetime.now(timezone.utc)), concurrency=3) for _ in range(2)]
+    counts = []
+    threads = [threading.Thread(target=lambda w=w: counts.append(w.run(once=True))) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sorted(provider.sent) == ids  # every message, each exactly once
+    assert sum(counts) == 80 and all(c > 0 for c in counts)  # both workers did part of it
+    assert db.session.scalar(sa.select(sa.func.count()).where(Notification.status == NotificationStatus.SENT)) == 80
+
+
+def test_retryable_errors_back_off_exponentially_then_fail_after_the_maximum_attempts(app):
+    clock = Clock()
+    n = queue("a")
+    n.next_attempt_at = clock.now
+    db.session.commit()
+    provider = Recording(*[error("20429", retryable=True) for _ in range(3)])
+    w = make_worker(app, provider, clock, max_attempts=3, backoff_base=10)
+    delays = []
+    for attempt in (1, 2):
+        assert w.run(once=True) == 1
+        r = row(n)
+        assert r.status == NotificationStatus.QUEUED and r.attempts == attempt and r.error_code == "20429"
+        delays.append((r.next_attempt_at - clock.now).total_seconds())
+        assert w.run(once=True) == 0  # not due yet
+        clock.now = r.next_attempt_at
+    assert 5 <= delays[0] <= 15 and 10 <= delays[1] <= 30  # 10 s then 20 s, each with jitter x0.5-1.5
+    w.run(once=True)
+    r = row(n)
+    assert r.status == NotificationStatus.FAILED and r.attempts == 3 and r.error_code == "20429"
+    assert provider.calls == 3 and provider.sent == []
+
+
+def test_a_permanent_error_fails_the_message_with_its_code_and_message(app):
+    n = queue("a")
+    provider = Recording(error("21211"))
+    assert make_worker(app, provider).run(once=True) == 1
+    r = row(n)
+    assert (r.status, r.error_code, r.error_message, r.attempts) == (NotificationStatus.FAILED, "21211",
+                                                                     "error 21211", 1)
+    assert make_worker(app, provider).run(once=True) == 0 and provider.calls == 1
+
+
+def test_twilio_21610_suppresses_the_message_and_opts_the_number_out(app):
+    account = Account(account_number="A-1", phone="+12065550100")
+    db.session.add(account)
+    db.session.commit()
+    n, m = queue("a", account_id=account.id), queue("b")
+    provider = Recording(error("21610", opt_out=True))
+    make_worker(app, provider, concurrency=1).run(once=True)
+    assert row(n).status == NotificationStatus.SUPPRESSED and row(n).error_code == "21610"
+    opt_out = db.session.scalar(sa.select(OptOut))
+    assert (opt_out.channel, opt_out.address, opt_out.source) == (Channel.SMS, "+12065550100", "rec:21610")
+    db.session.refresh(account)
+    assert account.sms_opt_out is True
+    # The other message to that number was queued and is suppressed with it, never sent.
+    assert row(m).status == NotificationStatus.SUPPRESSED and provider.sent == []
+
+
+def test_an_ambiguous_timeout_is_recorded_and_never_resent(app):
+    n = queue("a")
+    provider = Recording(error("timeout", retryable=True, ambiguous=True))
+    clock = Clock()
+    w = make_worker(app, provider, clock)
+    assert w.run(once=True) == 1
+    r = row(n)
+    assert r.status == NotificationStatus.FAILED and r.error_code == "ambiguous"
+    assert "may have been delivered" in r.error_message and "not resent" in r.error_message
+    clock.advance(days=1)
+    assert w.run(once=True) == 0 and provider.calls == 1
+
+
+def test_an_unexpected_provider_exception_counts_as_ambiguous(app):
+    n = queue("a")
+    provider = Recording(ConnectionResetError("reset by peer"))
+    make_worker(app, provider).run(once=True)
+    assert row(n).status == NotificationStatus.FAILED and row(n).error_code == "ambiguous"
+
+
+def test_opted_out_addresses_are_suppressed_before_sending(app):
+    db.session.add(OptOut(channel=Channel.SMS, address="+12065550100", source="sms:STOP"))
+    account = Account(account_number="A-2", email="ann@example.com", email_opt_out=True)
+    db.session.add(account)
+    db.session.commit()
+    a = queue("a")
+    b = queue("b", recipient="ann@example.com", channel=Channel.EMAIL, account_id=account.id)
+    c = queue("c", recipient="+12065550199")
+    provider = Recording()
+    assert make_worker(app, provider).run(once=True) == 1
+    assert row(a).status == NotificationStatus.SUPPRESSED and row(b).status == NotificationStatus.SUPPRESSED
+    assert row(a).error_code == "opt_out" and provider.sent == [c.id]
+
+
+def test_a_row_without_a_body_is_rendered_at_send_time_and_the_text_is_kept(app):
+    account = Account(account_number="A-3", name="Ann", phone="+12065550100")
+    broadcast = Broadcast(cause="incident:1", message="Hi {{ name }}, water is back.", channels=["sms"])
+    db.session.add_all([account, broadcast])
+    db.session.flush()
+    n = Notification(dedupe_key="r", channel=Channel.SMS, recipient="+12065550100", account_id=account.id,
+                     broadcast_id=broadcast.id, template="broadcast", body=None)
+    db.session.add(n)
+    db.session.commit()
+    provider = Recording()
+    make_worker(app, provider).run(once=True)
+    assert provider.bodies == ["Hi Ann, water is back."]
+    assert row(n).status == NotificationStatus.SENT and row(n).body == "Hi Ann, water is back."
+
+
+def test_a_row_that_cannot_be_rendered_fails_with_the_reason(app):
+    n = Notification(dedupe_key="r", channel=Channel.SMS, recipient="+12065550100", template="no-such", body=None)
+    db.session.add(n)
+    db.session.commit()
+    provider = Recording()
+    make_worker(app, provider).run(once=True)
+    assert row(n).status == NotificationStatus.FAILED and row(n).error_code == "render" and provider.calls == 0
+
+
+def test_sends_are_paced_to_the_sms_rate_in_segments(app):
+    for i in range(12):
+        queue(f"m{i}", recipient=f"+1206555{i:04d}")
+    long_one = service.enqueue(db.session, dedupe_key="long", channel=Channel.SMS, recipient="+12065559999",
+                               body="x" * 300)  # 2 segments
+    db.session.commit()
+    times, provider = [], Recording()
+    original = provider.send
+    provider.send = lambda m: (times.append(time.monotonic()), original(m))[1]
+    started = time.monotonic()
+    make_worker(app, provider, concurrency=4, sms_rate=5).run(once=True)
+    # 14 segments at 5 per second, evenly spaced: about 2.5 seconds.
+    assert 1.9 <= time.monotonic() - started < 4
+    assert row(long_one).segments == 2
+    # (times are taken just after the limiter lets a send go: allow them a few milliseconds of skew)
+    assert all(sum(1 for t in times if s <= t < s + 0.95) <= 5 for s in times)
+
+
+def test_the_command_refuses_a_malformed_quiet_hours_setting(app, runner):
+    app.config["QUIET_HOURS"] = "9pm-8am"
+    result = runner.invoke(args=["notifier", "run", "--once"])
+    assert result.exit_code == 2 and "QUIET_HOURS must look like 21:00-08:00" in result.output
