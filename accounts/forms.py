@@ -2,13 +2,15 @@
 from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, Form, FormField, SelectField, StringField, TextAreaField
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length
 
 from accounts.account_import import ACCOUNT_COLUMNS
 from accounts.models import RecoveryCategory, RecoveryState, RecoveryStatus
 from accounts.recovery_import import MAX_NOTE, RECOVERY_COLUMNS
 
-STATE_CHOICES = [(s.value, s.label) for s in RecoveryState]
+STATE_CHOICES = [SelectChoice(s.value, s.label) for s in RecoveryState]
+ANY = SelectChoice("", "Any")
 HEADERS = {"accounts": ",".join(ACCOUNT_COLUMNS), "recovery": ",".join(RECOVERY_COLUMNS)}
 EXAMPLES = {
     "accounts": "A1001,Ann Lee,+12065550100,ann@example.com,en",
@@ -38,9 +40,9 @@ class CategoriesForm(FlaskForm):
 class FilterForm(Form):
     """The affected-account list's filters, read from the query string (a GET form: no CSRF)."""
 
-    state = SelectField("Overall state", choices=[("", "Any")] + STATE_CHOICES, default="")
-    category = SelectField("Category", choices=[("", "Any")], default="")
-    category_state = SelectField("Category state", choices=[("", "Any")] + STATE_CHOICES, default="")
+    state = SelectField("Overall state", choices=[ANY] + STATE_CHOICES, default="")
+    category = SelectField("Category", choices=[ANY], default="")
+    category_state = SelectField("Category state", choices=[ANY] + STATE_CHOICES, default="")
     q = StringField("Number, phone or email", validators=[Length(max=254)])
 
 

@@ -13,6 +13,7 @@ from flask_login import current_user
 from flask_wtf.csrf import CSRFError, validate_csrf
 from werkzeug.formparser import parse_form_data
 from werkzeug.utils import secure_filename
+from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError as WTFValidationError
 
 import accounts.recovery
@@ -228,7 +229,7 @@ def account_list(incident_id: int):
     incident = _incident(incident_id)
     categories = service.list_categories(db.session, incident_id=incident_id)
     form = forms.FilterForm(request.args)
-    form.category.choices = [("", "Any")] + [(c.key, c.label) for c in categories]
+    form.category.choices = [forms.ANY] + [SelectChoice(c.key, c.label) for c in categories]
     page = min(max(request.args.get("page", 1, type=int), 1), MAX_PAGE)
     rows, total, status = [], 0, 200
     if form.validate():
