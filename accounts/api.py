@@ -20,6 +20,7 @@ from accounts.serializers import (CSV_SOURCE, JSON_SOURCE, account_json, categor
                                   recovery_json)
 from core.db import db
 from core.errors import NotFound, ServiceError, ValidationError
+from incidents.service import get_incident
 from incidents.models import Incident
 from ops import openapi
 from ops.api import accepts, bp, iso, requires, transactional
@@ -34,10 +35,7 @@ STATES = [s.value for s in RecoveryState]
 # ---- request helpers ----------------------------------------------------------------------------
 
 def _incident(incident_id: int) -> Incident:
-    incident = db.session.get(Incident, incident_id)
-    if incident is None:
-        raise NotFound(f"No incident with id {incident_id}.")
-    return incident
+    return get_incident(db.session, incident_id=incident_id)
 
 
 def _checked(schema_name: str) -> dict:

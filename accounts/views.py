@@ -24,6 +24,7 @@ from core.db import db
 from core.errors import NotFound, ValidationError
 from core.web import csrf
 from incidents import service as incidents_service
+from incidents.service import get_incident
 from incidents.models import Incident
 from ops.audit import record
 from ops.auth import current_actor, role_required
@@ -44,10 +45,7 @@ def _helpers():
 
 
 def _incident(incident_id: int) -> Incident:
-    incident = db.session.get(Incident, incident_id)
-    if incident is None:
-        raise NotFound(f"No incident with id {incident_id}.")
-    return incident
+    return get_incident(db.session, incident_id=incident_id)
 
 
 def _kind(kind: str) -> ImportKind:
