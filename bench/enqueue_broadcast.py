@@ -47,21 +47,31 @@ def run(url: str, n: int, kind: str) -> None:
         pg = kind == "postgres"
         floor_sql = FLOOR.format(data="json_build_object('aa', aa.id)" if pg else "json_object('aa', aa.id)",
                                  now="now()" if pg else "CURRENT_TIMESTAMP")
-        t = time.perf_counter()
-        with db.engine.begin() as conn:
-            floor_rows = conn.execute(sa.text(floor_sql)).rowcount
-        floor = time.perf_counter() - t
-        with db.engine.begin() as conn:
-            conn.execute(sa.text("DELETE FROM notifications"))
+        def run_floor() -> tuple[float, int]:
+            t = time.perf_counter()
+            with db.engine.begin() as conn:
+                rows = conn.execute(sa.text(floor_sql)).rowcount
+            took = time.perf_counter() - t
+            with db.engine.begin() as conn:
+                conn.execute(sa.text("DELETE FROM notifications"))
+            return took, rows
+
+        # The floor runs before and after ours, and its faster run counts: the cache is warm for at
+        # least one of them, as it is for ours.
+        floor, floor_rows = run_floor()
         t = time.perf_counter()
         broadcast = broadcast_to_incident(db.session, actor=Actor.cli("bench"), incident_id=1, data={
             "message": "Your data is being restored. Reply STATUS for your own status.", "channels": ["sms"],
             "audience": "all", "urgent": False})
         db.session.commit()
         ours = time.perf_counter() - t
-        assert broadcast.recipients == floor_rows == n, (broadcast.recipients, floor_rows, n)
+        recipients = broadcast.recipients
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM notifications"))
+        floor = min(floor, run_floor()[0])
+        assert recipients == floor_rows == n, (recipients, floor_rows, n)
     print(f"broadcast enqueue, {n:,} SMS recipients on {kind}")
-    print(f"  floor (raw INSERT ... SELECT of the same rows): {floor:.2f} s, {n / floor:,.0f} rows/s")
+    print(f"  floor (raw INSERT ... SELECT of the same rows, faster of two runs): {floor:.2f} s, {n / floor:,.0f} rows/s")
     print(f"  lifeboat broadcast (audience, opt-outs, dedupe, audit): {ours:.2f} s, {n / ours:,.0f} rows/s")
     print(f"  ratio lifeboat/floor: {ours / floor:.2f}x (goal <= 2x)")
 
