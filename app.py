@@ -16,7 +16,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     config.INSTANCE_DIR.mkdir(exist_ok=True)
 
     db.init_app(app)
-    import accounts.models, core.ratelimit, notifications.models  # noqa: F401,E401  (models without views yet)
+    import accounts.models, core.ratelimit, notifications.models, offers.models  # noqa: F401,E401  (models without views yet)
     core_db.init_migrate(app)
     web.init_app(app)  # CSRF, error pages, template filters, security headers
 
@@ -25,6 +25,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     import incidents.api  # noqa: F401  (adds the incident routes to the ops API blueprint)
     import accounts.api  # noqa: F401  (adds the affected-account and recovery routes)
     import notifications.api  # noqa: F401  (adds the broadcast routes)
+    import offers.api  # noqa: F401  (adds the compensation offer routes)
 
     auth.init_app(app)
     app.register_blueprint(ops_views.bp)
@@ -36,6 +37,10 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(accounts_views.bp)
     from accounts import public_views as my_views  # /my and /m/<token>: subscriber self-service
     app.register_blueprint(my_views.bp)
+    from offers import views as offers_views  # offers on the personal page: accept / decline
+    app.register_blueprint(offers_views.bp)
+    from offers import console as offers_console  # /ops/incidents/<id>/offers, /ops/offers/<id>
+    app.register_blueprint(offers_console.bp)
     from notifications import views as notifications_views  # broadcasts and the message log
     app.register_blueprint(notifications_views.bp)
     from notifications import optout_views, webhooks  # Twilio webhooks; console opt-outs and inbound SMS
@@ -49,6 +54,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     from notifications import cli as notifier_cli
     accounts_cli.init_app(app)
     notifier_cli.init_app(app)
+    from offers import cli as offers_cli
+    offers_cli.init_app(app)
 
     from core import backup, demo
     backup.init_app(app)

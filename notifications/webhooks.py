@@ -48,6 +48,7 @@ KEYWORDS = {
     **dict.fromkeys(("START", "YES", "UNSTOP"), "start"),
     **dict.fromkeys(("HELP", "INFO", "AYUDA"), "help"),
     **dict.fromkeys(("STATUS", "ESTADO"), "status"),
+    **dict.fromkeys(("ACCEPT", "ACEPTO"), "accept"),  # compensation offers: offers.sms
 }
 
 REPLIES = {
@@ -165,7 +166,7 @@ def keyword_of(body: str) -> str:
     return KEYWORDS.get(first, "other")
 
 
-def answer(session, *, from_number: str, keyword: str, single_word: bool = True) -> str:
+def answer(session, *, from_number: str, keyword: str, single_word: bool = True, body: str = "") -> str:
     """Act on a keyword and return the reply text ('' for a bare STOP, which Twilio confirms)."""
     lang = sms_status.language_for_phone(session, from_number) or "en"
     name = current_app.config.get("SMS_SERVICE_NAME") or "Lifeboat"
@@ -179,6 +180,9 @@ def answer(session, *, from_number: str, keyword: str, single_word: bool = True)
         return REPLIES[lang]["start"].format(name=name)
     if keyword == "status":
         return sms_status.status_reply(session, from_number)
+    if keyword == "accept":
+        from offers.sms import accept_reply
+        return accept_reply(session, phone=from_number, body=body)
     return REPLIES[lang][keyword if keyword == "help" else "other"].format(name=name)
 
 
@@ -205,7 +209,7 @@ def twilio_inbound():
         db.session.flush()  # claim the MessageSid before acting, so a concurrent replay cannot act twice
         try:
             message.reply = answer(db.session, from_number=from_number, keyword=message.keyword,
-                                   single_word=len(body.split()) == 1)
+                                   single_word=len(body.split()) == 1, body=body)
         except ValidationError:  # From is no E.164 number (short code, alphanumeric): just help
             message.reply = answer(db.session, from_number=from_number, keyword="help")
         db.session.commit()

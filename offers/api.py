@@ -1,0 +1,165 @@
+"""Offer routes of the ops JSON API: define a program, issue it, follow it, fulfil and revoke grants.
+
+Amounts are given in major units (100 or "100.00") and answered both ways (value and value_minor)."""
+from flask import jsonify, url_for
+
+from core.db import db
+from core.errors import ValidationError
+from offers import grants, notify, service
+from offers.models import GrantState, OfferGrant, OfferKind, OfferProgram, ProgramStatus
+from ops.api import bp, created, iso, json_body, parse_datetime, transactional
+from ops.auth import current_actor
+from ops.openapi import DATE_TIME_IN, DATE_TIME_OUT, enum, nullable, obj, operation, path_id, piece, ref
+from accounts.models import RecoveryState
+from incidents.models import Impact
+
+
+def program_json(p: OfferProgram, stats: dict | None = None) -> dict:
+    stats = stats or grants.dashboard(db.session, p.id)
+    return {
+        "id": p.id, "incident_id": p.incident_id, "name": p.name, "description": p.description,
+        "kind": p.kind.value, "months": p.months, "value": f"{p.value_minor / 100:.2f}", "value_minor": p.value_minor,
+        "currency": p.currency, "eligible_states": list(p.eligible_states),
+        "exclude_states": list(p.exclude_states or []), "min_impact": p.min_impact,
+        "valid_until": iso(p.valid_until), "budget_cap_minor": p.budget_cap_minor, "status": p.status.value,
+        "not_issued": p.not_issued, "created_by": p.created_by, "created_at": iso(p.created_at),
+        "counts": stats["counts"], "liability_minor": stats["liability_minor"],
+        "preview": service.preview(db.session, p),
+    }
+
+
+def grant_json(g: OfferGrant) -> dict:
+    return {"id": g.id, "program_id": g.program_id, "account_id": g.account_id,
+            "code": service.display_code(g.code), "state": g.state.value, "offered_at": iso(g.offered_at),
+            "accepted_at": iso(g.accepted_at), "fulfilled_at": iso(g.fulfilled_at),
+            "revoked_at": iso(g.revoked_at), "revoke_reason": g.revoke_reason}
+
+
+@bp.post("/incidents/<int:incident_id>/offer-programs")
+@transactional
+def create_offer_program(incident_id: int):
+    data = json_body("OfferProgramCreate")
+    fields: dict = {}
+    data["valid_until"] = parse_datetime(fields, "valid_until", data.get("valid_until"))
+    if fields:
+        raise ValidationError("Please correct the highlighted fields.", fields)
+    program = service.create_program(db.session, actor=current_actor(), incident_id=incident_id, data=data)
+    return created(program_json(program), url_for("api.get_offer_program", program_id=program.id))
+
+
+@bp.get("/offer-programs/<int:program_id>")
+def get_offer_program(program_id: int):
+    return jsonify(program_json(service.get_program(db.session, program_id)))
+
+
+@bp.post("/offer-programs/<int:program_id>/issue")
+@transactional
+def issue_offer_program(program_id: int):
+    return jsonify(service.issue(db.session, actor=current_actor(), program_id=program_id))
+
+
+@bp.post("/offer-programs/<int:program_id>/announce")
+@transactional
+def announce_offer_program(program_id: int):
+    return jsonify({"queued": notify.announce(db.session, actor=current_actor(), program_id=program_id)})
+
+
+@bp.post("/offer-programs/<int:program_id>/fulfil")
+@transactional
+def fulfil_offer_grants(program_id: int):
+    data = json_body("OfferFulfil")
+    return jsonify(grants.mark_fulfilled(db.session, actor=current_actor(), program_id=program_id,
+                                         codes=data["codes"]))
+
+
+@bp.post("/offer-grants/<int:grant_id>/revoke")
+@transactional
+def revoke_offer_grant(grant_id: int):
+    data = json_body("OfferRevoke")
+    return jsonify(grant_json(grants.revoke(db.session, actor=current_actor(), grant_id=grant_id,
+                                            reason=data["reason"])))
+
+
+def _with_409(op: dict, *, conflict: bool) -> dict:
+    """The operation can also answer 409: the grant or program is not in a state that allows it."""
+    if conflict:
+        op["responses"]["409"] = {"$ref": "#/components/responses/Conflict"}
+    return op
+
+
+@piece
+def _offers() -> dict:
+    count = {"type": "integer", "minimum": 0}
+    states = {"type": "array", "items": enum(RecoveryState), "uniqueItems": True}
+    money = {"type": ["number", "string"], "description": "Major units, e.g. 100 or \"100.00\"."}
+    per_state = obj({s.value: count for s in GrantState}, [s.value for s in GrantState])
+    liability = obj({k: count for k in ("offered", "accepted", "fulfilled")}, ["offered", "accepted", "fulfilled"])
+    preview = obj({k: count for k in ("eligible", "new", "would_issue", "over_budget", "liability_minor")},
+                  ["eligible", "new", "would_issue", "over_budget", "liability_minor"])
+    program = {
+        "id": {"type": "integer"}, "incident_id": {"type": "integer"}, "name": {"type": "string"},
+        "description": {"type": "string"}, "kind": enum(OfferKind), "months": {"type": ["integer", "null"]},
+        "value": {"type": "string"}, "value_minor": count, "currency": {"type": "string"},
+        "eligible_states": states, "exclude_states": states,
+        "min_impact": {"type": ["string", "null"], "enum": [*enum(Impact)["enum"], None]},
+        "valid_until": DATE_TIME_OUT, "budget_cap_minor": {"type": ["integer", "null"]},
+        "status": enum(ProgramStatus), "not_issued": count, "created_by": {"type": "string"},
+        "created_at": DATE_TIME_OUT, "counts": per_state, "liability_minor": liability, "preview": preview}
+    grant = {"id": {"type": "integer"}, "program_id": {"type": "integer"}, "account_id": {"type": "integer"},
+             "code": {"type": "string", "pattern": "^[2-9A-HJKMNP-Z]{5}-[2-9A-HJKMNP-Z]{5}$"},
+             "state": enum(GrantState), "offered_at": DATE_TIME_OUT, "accepted_at": nullable(DATE_TIME_OUT),
+             "fulfilled_at": nullable(DATE_TIME_OUT), "revoked_at": nullable(DATE_TIME_OUT),
+             "revoke_reason": {"type": ["string", "null"]}}
+    program_id = path_id("program_id", "offer program")
+    return {
+        "tags": [{"name": "offers"}],
+        "schemas": {
+            "OfferProgram": obj(program, list(program)),
+            "OfferGrant": obj(grant, list(grant)),
+            "OfferAnnounced": obj({"queued": count}, ["queued"]),
+            "OfferIssued": obj({"issued": count, "not_issued": count}, ["issued", "not_issued"]),
+            "OfferFulfilled": obj({"fulfilled": count, "not_fulfilled": {
+                "type": "object", "additionalProperties": {"type": "string"},
+                "description": "Code -> why it was not fulfilled (unknown code, or its state)."}},
+                ["fulfilled", "not_fulfilled"]),
+            "OfferProgramCreate": obj({
+                "name": {"type": "string", "minLength": 1, "maxLength": 200},
+                "description": {"type": "string", "maxLength": 5000, "description": "Shown to subscribers."},
+                "kind": enum(OfferKind), "value": money, "currency": {"type": "string", "minLength": 3,
+                                                                     "maxLength": 3},
+                "months": {"type": "integer", "minimum": 1, "maximum": 24,
+                           "description": "free_months only (default 1); `value` is what they are worth."},
+                "eligible_states": {**states, "minItems": 1,
+                                    "description": "Accounts with ANY category in one of these states."},
+                "exclude_states": {**states, "description": "...and NO category in one of these states."},
+                "min_impact": enum(Impact), "valid_until": DATE_TIME_IN,
+                "budget_cap": {**money, "description": "Stop issuing when value x live grants would exceed it."}},
+                ["name", "kind", "value", "currency", "eligible_states", "valid_until"]),
+            "OfferFulfil": obj({"codes": {"type": "array", "items": {"type": "string"}, "minItems": 1}},
+                               ["codes"]),
+            "OfferRevoke": obj({"reason": {"type": "string", "minLength": 1, "maxLength": 500}}, ["reason"]),
+        },
+        "paths": {
+            "/incidents/{incident_id}/offer-programs": {"post": operation(
+                "Define a compensation offer for an incident's affected accounts", "offers",
+                "createOfferProgram", ok=(201, ref("OfferProgram")), body="OfferProgramCreate",
+                params=[path_id("incident_id", "incident")], not_found=True)},
+            "/offer-programs/{program_id}": {"get": operation(
+                "An offer program with counts per state, liability and an eligibility preview", "offers",
+                "getOfferProgram", ok=(200, ref("OfferProgram")), params=[program_id], not_found=True)},
+            "/offer-programs/{program_id}/issue": {"post": _with_409(operation(
+                "Grant the offer to every eligible account that has none yet (idempotent, within budget)",
+                "offers", "issueOfferProgram", ok=(200, ref("OfferIssued")), params=[program_id],
+                not_found=True), conflict=True)},
+            "/offer-programs/{program_id}/announce": {"post": operation(
+                "Text and email the offer to every offered grant not told yet (opt-outs respected)", "offers",
+                "announceOfferProgram", ok=(200, ref("OfferAnnounced")), params=[program_id], not_found=True)},
+            "/offer-programs/{program_id}/fulfil": {"post": operation(
+                "Mark accepted grants fulfilled by code", "offers", "fulfilOfferGrants",
+                ok=(200, ref("OfferFulfilled")), body="OfferFulfil", params=[program_id], not_found=True)},
+            "/offer-grants/{grant_id}/revoke": {"post": _with_409(operation(
+                "Withdraw an offered or accepted grant, with a reason (audited)", "offers", "revokeOfferGrant",
+                ok=(200, ref("OfferGrant")), body="OfferRevoke", params=[path_id("grant_id", "offer grant")],
+                not_found=True), conflict=True)},
+        },
+    }
