@@ -5,11 +5,9 @@ the same CSV stream), so the rules, the error policy and the outcome record are 
 edits go through accounts.service.update_recovery, like the console's account page."""
 import csv
 import io
-import json
 from pathlib import Path
 
 from flask import Response, jsonify, request, send_file, stream_with_context
-from jsonschema import Draft202012Validator
 
 import accounts.openapi  # noqa: F401  (registers this domain's piece of the OpenAPI document)
 from accounts import jobs, service
@@ -22,8 +20,7 @@ from core.db import db
 from core.errors import NotFound, ServiceError, ValidationError
 from incidents.service import get_incident
 from incidents.models import Incident
-from ops import openapi
-from ops.api import accepts, bp, iso, requires, transactional
+from ops.api import accepts, bp, iso, json_body, requires, transactional
 from ops.audit import record
 from ops.auth import current_actor
 from ops.models import Role
@@ -36,61 +33,6 @@ STATES = [s.value for s in RecoveryState]
 
 def _incident(incident_id: int) -> Incident:
     return get_incident(db.session, incident_id=incident_id)
-
-
-def _checked(schema_name: str) -> dict:
-    """The JSON object body, checked against its OpenAPI schema; errors name nested fields (accounts[2].phone)."""
-    raw = request.get_data(as_text=True)
-    if not raw.strip():
-        raise ServiceError("Send a JSON object in the request body.")
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise ServiceError(f"The body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno}.") from None
-    if not isinstance(data, dict):
-        raise ServiceError("The body must be a JSON object.")
-    fields: dict[str, str] = {}
-    for error in Draft202012Validator(openapi.schema(schema_name)).iter_errors(data):
-        where = list(error.absolute_path)
-        if error.validator == "additionalProperties":
-            for name in sorted(set(error.instance) - set(error.schema.get("properties", {}))):
-                fields.setdefault(_path(where + [name]), "Unknown field.")
-        elif error.validator == "required":
-            for name in error.validator_value:
-                if name not in error.instance:
-                    fields.setdefault(_path(where + [name]), "This field is required.")
-        else:
-            fields.setdefault(_path(where), _describe(error))
-    if fields:
-        raise ValidationError("Please correct the highlighted fields.", fields)
-    return data
-
-
-def _path(parts: list) -> str:
-    out = ""
-    for p in parts:
-        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
-    return out or "body"
-
-
-_TYPES = {"string": "text", "integer": "a whole number", "boolean": "true or false", "array": "a list",
-          "object": "an object", "null": "null"}
-
-
-def _describe(error) -> str:
-    v = error.validator_value
-    return {
-        "type": lambda: f"Must be {' or '.join(_TYPES.get(k, k) for k in (v if isinstance(v, list) else [v]))}.",
-        "enum": lambda: f"Choose one of: {', '.join(map(str, v))}.",
-        "maxLength": lambda: f"At most {v} characters.",
-        "minLength": lambda: "This field is required.",
-        "minimum": lambda: f"Must be at least {v}.",
-        "maximum": lambda: f"Must be at most {v}.",
-        "minItems": lambda: f"Give at least {v}.",
-        "maxItems": lambda: f"At most {v} items; send larger lists as CSV files.",
-        "uniqueItems": lambda: "List each item once.",
-        "pattern": lambda: "Must be on one line (no line breaks).",
-    }.get(error.validator, lambda: error.message)()
 
 
 def _flag(name: str) -> bool:
@@ -139,7 +81,7 @@ def import_affected_accounts(incident_id: int):
     if request.mimetype == "text/csv":
         stream, source = request.stream, CSV_SOURCE  # a body over MAX_CONTENT_LENGTH is refused (413) here
     else:
-        data = _checked("AffectedAccountsImport")
+        data = json_body("AffectedAccountsImport")
         stream, source = _csv_of(data["accounts"]), JSON_SOURCE
         skip_invalid = data.get("skip_invalid", skip_invalid)
     actor, spec = current_actor(), AccountImport()
@@ -245,7 +187,7 @@ def update_recovery(incident_id: int, account_number: str):
     # PUT is idempotent by nature: sending the same statuses again records no new history.
     _incident(incident_id)
     service.get_affected(db.session, incident_id=incident_id, account_number=account_number)
-    items = _checked("RecoveryUpdate")["categories"]
+    items = json_body("RecoveryUpdate")["categories"]
     try:
         service.update_recovery(db.session, actor=current_actor(), incident_id=incident_id,
                                 account_number=account_number, items=items)
@@ -273,7 +215,7 @@ def get_recovery_categories(incident_id: int):
 @transactional
 def put_recovery_categories(incident_id: int):
     _incident(incident_id)
-    keys = _checked("RecoveryCategoriesUpdate")["categories"]
+    keys = json_body("RecoveryCategoriesUpdate")["categories"]
     try:
         service.set_categories(db.session, actor=current_actor(), incident_id=incident_id, keys=keys)
     except ServiceError:

@@ -174,41 +174,51 @@ def json_body(schema_name: str) -> dict:
 
 
 def schema_errors(schema: dict, data: dict) -> dict[str, str]:
-    """{field: what to fix} for every way `data` breaks a self-contained JSON Schema."""
+    """{field: what to fix} for every way `data` breaks a self-contained JSON Schema; nested fields are
+    named by their path, e.g. "accounts[2].phone" or "component_statuses.3"."""
     fields: dict[str, str] = {}
     for error in Draft202012Validator(schema).iter_errors(data):
-        if error.validator == "additionalProperties" and not error.path:
-            for name in sorted(set(data) - set(schema.get("properties", {}))):
-                fields.setdefault(name, "Unknown field.")
-        elif error.validator == "required" and not error.path:
+        where = list(error.absolute_path)
+        if error.validator == "additionalProperties":
+            for name in sorted(set(error.instance) - set(error.schema.get("properties", {}))):
+                fields.setdefault(field_path(where + [name]), "Unknown field.")
+        elif error.validator == "required":
             for name in error.validator_value:
-                if name not in data:
-                    fields.setdefault(name, "This field is required.")
+                if name not in error.instance:
+                    fields.setdefault(field_path(where + [name]), "This field is required.")
         else:
-            field = str(error.absolute_path[0]) if error.absolute_path else "body"
-            fields.setdefault(field, _describe(error))
+            fields.setdefault(field_path(where), _describe(error))
     return fields
 
 
+def field_path(parts: list) -> str:
+    """["accounts", 2, "phone"] -> "accounts[2].phone"; [] -> "body"."""
+    out = ""
+    for p in parts:
+        out += f"[{p}]" if isinstance(p, int) else (f".{p}" if out else str(p))
+    return out or "body"
+
+
 def _describe(error) -> str:
-    where = ".".join(str(p) for p in list(error.absolute_path)[1:])
-    prefix = f"{where}: " if where else ""
+    v = error.validator_value
     if error.validator == "type":
-        kinds = error.validator_value if isinstance(error.validator_value, list) else [error.validator_value]
-        return f"{prefix}Must be {' or '.join(_TYPE_NAMES.get(k, k) for k in kinds)}."
-    if error.validator == "enum":
-        return f"{prefix}Choose one of: {', '.join(map(str, error.validator_value))}."
-    if error.validator == "maxLength":
-        return f"{prefix}At most {error.validator_value} characters."
-    if error.validator == "minimum":
-        return f"{prefix}Must be at least {error.validator_value}."
-    if error.validator == "minLength" and error.validator_value == 1:
-        return f"{prefix}This field is required."
-    if error.validator == "uniqueItems":
-        return f"{prefix}List each item once."
-    if error.validator == "pattern" and error.validator_value == "^[0-9]+$":
+        kinds = v if isinstance(v, list) else [v]
+        return f"Must be {' or '.join(_TYPE_NAMES.get(k, k) for k in kinds)}."
+    if error.validator == "pattern" and v == "^[0-9]+$":
         return f"{error.instance!r} is not an id."
-    return prefix + error.message
+    if error.validator == "pattern" and v == "^[^\\r\\n]*$":
+        return "Must be on one line (no line breaks)."
+    messages = {
+        "enum": lambda: f"Choose one of: {', '.join(map(str, v))}.",
+        "maxLength": lambda: f"At most {v} characters.",
+        "minLength": lambda: "This field is required." if v == 1 else f"At least {v} characters.",
+        "minimum": lambda: f"Must be at least {v}.",
+        "maximum": lambda: f"Must be at most {v}.",
+        "minItems": lambda: f"Give at least {v}.",
+        "maxItems": lambda: f"At most {v} items.",
+        "uniqueItems": lambda: "List each item once.",
+    }
+    return messages.get(error.validator, lambda: error.message)()
 
 
 _TYPE_NAMES = {"string": "text", "integer": "a whole number", "boolean": "true or false", "array": "a list",

@@ -71,7 +71,7 @@ def test_wrong_fields_are_answered_with_details_for_each_field(api):
     assert error["fields"] == {
         "name": "This field is required.", "message": "This field is required.",
         "impact": "Choose one of: none, minor, major, critical.", "notify": "Must be true or false.",
-        "colour": "Unknown field.", "component_ids": "0: Must be a whole number.",
+        "colour": "Unknown field.", "component_ids[0]": "Must be a whole number.",
     }
 
 
@@ -81,8 +81,8 @@ def test_component_statuses_need_ids_and_known_statuses(api):
     response = api.post("/incidents", json={"name": "x", "message": "", "component_statuses": {"3": "bad"}})
     assert response.get_json()["error"]["fields"] == {
         "message": "This field is required.",
-        "component_statuses": "3: Choose one of: operational, degraded_performance, partial_outage, "
-                              "major_outage, under_maintenance.",
+        "component_statuses.3": "Choose one of: operational, degraded_performance, partial_outage, "
+                                "major_outage, under_maintenance.",
     }
 
 

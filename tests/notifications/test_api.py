@@ -47,13 +47,13 @@ def test_bad_channels_and_audiences_answer_422_with_fields(app, api):  # noqa: F
     incident = _incident_with(1)
     url = f"/incidents/{incident.id}/broadcasts"
     r = api.post(url, json={"message": "x", "channels": ["fax"]})
-    assert r.status_code == 422 and "channels" in r.get_json()["error"]["fields"]
+    assert r.status_code == 422 and r.get_json()["error"]["fields"] == {"channels[0]": "Choose one of: sms, email."}
     r = api.post(url, json={"message": "x", "channels": []})
     assert r.status_code == 422 and "channels" in r.get_json()["error"]["fields"]
     r = api.post(url, json={"message": "x", "channels": ["sms"], "audience": "everyone"})
-    assert r.status_code == 422 and "audience" in r.get_json()["error"]["fields"]
+    assert r.status_code == 422 and any(k.startswith("audience") for k in r.get_json()["error"]["fields"])
     r = api.post(url, json={"message": "x", "channels": ["sms"], "audience": {"states": ["sunk"]}})
-    assert r.status_code == 422 and "audience" in r.get_json()["error"]["fields"]
+    assert r.status_code == 422 and any(k.startswith("audience") for k in r.get_json()["error"]["fields"])
     r = api.post(url, json={"message": "x", "channels": ["sms"], "audience": {"categories": ["music"]}})
     assert r.status_code == 422 and "categories" in r.get_json()["error"]["fields"]["audience"]
     r = api.post(url, json={"message": "{{ name.__class__ }}", "channels": ["sms"]})
