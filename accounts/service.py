@@ -287,7 +287,9 @@ def recovery_progress(session, *, incident_id: int, unit: str | None = None,
     snapshots[now] = live
     start = min(snapshots)
     if unit not in ("day", "hour"):
-        unit = "hour" if now - start <= timedelta(days=3) else "day"
+        # By calendar days (UTC), so the choice does not depend on the time of day: a story that touches
+        # four or more dates goes day by day, a shorter one hour by hour.
+        unit = "hour" if (now.date() - start.date()).days < 3 else "day"
     step = timedelta(days=1) if unit == "day" else timedelta(hours=1)
 
     def bucket(t: datetime) -> datetime:
