@@ -16,7 +16,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     config.INSTANCE_DIR.mkdir(exist_ok=True)
 
     db.init_app(app)
-    import accounts.models, core.ratelimit, notifications.models, offers.models  # noqa: F401,E401  (models without views yet)
+    import accounts.models, core.periodic_models, core.ratelimit, notifications.models, offers.models  # noqa: F401,E401
     core_db.init_migrate(app)
     web.init_app(app)  # CSRF, error pages, template filters, security headers
 

@@ -122,3 +122,18 @@ class InboundMessage(db.Model):
     keyword: Mapped[str] = mapped_column(sa.String(16))  # stop, start, help, status, other
     reply: Mapped[str] = mapped_column(sa.Text, default="")
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class EarlyReceipt(db.Model):
+    """A delivery receipt (status callback) that arrived before the worker saved the provider's id on its
+    notification: Twilio can call back within milliseconds of accepting a message. Kept here until the
+    worker records the id, which applies it (same no-regress rule as the webhook) and deletes it."""
+
+    __tablename__ = "early_receipts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    provider_id: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    status: Mapped[str] = mapped_column(sa.String(16))  # the provider's status word: delivered, undelivered, ...
+    error_code: Mapped[str | None] = mapped_column(sa.String(32))
+    error_message: Mapped[str | None] = mapped_column(sa.String(500))
+    received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)

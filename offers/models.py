@@ -51,6 +51,14 @@ class OfferProgram(db.Model):
     budget_cap_minor: Mapped[int | None] = mapped_column(sa.BigInteger)
     status: Mapped[ProgramStatus] = mapped_column(str_enum(ProgramStatus, 16), default=ProgramStatus.ACTIVE)
     not_issued: Mapped[int] = mapped_column(default=0)  # eligible accounts the budget left out (last run)
+    # Reminders: the scheduler queues one reminder this many days before valid_until to grants still
+    # unanswered (None: no automatic reminder), and stamps reminded_at so it runs once.
+    remind_days_before: Mapped[int | None] = mapped_column(default=3)
+    reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    closed_by: Mapped[str | None] = mapped_column(sa.String(300))
+    close_reason: Mapped[str | None] = mapped_column(sa.String(500))
+    updated_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     created_by: Mapped[str] = mapped_column(sa.String(300), default="")
     created_by_id: Mapped[int | None] = mapped_column(sa.ForeignKey("operators.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
