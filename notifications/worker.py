@@ -162,36 +162,48 @@ class Worker:
 
     def run(self, *, once: bool = False) -> int:
         """Send until `self.stop` is set (in-flight sends finish first), or until nothing is due when `once`."""
+        try:
+            with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="notifier") as pool:
+                return self._loop(pool, once=once)
+        finally:
+            for provider in self.providers.values():  # e.g. SMTP connections kept open between sends
+                close = getattr(provider, "close", None)
+                if close is not None:
+                    try:
+                        close()
+                    except Exception:
+                        log.warning("notifier: closing provider %s failed", provider, exc_info=True)
+
+    def _loop(self, pool, *, once: bool) -> int:
         attempted, inflight = 0, set()
         # At most two claimed rows per sender: enough to keep senders busy, few enough that a crash strands
         # little and that no row waits long for the rate limiter while its lease runs. Claim again once half
         # of them are done, so a claim takes several rows rather than one per finished send.
         window = 2 * self.settings.concurrency
-        with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="notifier") as pool:
-            while True:
-                taken = 0
-                if not self.stop.is_set() and len(inflight) <= self.settings.concurrency:
-                    try:
-                        ids, lease, taken = self.claim(window - len(inflight))
-                    except sa.exc.OperationalError:
-                        if once:
-                            raise
-                        log.exception("notifier: claim failed; trying again shortly")
-                        self.stop.wait(self.settings.poll_interval)
-                        continue
-                    inflight |= {pool.submit(self.send_one, i, lease) for i in ids}
-                    attempted += len(ids)
-                if not inflight:
-                    if taken:  # all held for quiet hours or suppressed: more may be due right behind them
-                        continue
-                    if self.stop.is_set() or once:
-                        return attempted
+        while True:
+            taken = 0
+            if not self.stop.is_set() and len(inflight) <= self.settings.concurrency:
+                try:
+                    ids, lease, taken = self.claim(window - len(inflight))
+                except sa.exc.OperationalError:
+                    if once:
+                        raise
+                    log.exception("notifier: claim failed; trying again shortly")
                     self.stop.wait(self.settings.poll_interval)
                     continue
-                done, inflight = wait(inflight, timeout=0.2, return_when=FIRST_COMPLETED)
-                for future in done:
-                    if future.exception() is not None:
-                        log.error("notifier: send failed unexpectedly", exc_info=future.exception())
+                inflight |= {pool.submit(self.send_one, i, lease) for i in ids}
+                attempted += len(ids)
+            if not inflight:
+                if taken:  # all held for quiet hours or suppressed: more may be due right behind them
+                    continue
+                if self.stop.is_set() or once:
+                    return attempted
+                self.stop.wait(self.settings.poll_interval)
+                continue
+            done, inflight = wait(inflight, timeout=0.2, return_when=FIRST_COMPLETED)
+            for future in done:
+                if future.exception() is not None:
+                    log.error("notifier: send failed unexpectedly", exc_info=future.exception())
 
     def send_one(self, notification_id: int, lease: datetime) -> str:
         """Send one leased row and record the outcome; returns the status written ("lost" if no longer ours)."""
@@ -234,7 +246,8 @@ class Worker:
                                     error_message=_ambiguous_text(f"{type(e).__name__}: {e}"))
             return self._finish(message, lease, status=NotificationStatus.SENT, provider=provider.name,
                                 provider_id=sent.provider_id, sent_at=self.clock(), error_code=None,
-                                error_message=None, segments=getattr(sent, "segments", None) or message.segments)
+                                error_message=None, segments=getattr(sent, "segments", None) or message.segments,
+                                then=lambda s: _apply_early_receipt(s, message.id, sent.provider_id))
 
     def _failed(self, message: Notification, lease: datetime, e: ProviderError) -> str:
         code, text = str(e.code), (e.message or "")[:500]
@@ -291,6 +304,18 @@ def _render(message: Notification) -> None:
         message.body, message.html_body = rendered.body, rendered.html_body
     if message.channel == Channel.SMS:
         message.segments = sms_segments(message.body or "")
+
+
+def _apply_early_receipt(session, notification_id: int, provider_id: str | None) -> None:
+    """A delivery receipt may have beaten us to it (Twilio calls back within milliseconds): apply it now,
+    in the transaction that records the provider id (notifications.receipts)."""
+    if not provider_id:
+        return
+    try:
+        from notifications import receipts
+    except ImportError:
+        return
+    receipts.apply_early(session, notification_id, provider_id)
 
 
 def _ambiguous_text(detail: str) -> str:
