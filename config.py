@@ -100,6 +100,8 @@ class Config:
     # with several workers, divide the provider's limit between them.
     SMS_RATE_PER_SECOND = float(os.environ.get("SMS_RATE_PER_SECOND", 10))  # SMS segments per second
     EMAIL_RATE_PER_SECOND = float(os.environ.get("EMAIL_RATE_PER_SECOND", 10))
+    # The rates hold at the provider, not only when sends start: see notifications/pacing.py. 0 = cap starts only.
+    PACING_MARGIN_MS = float(os.environ.get("PACING_MARGIN_MS", 15))
     # Non-urgent SMS wait while the subscriber's local time is inside this window; "" turns it off.
     QUIET_HOURS = os.environ.get("QUIET_HOURS", "21:00-08:00")
     NOTIFIER_CONCURRENCY = int(os.environ.get("NOTIFIER_CONCURRENCY", 4))  # sends in flight; --concurrency wins

@@ -2,10 +2,16 @@
 
 A classic token bucket lets a full bucket's burst plus a second's refill through in one second, i.e. up to
 twice the rate in some 1-second window. Carriers count per second, so this limiter spaces units evenly
-(1/rate apart) and also keeps a log of the last second as a hard cap: in ANY 1-second window at most `rate`
-units are let go, and a steady stream still reaches the full rate. The times are when sends start (the
-limiter is asked right before each provider call); the provider sees them a network latency later. The
-limit is per worker process: with several workers, divide the provider's limit between them."""
+and also keeps a log of recent sends as a hard cap: in ANY window of `1 + margin` seconds at most `rate`
+units are let go, and a steady stream still reaches `rate / (1 + margin)`.
+
+Why the margin: the limiter counts the moments sends *start*; the provider counts arrivals, which lag by
+a network and processing time that varies by a few milliseconds from one request to the next. Arrivals
+inside any 1-second window at the provider started inside a window of 1 second plus that variation, so
+capping starts over `1 + margin` seconds keeps the provider's count at or under the rate as long as the
+variation stays under the margin (PACING_MARGIN_MS, default 15 ms: 98.5% of the rate). A margin of 0
+caps send starts only. The limit is per worker process: with several workers, divide the provider's limit
+between them."""
 import collections
 import threading
 import time
@@ -31,30 +37,32 @@ def sms_segments(text: str) -> int:
 
 
 class RateLimiter:
-    """At most `rate` units in any 1-second window; `acquire(n)` blocks until `n` units may go.
+    """At most `rate` units in any window of `1 + margin` seconds; `acquire(n)` blocks until `n` units may go.
 
     `clock` and `sleep` are injectable so tests can run it on a fake clock."""
 
-    WINDOW = 1.0
-
-    def __init__(self, rate: float, *, clock=time.monotonic, sleep=time.sleep):
+    def __init__(self, rate: float, *, margin: float = 0.0, clock=time.monotonic, sleep=time.sleep):
         if rate <= 0:
             raise ValueError("rate must be positive")
+        if not 0 <= margin < 1:
+            raise ValueError("margin must be at least 0 and under 1 second")
         self.rate, self.clock, self.sleep = rate, clock, sleep
-        self._log: collections.deque = collections.deque()  # (time, units) of what left in the last second
+        self.window = 1.0 + margin
+        self._log: collections.deque = collections.deque()  # (time, units) of what left in the last window
         self._used = 0
         # Even spacing too (GCRA): without it the first second of a backlog leaves as one burst, and a burst
         # is what carriers throttle. `_due` is when the next unit is due on a perfect schedule; a send may run
-        # one unit early, so a late wake-up does not lose its slot.
+        # one unit early, so a late wake-up does not lose its slot (the hard cap still holds).
+        self._spacing = self.window / rate
         self._due = float("-inf")
-        self._early = 1.0 / rate
+        self._early = self._spacing
         self._lock = threading.Lock()
 
     def _take(self, units: int) -> tuple[float, float]:
         """Take `units` now and return (0, now), or return (how long to wait before trying again, now)."""
         with self._lock:
             now = self.clock()
-            while self._log and self._log[0][0] <= now - self.WINDOW:
+            while self._log and self._log[0][0] <= now - self.window:
                 self._used -= self._log.popleft()[1]
             if now < self._due - self._early:
                 return self._due - self._early - now, now
@@ -62,19 +70,19 @@ class RateLimiter:
             if self._used + units <= self.rate or not self._log:
                 self._log.append((now, units))
                 self._used += units
-                self._due = max(self._due, now) + units / self.rate
+                self._due = max(self._due, now) + units * self._spacing
                 return 0.0, now
             # Wait until enough of the oldest entries leave the window.
             need, freed = self._used + units - self.rate, 0
             for at, n in self._log:
                 freed += n
                 if freed >= need:
-                    return max(at + self.WINDOW - now, 1e-4), now
-            return self.WINDOW, now
+                    return max(at + self.window - now, 1e-4), now
+            return self.window, now
 
     def acquire(self, units: int = 1) -> float:
-        """Block until `units` may be sent without exceeding the rate in any 1-second window; returns the
-        clock time they were counted at."""
+        """Block until `units` may be sent without exceeding the rate in any window; returns the clock time
+        they were counted at."""
         units = max(1, int(units))
         while True:
             wait, now = self._take(units)

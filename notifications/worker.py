@@ -37,6 +37,7 @@ class Settings:
     backoff_cap: float = 3600.0
     sms_rate: float = 10.0  # SMS segments per second, per worker process
     email_rate: float = 10.0  # emails per second, per worker process
+    pacing_margin: float = 0.015  # seconds added to the 1-second window for request-time variation (pacing.py)
     quiet: quiet_hours.Window | None = field(default_factory=lambda: quiet_hours.parse("21:00-08:00"))
     fallback_zone: str = "UTC"  # for accounts without a (known) time zone: PAGE_TIME_ZONE
     poll_interval: float = 1.0
@@ -51,6 +52,7 @@ class Settings:
             backoff_cap=float(config.get("NOTIFIER_BACKOFF_CAP_SECONDS", 3600)),
             sms_rate=float(config.get("SMS_RATE_PER_SECOND", 10)),
             email_rate=float(config.get("EMAIL_RATE_PER_SECOND", 10)),
+            pacing_margin=float(config.get("PACING_MARGIN_MS", 15)) / 1000,
             quiet=quiet_hours.parse(config.get("QUIET_HOURS", "21:00-08:00")),
             fallback_zone=config.get("PAGE_TIME_ZONE") or "UTC",
             poll_interval=float(config.get("NOTIFIER_POLL_SECONDS", 1.0)),
@@ -153,7 +155,8 @@ class Worker:
                  jitter=random.random):
         self.app, self.providers, self.settings, self.clock, self.jitter = app, providers, settings, clock, jitter
         self.Session = sessionmaker(bind=engine, expire_on_commit=False)
-        self.limiters = {"sms": RateLimiter(settings.sms_rate), "email": RateLimiter(settings.email_rate)}
+        self.limiters = {"sms": RateLimiter(settings.sms_rate, margin=settings.pacing_margin),
+                         "email": RateLimiter(settings.email_rate, margin=settings.pacing_margin)}
         self.stop = threading.Event()
 
     def claim(self, limit: int) -> tuple[list[int], datetime, int]:

@@ -134,7 +134,7 @@ class TwilioStandin:
         self.messages: list[dict] = []  # accepted messages, oldest first
         self.requests: list[dict] = []  # every request with the status it got
         self.invalid_requests: list[dict] = []  # requests that broke Twilio's API description
-        self.accepted_at: list[float] = []  # time.monotonic() of each accepted message: the rate meter
+        self.accepted_at: list[float] = []  # time.monotonic() each accepted message arrived: the rate meter
         self._script: collections.deque = collections.deque()  # outcomes for the next message requests
         self._refuse_to: dict[str, tuple[int, int, str | None]] = {}
         self._verdicts: dict[tuple, object] = {}  # validation results by request shape, see _unmarshal
@@ -249,11 +249,12 @@ class TwilioStandin:
 
     # -- serving ---------------------------------------------------------------------------------------------
     def _wsgi(self, environ, start_response):
+        arrived = time.monotonic()  # the rate meter's clock: when the request reached us, before any parsing
         request = Request(environ)
         request.get_data(cache=True)  # read the body first: openapi-core reads it, and the form is parsed from it
         form = request.form.to_dict(flat=False)
         try:
-            status, payload = self._answer(request, form)
+            status, payload = self._answer(request, form, arrived)
         except _Refusal as refusal:
             status = refusal.status
             payload = {"code": refusal.code, "message": refusal.message, "status": refusal.status,
@@ -270,10 +271,10 @@ class TwilioStandin:
         response = Response(json.dumps(payload), status=status, content_type="application/json")
         return response(environ, start_response)
 
-    def _answer(self, request: Request, form: dict) -> tuple[int, dict]:
+    def _answer(self, request: Request, form: dict, arrived: float) -> tuple[int, dict]:
         self._validate(request, form)
         if request.method == "POST" and (match := MESSAGES_RE.match(request.path)):
-            return 201, self._create(match.group(1), form)
+            return 201, self._create(match.group(1), form, arrived)
         if request.method == "GET" and (match := MESSAGE_RE.match(request.path)):
             with self._lock:
                 found = [m for m in self.messages if m["sid"] == match.group(2)]
@@ -329,7 +330,7 @@ class TwilioStandin:
                 self._verdicts[key] = result
         return result
 
-    def _create(self, account_sid: str, form: dict) -> dict:
+    def _create(self, account_sid: str, form: dict, arrived: float) -> dict:
         value = {name: values[-1] for name, values in form.items()}
         body, to = value.get("Body", ""), value.get("To")
         # Twilio's own rules beyond the description: the product must never break these either.
@@ -356,7 +357,7 @@ class TwilioStandin:
                    "date_created": now, "time": time.time(), "form": form}
         with self._lock:
             self.messages.append(message)
-            self.accepted_at.append(time.monotonic())
+            self.accepted_at.append(arrived)
         if outcome and outcome[0] == "hang":
             self._stopping.wait(outcome[1])
         return self._message_json(message)
