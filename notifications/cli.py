@@ -35,7 +35,7 @@ def run(once: bool, concurrency: int | None, interval: float | None):
     try:
         s = notifier.settings
         click.echo(f"Notifier running: concurrency {s.concurrency}, SMS {s.sms_rate:g} segments/s, email "
-                   f"{s.email_rate:g}/s, quiet hours {_window(s.quiet)} (accounts without a known time zone: "
+                   f"{s.email_rate:g}/s in any {1 + s.pacing_margin:g} s, quiet hours {_window(s.quiet)} (accounts without a known time zone: "
                    f"{s.fallback_zone}).", err=True)
         attempted = notifier.run(once=once)
     finally:
