@@ -108,5 +108,7 @@ class Config:
     NOTIFIER_MAX_ATTEMPTS = int(os.environ.get("NOTIFIER_MAX_ATTEMPTS", 6))  # then the message is failed
     # A claimed row is another worker's to retry after this; keep it above the provider timeouts.
     NOTIFIER_LEASE_SECONDS = float(os.environ.get("NOTIFIER_LEASE_SECONDS", 60))
+    # The worker runs the due periodic tasks (offer expiry and reminders, pruning) this often; 0 = never.
+    NOTIFIER_PERIODIC_SECONDS = float(os.environ.get("NOTIFIER_PERIODIC_SECONDS", 30))
     NOTIFIER_BACKOFF_SECONDS = float(os.environ.get("NOTIFIER_BACKOFF_SECONDS", 15))  # first retry, then doubled
     NOTIFIER_BACKOFF_CAP_SECONDS = float(os.environ.get("NOTIFIER_BACKOFF_CAP_SECONDS", 3600))

@@ -1,4 +1,4 @@
-"""`flask --app app accounts import ...`, `recovery import ...`, `recovery categories ...`."""
+"""`flask --app app accounts import ...`, `recovery import ...`, `recovery categories ...`, `imports prune`."""
 import os
 import sys
 
@@ -15,6 +15,7 @@ from ops.audit import Actor
 
 accounts_cli = AppGroup("accounts", help="Affected accounts.")
 recovery_cli = AppGroup("recovery", help="Per-account recovery status.")
+imports_cli = AppGroup("imports", help="Import files (uploads and rejected rows).")
 
 
 def _run_import(spec: ImportSpec, incident_id: int, path: str, skip_invalid: bool) -> None:
@@ -92,7 +93,23 @@ def categories(incident_id: int, keys: tuple[str, ...]):
     click.echo(", ".join(c.key for c in cats) or "No categories yet.")
 
 
+@imports_cli.command("prune")
+@click.option("--days", type=click.IntRange(0, 36500), default=None,
+              help="Keep files of imports that ended within this many days (default IMPORT_RETENTION_DAYS, 30).")
+def prune_imports(days: int | None):
+    """Delete uploaded CSVs and rejected-row CSVs of imports that ended long ago (personal data)."""
+    from accounts import retention
+    from core.db import utcnow
+
+    actor = Actor.cli(f"cli ({os.environ.get('USER', 'unknown')})")
+    pruned = retention.prune(db.session, actor=actor, now=utcnow(), days=days)
+    db.session.commit()
+    click.echo(f"Deleted {pruned.files} file(s) of {pruned.jobs} import(s) that ended more than "
+               f"{retention.retention_days() if days is None else days} day(s) ago.")
+
+
 def init_app(app) -> None:
     app.cli.add_command(accounts_cli)
     app.cli.add_command(recovery_cli)
+    app.cli.add_command(imports_cli)
     from accounts import links; links.register_cli(accounts_cli)  # noqa: E702  `accounts link`, `revoke-links`

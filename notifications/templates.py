@@ -100,6 +100,12 @@ def personal_context(session, notification) -> dict:
     account = session.get(Account, notification.account_id) if notification.account_id else None
     context = {"name": account.name if account else data.get("name", ""), "link": "", "summary": [],
                "headline": "", "offer_code": data.get("offer_code", ""), "subject": notification.subject or ""}
+    if data.get("grant"):
+        # An offer message (offers.notify): one query for the grant and its program, worded in the
+        # account's language. Kept behind a lazy import like accounts': the notifier only relays the fields.
+        from offers.text import offer_fields
+
+        context.update(offer_fields(session, data["grant"], lang, account.time_zone if account else None))
     aa_id = data.get("aa")
     affected = session.get(AffectedAccount, aa_id) if aa_id else None
     if affected is not None:
@@ -107,7 +113,8 @@ def personal_context(session, notification) -> dict:
 
         context["link"] = link_url(issue_link(session, affected.id))
         context["headline"] = plain_language.headline(affected.state, lang)
-        context["summary"] = recovery_summary(session, affected, lang)
+        if not (notification.template or "").startswith("offer"):  # offer messages do not list the recovery
+            context["summary"] = recovery_summary(session, affected, lang)
     elif data.get("link"):
         context["link"] = data["link"]
     if notification.broadcast_id:

@@ -6,6 +6,10 @@ Anything else is refused with 403 and no body worth reading; when TWILIO_AUTH_TO
 request is refused (a webhook nobody can verify must not be able to opt people out or read their status).
 CSRF does not apply: the signature is the authentication, and a browser cannot forge one.
 
+Delivery receipts move a notification on, never back (notifications.receipts). A receipt for a sid no
+notification has yet is usually early (Twilio calls back before the worker commits the sid): it is kept as an
+early receipt, which the worker applies when it records the sid.
+
 Inbound keywords (first word, case and punctuation ignored): STOP words opt the number out and get an empty
 <Response/> when sent alone, because Twilio's opt-out handling already confirms a bare STOP (two texts would
 confuse); START/YES/UNSTOP opt back in, HELP/INFO and anything else get help, STATUS gets the subscriber's
@@ -24,24 +28,14 @@ from accounts import sms_status
 from core.db import db, utcnow
 from core.errors import ValidationError
 from core.web import csrf
-from notifications import optouts
-from notifications.models import Channel, InboundMessage, Notification, NotificationStatus
+from notifications import optouts, receipts
+from notifications.models import Channel, InboundMessage, Notification
 
 log = logging.getLogger("lifeboat.notifier")
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 csrf.exempt(bp)
 
 OPT_OUT_ERROR = "21610"  # Twilio: "Attempt to send to unsubscribed recipient"
-
-# Twilio's status -> ours, and which of our statuses each may replace (anything else would be a regression:
-# callbacks arrive out of order, and a late "sent" must not undo "delivered").
-_EARLY = (NotificationStatus.QUEUED, NotificationStatus.SENDING)
-_TRANSITIONS = {
-    "sent": (NotificationStatus.SENT, _EARLY),
-    "delivered": (NotificationStatus.DELIVERED, _EARLY + (NotificationStatus.SENT,)),
-    "undelivered": (NotificationStatus.UNDELIVERED, _EARLY + (NotificationStatus.SENT,)),
-    "failed": (NotificationStatus.FAILED, _EARLY + (NotificationStatus.SENT,)),
-}
 
 KEYWORDS = {
     **dict.fromkeys(("STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "REVOKE", "OPTOUT", "CANCEL"), "stop"),
@@ -111,33 +105,24 @@ def twiml(reply: str) -> Response:
 # ---- delivery receipts ------------------------------------------------------------------------------
 
 def record_status(session, *, sid: str, status: str, error_code: str = "", to: str = "") -> str:
-    """Apply one status callback; returns what happened: "updated", "ignored" or "unknown"."""
-    outcome = "ignored"
-    transition = _TRANSITIONS.get(status)
-    if transition:
-        new, allowed_from = transition
-        now = utcnow()
-        values = {"status": new, "updated_at": now}
-        if new is NotificationStatus.DELIVERED:
-            values["delivered_at"] = now
-        if new in (NotificationStatus.UNDELIVERED, NotificationStatus.FAILED):
-            values["error_code"] = error_code or None
-            values["error_message"] = f"Twilio reported {status}" + (f" (error {error_code})" if error_code else "")
-        # The allowed-from condition makes the regression check and the write one atomic statement.
-        rows = session.execute(sa.update(Notification).where(
-            Notification.provider_id == sid, Notification.channel == Channel.SMS,
-            Notification.status.in_(allowed_from)).values(**values).execution_options(
-                synchronize_session=False)).rowcount
-        outcome = "updated" if rows else "ignored"
+    """Apply one status callback; returns what happened: "updated", "ignored", "early" (no notification has
+    this sid yet: kept as an early receipt for the worker, notifications.receipts) or "unknown"."""
+    moved = receipts.apply_status(session, provider_id=sid, status=status, error_code=error_code)
+    outcome = "updated" if moved else "ignored"
     notification = session.scalar(sa.select(Notification).where(Notification.provider_id == sid,
                                                                  Notification.channel == Channel.SMS))
     if notification is None:
-        outcome = "unknown"
-        log.warning("status callback for unknown message %s (%s)", sid, status)
+        # Usually the worker has not committed the sid yet (Twilio calls back within milliseconds).
+        outcome = "early" if receipts.store_early(session, sid, status, error_code or None) else "unknown"
+        log.info("status callback for unknown message %s (%s): %s", sid, status,
+                 "kept until the worker records it" if outcome == "early" else "nothing to keep")
     if error_code == OPT_OUT_ERROR:
         address = notification.recipient if notification is not None else to
         if address:
-            optouts.opt_out(session, Channel.SMS, address, "twilio:21610")
+            try:
+                optouts.opt_out(session, Channel.SMS, address, "twilio:21610")
+            except ValidationError:  # a 21610 for a To that is no phone number: nothing to opt out
+                log.warning("status callback %s: cannot opt out %r", sid, address)
     return outcome
 
 
@@ -145,16 +130,18 @@ def record_status(session, *, sid: str, status: str, error_code: str = "", to: s
 def twilio_status():
     if not signature_valid():
         return _refuse()
-    sid, status = request.form.get("MessageSid", ""), request.form.get("MessageStatus", "").lower()
+    sid, status = request.form.get("MessageSid", "").strip(), request.form.get("MessageStatus", "").strip().lower()
     if not sid or not status:
         return Response("MessageSid and MessageStatus are required\n", status=400, mimetype="text/plain")
-    try:
-        record_status(db.session, sid=sid, status=status, error_code=request.form.get("ErrorCode", "").strip(),
-                      to=request.form.get("To", "").strip())
-    except ValidationError:  # a 21610 for a To that is no phone number: nothing to opt out
-        log.warning("status callback %s: cannot opt out %r", sid, request.form.get("To"))
+    outcome = record_status(db.session, sid=sid, status=status, error_code=request.form.get("ErrorCode", "").strip(),
+                            to=request.form.get("To", "").strip())
     db.session.commit()
-    return twiml("")  # any 2xx ends it: Twilio would retry an error, and an unknown sid will not become known
+    if outcome == "early":
+        # The worker may have committed the sid while the receipt was being stored, and looked for the receipt
+        # before it was committed: look once more now that it is (receipts._serialize says why this suffices).
+        receipts.settle(db.session, sid)
+        db.session.commit()
+    return twiml("")  # any 2xx ends it: Twilio would retry an error; an early receipt waits for the worker
 
 
 # ---- inbound SMS ------------------------------------------------------------------------------------

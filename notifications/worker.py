@@ -41,6 +41,7 @@ class Settings:
     quiet: quiet_hours.Window | None = field(default_factory=lambda: quiet_hours.parse("21:00-08:00"))
     fallback_zone: str = "UTC"  # for accounts without a (known) time zone: PAGE_TIME_ZONE
     poll_interval: float = 1.0
+    periodic_interval: float = 30.0  # seconds between runs of the due periodic tasks (core.periodic); 0 = never
 
     @classmethod
     def from_config(cls, config, **overrides) -> "Settings":
@@ -56,6 +57,7 @@ class Settings:
             quiet=quiet_hours.parse(config.get("QUIET_HOURS", "21:00-08:00")),
             fallback_zone=config.get("PAGE_TIME_ZONE") or "UTC",
             poll_interval=float(config.get("NOTIFIER_POLL_SECONDS", 1.0)),
+            periodic_interval=float(config.get("NOTIFIER_PERIODIC_SECONDS", 30)),
         )
         if "NOTIFIER_CONCURRENCY" in config:
             values["concurrency"] = int(config["NOTIFIER_CONCURRENCY"])
@@ -165,10 +167,17 @@ class Worker:
 
     def run(self, *, once: bool = False) -> int:
         """Send until `self.stop` is set (in-flight sends finish first), or until nothing is due when `once`."""
+        periodic = None
+        if not once and self.settings.periodic_interval > 0:
+            periodic = threading.Thread(target=self._periodic, name="notifier-periodic", daemon=True)
+            periodic.start()
         try:
             with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="notifier") as pool:
                 return self._loop(pool, once=once)
         finally:
+            if periodic is not None:
+                self.stop.set()
+                periodic.join()
             for provider in self.providers.values():  # e.g. SMTP connections kept open between sends
                 close = getattr(provider, "close", None)
                 if close is not None:
@@ -176,6 +185,22 @@ class Worker:
                         close()
                     except Exception:
                         log.warning("notifier: closing provider %s failed", provider, exc_info=True)
+
+    def _periodic(self) -> None:
+        """Run the due periodic tasks (offer expiry and reminders, pruning: core.periodic) every little while,
+        beside the sends, until stopped. Each task is claimed in the database, so with several workers each
+        due run still happens once; a failing task is recorded there and never stops the worker."""
+        try:
+            from core import periodic
+        except ImportError:
+            return
+        while not self.stop.is_set():
+            try:
+                with self.app.app_context():
+                    periodic.run_due()
+            except Exception:
+                log.exception("notifier: periodic tasks failed; trying again later")
+            self.stop.wait(self.settings.periodic_interval)
 
     def _loop(self, pool, *, once: bool) -> int:
         attempted, inflight = 0, set()

@@ -1,7 +1,8 @@
-"""Offer routes of the ops JSON API: define a program, issue it, follow it, fulfil and revoke grants.
+"""Offer routes of the ops JSON API: define, edit and close a program, issue it, follow it, export the
+accepted grants, fulfil and revoke grants.
 
 Amounts are given in major units (100 or "100.00") and answered both ways (value and value_minor)."""
-from flask import jsonify, url_for
+from flask import Response, jsonify, url_for
 
 from core.db import db
 from core.errors import ValidationError
@@ -22,7 +23,9 @@ def program_json(p: OfferProgram, stats: dict | None = None) -> dict:
         "currency": p.currency, "eligible_states": list(p.eligible_states),
         "exclude_states": list(p.exclude_states or []), "min_impact": p.min_impact,
         "valid_until": iso(p.valid_until), "budget_cap_minor": p.budget_cap_minor, "status": p.status.value,
-        "not_issued": p.not_issued, "created_by": p.created_by, "created_at": iso(p.created_at),
+        "not_issued": p.not_issued, "remind_days_before": p.remind_days_before, "reminded_at": iso(p.reminded_at),
+        "closed_at": iso(p.closed_at), "closed_by": p.closed_by, "close_reason": p.close_reason,
+        "created_by": p.created_by, "created_at": iso(p.created_at), "updated_at": iso(p.updated_at),
         "counts": stats["counts"], "liability_minor": stats["liability_minor"],
         "preview": service.preview(db.session, p),
     }
@@ -52,6 +55,37 @@ def get_offer_program(program_id: int):
     return jsonify(program_json(service.get_program(db.session, program_id)))
 
 
+@bp.patch("/offer-programs/<int:program_id>")
+@transactional
+def update_offer_program(program_id: int):
+    data = json_body("OfferProgramPatch")
+    if "valid_until" in data:
+        fields: dict = {}
+        data["valid_until"] = parse_datetime(fields, "valid_until", data["valid_until"])
+        if fields:
+            raise ValidationError("Please correct the highlighted fields.", fields)
+    program = service.update_program(db.session, actor=current_actor(), program_id=program_id, data=data)
+    return jsonify(program_json(program))
+
+
+@bp.post("/offer-programs/<int:program_id>/close")
+@transactional
+def close_offer_program(program_id: int):
+    data = json_body("OfferProgramClose")
+    result = service.close_program(db.session, actor=current_actor(), program_id=program_id,
+                                   reason=data["reason"], expire_open=data.get("expire_open", False))
+    return jsonify({"already_closed": result["already_closed"], "expired": result["expired"],
+                    "program": program_json(result["program"])})
+
+
+@bp.get("/offer-programs/<int:program_id>/accepted.csv")
+def export_offer_grants(program_id: int):
+    text = grants.export_csv(db.session, program_id)
+    return Response(text, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="offer-{program_id}-accepted.csv"',
+        "Cache-Control": "no-store"})
+
+
 @bp.post("/offer-programs/<int:program_id>/issue")
 @transactional
 def issue_offer_program(program_id: int):
@@ -61,6 +95,7 @@ def issue_offer_program(program_id: int):
 @bp.post("/offer-programs/<int:program_id>/announce")
 @transactional
 def announce_offer_program(program_id: int):
+    service.check_can_message(service.get_program(db.session, program_id))
     return jsonify({"queued": notify.announce(db.session, actor=current_actor(), program_id=program_id)})
 
 
@@ -103,14 +138,47 @@ def _offers() -> dict:
         "eligible_states": states, "exclude_states": states,
         "min_impact": {"type": ["string", "null"], "enum": [*enum(Impact)["enum"], None]},
         "valid_until": DATE_TIME_OUT, "budget_cap_minor": {"type": ["integer", "null"]},
-        "status": enum(ProgramStatus), "not_issued": count, "created_by": {"type": "string"},
-        "created_at": DATE_TIME_OUT, "counts": per_state, "liability_minor": liability, "preview": preview}
+        "status": enum(ProgramStatus), "not_issued": count, "remind_days_before": {"type": ["integer", "null"]},
+        "reminded_at": nullable(DATE_TIME_OUT), "closed_at": nullable(DATE_TIME_OUT),
+        "closed_by": {"type": ["string", "null"]}, "close_reason": {"type": ["string", "null"]},
+        "created_by": {"type": "string"}, "created_at": DATE_TIME_OUT, "updated_at": nullable(DATE_TIME_OUT),
+        "counts": per_state, "liability_minor": liability, "preview": preview}
     grant = {"id": {"type": "integer"}, "program_id": {"type": "integer"}, "account_id": {"type": "integer"},
              "code": {"type": "string", "pattern": "^[2-9A-HJKMNP-Z]{5}-[2-9A-HJKMNP-Z]{5}$"},
              "state": enum(GrantState), "offered_at": DATE_TIME_OUT, "accepted_at": nullable(DATE_TIME_OUT),
              "fulfilled_at": nullable(DATE_TIME_OUT), "revoked_at": nullable(DATE_TIME_OUT),
              "revoke_reason": {"type": ["string", "null"]}}
     program_id = path_id("program_id", "offer program")
+    create = {
+        "name": {"type": "string", "minLength": 1, "maxLength": 200},
+        "description": {"type": "string", "maxLength": 5000, "description": "Shown to subscribers."},
+        "kind": enum(OfferKind), "value": money, "currency": {"type": "string", "minLength": 3, "maxLength": 3},
+        "months": {"type": "integer", "minimum": 1, "maximum": 24,
+                   "description": "free_months only (default 1); `value` is what they are worth."},
+        "eligible_states": {**states, "minItems": 1,
+                            "description": "Accounts with ANY category in one of these states."},
+        "exclude_states": {**states, "description": "...and NO category in one of these states."},
+        "min_impact": enum(Impact), "valid_until": DATE_TIME_IN,
+        "budget_cap": {**money, "description": "Stop issuing when value x live grants would exceed it."},
+        "remind_days_before": {"type": ["integer", "null"], "minimum": 0, "maximum": 90, "default": 3,
+                               "description": "Remind unanswered offers this many days before valid_until "
+                                              "(once); null: no automatic reminder."}}
+    patch = {**create, "months": nullable(create["months"]), "exclude_states": nullable(states),
+             "min_impact": {"type": ["string", "null"], "enum": [*enum(Impact)["enum"], None]},
+             "budget_cap": {**money, "type": ["number", "string", "null"],
+                            "description": "Not below the liability already granted; null removes the cap."}}
+    csv_export = operation("Accepted, unfulfilled grants as CSV for billing (as `flask offers export`)", "offers",
+                           "exportOfferGrants", ok=(200, None), params=[program_id], not_found=True)
+    csv_export["responses"]["200"] |= {
+        "description": "CSV: " + ",".join(grants.EXPORT_COLUMNS) + ", one accepted grant per row.",
+        "content": {"text/csv": {"schema": {"type": "string", "contentMediaType": "text/csv"}}},
+        "headers": {"Content-Disposition": {"description": "attachment; filename=...",
+                                            "schema": {"type": "string"}}}}
+    patch_op = _with_409(operation(
+        "Change some fields of a program: name, description, valid_until (extend only once granted), "
+        "budget_cap (not below what is granted) and remind_days_before any time; the terms only while "
+        "no grant exists", "offers", "updateOfferProgram", ok=(200, ref("OfferProgram")),
+        body="OfferProgramPatch", params=[program_id], not_found=True), conflict=True)
     return {
         "tags": [{"name": "offers"}],
         "schemas": {
@@ -122,19 +190,18 @@ def _offers() -> dict:
                 "type": "object", "additionalProperties": {"type": "string"},
                 "description": "Code -> why it was not fulfilled (unknown code, or its state)."}},
                 ["fulfilled", "not_fulfilled"]),
-            "OfferProgramCreate": obj({
-                "name": {"type": "string", "minLength": 1, "maxLength": 200},
-                "description": {"type": "string", "maxLength": 5000, "description": "Shown to subscribers."},
-                "kind": enum(OfferKind), "value": money, "currency": {"type": "string", "minLength": 3,
-                                                                     "maxLength": 3},
-                "months": {"type": "integer", "minimum": 1, "maximum": 24,
-                           "description": "free_months only (default 1); `value` is what they are worth."},
-                "eligible_states": {**states, "minItems": 1,
-                                    "description": "Accounts with ANY category in one of these states."},
-                "exclude_states": {**states, "description": "...and NO category in one of these states."},
-                "min_impact": enum(Impact), "valid_until": DATE_TIME_IN,
-                "budget_cap": {**money, "description": "Stop issuing when value x live grants would exceed it."}},
-                ["name", "kind", "value", "currency", "eligible_states", "valid_until"]),
+            "OfferProgramCreate": obj(create, ["name", "kind", "value", "currency", "eligible_states",
+                                               "valid_until"]),
+            "OfferProgramPatch": obj(patch, description="Only the fields to change."),
+            "OfferProgramClose": obj({
+                "reason": {"type": "string", "minLength": 1, "maxLength": 500},
+                "expire_open": {"type": "boolean", "default": False,
+                                "description": "Also end offered (unanswered) grants now; accepted ones stay."}},
+                ["reason"]),
+            "OfferProgramClosed": obj({
+                "already_closed": {"type": "boolean", "description": "true: it was closed before; nothing "
+                                                                     "changed but offers ended by expire_open."},
+                "expired": count, "program": ref("OfferProgram")}, ["already_closed", "expired", "program"]),
             "OfferFulfil": obj({"codes": {"type": "array", "items": {"type": "string"}, "minItems": 1}},
                                ["codes"]),
             "OfferRevoke": obj({"reason": {"type": "string", "minLength": 1, "maxLength": 500}}, ["reason"]),
@@ -144,16 +211,25 @@ def _offers() -> dict:
                 "Define a compensation offer for an incident's affected accounts", "offers",
                 "createOfferProgram", ok=(201, ref("OfferProgram")), body="OfferProgramCreate",
                 params=[path_id("incident_id", "incident")], not_found=True)},
-            "/offer-programs/{program_id}": {"get": operation(
-                "An offer program with counts per state, liability and an eligibility preview", "offers",
-                "getOfferProgram", ok=(200, ref("OfferProgram")), params=[program_id], not_found=True)},
+            "/offer-programs/{program_id}": {
+                "get": operation(
+                    "An offer program with counts per state, liability and an eligibility preview", "offers",
+                    "getOfferProgram", ok=(200, ref("OfferProgram")), params=[program_id], not_found=True),
+                "patch": patch_op},
+            "/offer-programs/{program_id}/close": {"post": operation(
+                "Close a program with a reason: no more grants, announcements or reminders; open offers stay "
+                "valid unless expire_open (closing twice changes nothing)", "offers", "closeOfferProgram",
+                ok=(200, ref("OfferProgramClosed")), body="OfferProgramClose", params=[program_id],
+                not_found=True)},
+            "/offer-programs/{program_id}/accepted.csv": {"get": csv_export},
             "/offer-programs/{program_id}/issue": {"post": _with_409(operation(
                 "Grant the offer to every eligible account that has none yet (idempotent, within budget)",
                 "offers", "issueOfferProgram", ok=(200, ref("OfferIssued")), params=[program_id],
                 not_found=True), conflict=True)},
-            "/offer-programs/{program_id}/announce": {"post": operation(
-                "Text and email the offer to every offered grant not told yet (opt-outs respected)", "offers",
-                "announceOfferProgram", ok=(200, ref("OfferAnnounced")), params=[program_id], not_found=True)},
+            "/offer-programs/{program_id}/announce": {"post": _with_409(operation(
+                "Text and email the offer to every offered grant not told yet (opt-outs respected; not for "
+                "closed programs)", "offers", "announceOfferProgram", ok=(200, ref("OfferAnnounced")),
+                params=[program_id], not_found=True), conflict=True)},
             "/offer-programs/{program_id}/fulfil": {"post": operation(
                 "Mark accepted grants fulfilled by code", "offers", "fulfilOfferGrants",
                 ok=(200, ref("OfferFulfilled")), body="OfferFulfil", params=[program_id], not_found=True)},

@@ -1,7 +1,9 @@
-"""`flask --app app offers issue|announce|remind|expire|export|fulfil`: the finance and support side of offers."""
+"""`flask --app app offers issue|announce|remind|expire|export|fulfil|edit|close`: the finance and support
+side of offers."""
 import csv
 import os
 import sys
+from datetime import datetime
 
 import click
 from flask.cli import AppGroup
@@ -36,6 +38,7 @@ def issue_command(program_id: int):
 def announce_command(program_id: int):
     """Text and email each offered grant not told yet (opt-outs and quiet hours respected by the notifier)."""
     try:
+        service.check_can_message(service.get_program(db.session, program_id))
         n = notify.announce(db.session, actor=_actor(), program_id=program_id)
     except ServiceError as e:
         raise click.ClickException(e.message) from None
@@ -48,6 +51,7 @@ def announce_command(program_id: int):
 def remind_command(program_id: int):
     """Remind, once, every grant still unanswered (run it a few days before valid_until)."""
     try:
+        service.check_can_message(service.get_program(db.session, program_id))
         n = notify.remind(db.session, actor=_actor(), program_id=program_id)
     except ServiceError as e:
         raise click.ClickException(e.message) from None
@@ -97,6 +101,58 @@ def fulfil_command(program_id: int, path: str):
     click.echo(f"Fulfilled {result['fulfilled']}; not fulfilled: {len(result['not_fulfilled'])}.")
     for code, why in sorted(result["not_fulfilled"].items()):
         click.echo(f"  {code}: {why}", err=True)
+
+
+def _fail(e: ServiceError):
+    details = "; ".join(f"{k}: {v}" for k, v in e.fields.items())
+    return click.ClickException(f"{e.message} {details}".strip())
+
+
+@offers_cli.command("edit")
+@click.argument("program_id", type=int)
+@click.option("--name")
+@click.option("--description")
+@click.option("--valid-until", help="ISO 8601 with a zone, e.g. 2027-01-31T23:59:00Z (extend only, once granted).")
+@click.option("--budget-cap", help='Major units, e.g. 5000.00; "none" removes the cap.')
+@click.option("--remind-days-before", help='0 to 90; "none": no automatic reminder.')
+def edit_command(program_id: int, name, description, valid_until, budget_cap, remind_days_before):
+    """Change a program's name, description, validity, budget cap or reminder (same rules as the console)."""
+    data: dict = {k: v for k, v in (("name", name), ("description", description)) if v is not None}
+    try:
+        if valid_until is not None:
+            data["valid_until"] = datetime.fromisoformat(valid_until)
+        if budget_cap is not None:
+            data["budget_cap"] = None if budget_cap.lower() == "none" else budget_cap
+        if remind_days_before is not None:
+            data["remind_days_before"] = None if remind_days_before.lower() == "none" else int(remind_days_before)
+    except ValueError:
+        raise click.ClickException("--valid-until needs an ISO 8601 date-time; --remind-days-before a whole "
+                                   "number or none.") from None
+    if not data:
+        raise click.ClickException("Nothing to change: give at least one option (see --help).")
+    try:
+        service.update_program(db.session, actor=_actor(), program_id=program_id, data=data)
+    except ServiceError as e:
+        raise _fail(e) from None
+    db.session.commit()
+    click.echo(f"Program {program_id} saved.")
+
+
+@offers_cli.command("close")
+@click.argument("program_id", type=int)
+@click.option("--reason", required=True, help="Why (kept in the audit log and shown on the program).")
+@click.option("--expire-open", is_flag=True, help="Also end offers still unanswered now (accepted ones stay).")
+def close_command(program_id: int, reason: str, expire_open: bool):
+    """Close a program: no more grants, announcements or reminders; open offers stay valid unless --expire-open."""
+    try:
+        r = service.close_program(db.session, actor=_actor(), program_id=program_id, reason=reason,
+                                  expire_open=expire_open)
+    except ServiceError as e:
+        raise _fail(e) from None
+    db.session.commit()
+    ended = f" {r['expired']} open offers ended now." if r["expired"] else ""
+    click.echo(("Program was already closed; nothing else changed." if r["already_closed"]
+                else f"Program {program_id} closed.") + ended)
 
 
 def init_app(app) -> None:

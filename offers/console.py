@@ -1,5 +1,6 @@
 """Operator console for offers: define a program with a preview (eligible accounts, liability), then a
-dashboard per program to issue, announce, remind, download the accepted list, fulfil by CSV and revoke.
+dashboard per program to issue, announce, remind, download the accepted list, fulfil by CSV and revoke;
+edit a program (within the service's finance rules) and close it with a reason.
 
 Viewers read; every write needs the operator role and commits once per request."""
 import csv
@@ -12,10 +13,10 @@ from flask_login import current_user
 
 from accounts.models import RecoveryState
 from core.db import db
-from core.errors import ServiceError, ValidationError
+from core.errors import Conflict, ServiceError, ValidationError
 from incidents.models import Impact, Incident
 from offers import grants, notify, service
-from offers.models import OfferKind, OfferProgram
+from offers.models import OfferKind, OfferProgram, ProgramStatus
 from ops.auth import current_actor, role_required
 from ops.models import Role
 
@@ -29,32 +30,51 @@ def _incident(incident_id: int) -> Incident:
     return incident
 
 
-def _form_data() -> tuple[dict, dict]:
-    """The form as the service's input, and field errors only the form can make (the date)."""
+def _whole_or_text(raw: str | None):
+    """A form's number field: "" -> None, digits -> int, anything else as typed (the service refuses it)."""
+    raw = (raw or "").strip()
+    return int(raw) if raw.isdigit() else raw or None
+
+
+def _form_data(*, terms: bool = True) -> tuple[dict, dict]:
+    """The form as the service's input, and field errors only the form can make (the date).
+
+    Without `terms` (the edit form of a program that has grants shows them disabled, so the browser
+    does not send them), only the always-editable fields are read."""
     f, errors = request.form, {}
     until = None
     try:
         until = datetime.fromisoformat(f.get("valid_until", "")).replace(tzinfo=timezone.utc)
     except ValueError:
         errors["valid_until"] = "Use a date and time (UTC)."
-    data = {"name": f.get("name", ""), "description": f.get("description", ""), "kind": f.get("kind"),
-            "value": f.get("value", ""), "currency": f.get("currency", "").upper(), "months": None,
-            "eligible_states": f.getlist("eligible_states"), "exclude_states": f.getlist("exclude_states"),
-            "min_impact": f.get("min_impact") or None, "valid_until": until, "budget_cap": f.get("budget_cap")}
-    if data["kind"] == OfferKind.FREE_MONTHS:
-        data["months"] = int(f["months"]) if f.get("months", "").isdigit() else f.get("months") or None
+    data = {"name": f.get("name", ""), "description": f.get("description", ""), "valid_until": until,
+            "budget_cap": f.get("budget_cap", "").strip() or None}
+    if "remind_days_before" in f:  # absent: the default; empty: no automatic reminder
+        data["remind_days_before"] = _whole_or_text(f.get("remind_days_before"))
+    if terms:
+        data |= {"kind": f.get("kind"), "value": f.get("value", ""), "currency": f.get("currency", "").upper(),
+                 "months": None, "eligible_states": f.getlist("eligible_states"),
+                 "exclude_states": f.getlist("exclude_states"), "min_impact": f.get("min_impact") or None}
+        if data["kind"] == OfferKind.FREE_MONTHS:
+            data["months"] = _whole_or_text(f.get("months"))
     return data, errors
+
+
+def _choices() -> dict:
+    return {"kinds": list(OfferKind), "states": list(RecoveryState), "impacts": list(Impact)}
 
 
 @bp.route("/incidents/<int:incident_id>/offers", methods=["GET", "POST"])
 @role_required(Role.VIEWER)
 def programs(incident_id: int):
     incident = _incident(incident_id)
-    data, errors, preview, status = {"currency": "USD", "kind": "gift_card"}, {}, None, 200
+    data, errors, preview, status = {"currency": "USD", "kind": "gift_card",
+                                     "remind_days_before": service.REMIND_DEFAULT}, {}, None, 200
     if request.method == "POST":
         if not current_user.can(Role.OPERATOR):  # viewers may look, not define
             abort(403)
         data, errors = _form_data()
+        data["valid_until_text"] = request.form.get("valid_until", "")  # shown back as typed
         try:
             dry = request.form.get("action") != "create"
             program = service.create_program(db.session, actor=current_actor(), incident_id=incident.id,
@@ -70,8 +90,8 @@ def programs(incident_id: int):
     existing = db.session.scalars(sa.select(OfferProgram).where(OfferProgram.incident_id == incident.id)
                                   .order_by(OfferProgram.id)).all()
     return render_template("ops/offers.html", incident=incident, programs=existing, data=data, errors=errors,
-                           preview=preview, kinds=list(OfferKind), states=list(RecoveryState),
-                           impacts=list(Impact)), status
+                           preview=preview, counts=grants.counts_by_program(db.session, incident.id),
+                           **_choices()), status
 
 
 @bp.get("/offers/<int:program_id>")
@@ -81,6 +101,67 @@ def program(program_id: int):
     p = stats["program"]
     return render_template("ops/offers_program.html", program=p, stats=stats, incident=_incident(p.incident_id),
                            preview=service.preview(db.session, p), what=notify.what(p))
+
+
+@bp.route("/offers/<int:program_id>/edit", methods=["GET", "POST"])
+@role_required(Role.OPERATOR)
+def edit(program_id: int):
+    p = service.get_program(db.session, program_id)
+    if p.status == ProgramStatus.CLOSED:
+        flash("This program is closed; it can no longer be edited.", "error")
+        return redirect(url_for("offers_console.program", program_id=p.id), code=303)
+    granted = service.grant_count(db.session, p.id)
+    data, errors, status = service.as_input(p), {}, 200
+    if request.method == "POST":
+        # The terms are sent only when the form showed them editable (no grants when it was drawn);
+        # if grants appeared since, the service refuses a change to them, saying why.
+        changes, errors = _form_data(terms=request.form.get("terms") == "1")
+        if errors.get("valid_until") or request.form.get("valid_until") == f"{p.valid_until:%Y-%m-%dT%H:%M}":
+            changes.pop("valid_until")  # unchanged (the form shows minutes) or unreadable (said beside it)
+        data = {**data, **changes, "valid_until_text": request.form.get("valid_until", "")}
+        try:
+            service.update_program(db.session, actor=current_actor(), program_id=p.id, data=changes)
+        except ValidationError as e:
+            errors = {**e.fields, **errors}
+        except Conflict as e:  # closed since the form was drawn
+            db.session.rollback()
+            flash(e.message, "error")
+            return redirect(url_for("offers_console.program", program_id=p.id), code=303)
+        if not errors:
+            db.session.commit()
+            flash(f"Offer program “{p.name}” saved.")
+            return redirect(url_for("offers_console.program", program_id=p.id), code=303)
+        db.session.rollback()
+        status = 422
+    return render_template("ops/offers_edit.html", program=p, incident=_incident(p.incident_id), data=data,
+                           errors=errors, granted=granted, **_choices()), status
+
+
+@bp.route("/offers/<int:program_id>/close", methods=["GET", "POST"])
+@role_required(Role.OPERATOR)
+def close(program_id: int):
+    p = service.get_program(db.session, program_id)
+    reason, expire_open, errors = "", False, {}
+    if request.method == "POST":
+        reason, expire_open = request.form.get("reason", ""), request.form.get("expire_open") == "y"
+        try:
+            r = service.close_program(db.session, actor=current_actor(), program_id=p.id, reason=reason,
+                                      expire_open=expire_open)
+        except ValidationError as e:
+            db.session.rollback()
+            errors = e.fields
+        else:
+            db.session.commit()
+            ended = f" {r['expired']:,} open offers ended now." if r["expired"] else ""
+            flash(f"This program was already closed; nothing else changed.{ended}" if r["already_closed"]
+                  else f"Offer program “{p.name}” closed: it issues and sends nothing more.{ended}")
+            return redirect(url_for("offers_console.program", program_id=p.id), code=303)
+    elif p.status == ProgramStatus.CLOSED:
+        flash("This program is already closed.")
+        return redirect(url_for("offers_console.program", program_id=p.id), code=303)
+    return render_template("ops/offers_close.html", program=p, incident=_incident(p.incident_id),
+                           stats=grants.dashboard(db.session, p.id), reason=reason, expire_open=expire_open,
+                           errors=errors), 422 if errors else 200
 
 
 @bp.post("/offers/<int:program_id>/<any(issue, announce, remind, expire):action>")
@@ -94,8 +175,10 @@ def act(program_id: int, action: str):
                 f" {r['not_issued']} eligible accounts were not issued: the budget cap is reached."
                 if r["not_issued"] else "")
         elif action == "announce":
+            service.check_can_message(service.get_program(db.session, program_id))
             message = f"Queued {notify.announce(db.session, actor=current_actor(), program_id=program_id)} messages."
         elif action == "remind":
+            service.check_can_message(service.get_program(db.session, program_id))
             message = f"Queued {notify.remind(db.session, actor=current_actor(), program_id=program_id)} reminders."
         else:
             message = f"Expired {grants.expire(db.session)} grants past their validity."

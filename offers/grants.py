@@ -38,7 +38,8 @@ def _move(session, grant: OfferGrant, *, to: GrantState, frm: tuple, values: dic
 
 
 def _refuse(grant: OfferGrant, program: OfferProgram, wanted: str):
-    when = program.valid_until.strftime("%d %b %Y %H:%M UTC")
+    # An offer ended early (its program closed with "end open offers now") expired then, not at valid_until.
+    when = min(grant.expired_at or program.valid_until, program.valid_until).strftime("%d %b %Y %H:%M UTC")
     reasons = {
         GrantState.EXPIRED: f"This offer expired on {when} and can no longer be {wanted}.",
         GrantState.REVOKED: "This offer was withdrawn.",
@@ -177,6 +178,18 @@ def dashboard(session, program_id: int) -> dict:
     return {"program": program, "counts": counts,
             "liability_minor": {"offered": counts["offered"] * v, "accepted": counts["accepted"] * v,
                                 "fulfilled": counts["fulfilled"] * v}}
+
+
+def counts_by_program(session, incident_id: int) -> dict[int, dict[str, int]]:
+    """{program id: {state: grants}} for every program of an incident (one grouped query)."""
+    out: dict[int, dict[str, int]] = {}
+    rows = session.execute(
+        sa.select(OfferGrant.program_id, OfferGrant.state, sa.func.count())
+        .join(OfferProgram, OfferProgram.id == OfferGrant.program_id)
+        .where(OfferProgram.incident_id == incident_id).group_by(OfferGrant.program_id, OfferGrant.state))
+    for program_id, state, n in rows:
+        out.setdefault(program_id, {s.value: 0 for s in GrantState})[getattr(state, "value", state)] = n
+    return out
 
 
 def open_grants_for(session, account_id: int) -> list[OfferGrant]:

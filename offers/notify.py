@@ -1,21 +1,27 @@
 """Telling subscribers about their offers through the notifier (render-at-send, opt-outs, quiet hours).
 
-Each send is a Broadcast (cause "offer:<program id>") whose text uses {{ offer_code }}, queued with
-notifications.broadcasts.insert_for (one INSERT ... SELECT per channel, skipping opt-outs, deduplicated
-by key so a re-run only reaches grants not told yet); one set-based UPDATE then adds each grant's code
-to its rows' data, which the worker's personal context already reads (`offer_code`)."""
+Each send is a Broadcast (cause "offer:<program id>", kind "offer") queued with the dedicated message
+templates `offer`, `offer_reminder` and `offer_revoked` (notifications/message_templates/, English and
+Spanish by the account's language) through notifications.broadcasts.insert_for: one INSERT ... SELECT per
+channel, skipping opt-outs, deduplicated by key so a re-run only reaches grants not told yet. One set-based
+UPDATE then gives each row {"aa": <affected account>, "grant": <grant id>}; at send time the worker's
+personal context loads the grant and program (offers.text.offer_fields) and fills in the code, what is
+offered, the expiry date and the withdrawal reason in the subscriber's language."""
 import sqlalchemy as sa
 
 from core.db import utcnow
 from notifications import broadcasts
 from notifications.models import Broadcast, Channel, Notification
+from offers import text
 from offers.models import GrantState, OfferGrant, OfferKind, OfferProgram
 from offers.service import get_program
 from ops.audit import Actor, record
 
+OFFER, REMINDER, REVOKED = "offer", "offer_reminder", "offer_revoked"  # message template names
+
 
 def what(program: OfferProgram) -> str:
-    """'a 100.00 USD gift card', '1 free month of service', ..."""
+    """'a 100.00 USD gift card', '1 free month of service', ... (English, for the operator console)."""
     amount = f"{program.value_minor / 100:,.2f} {program.currency}"
     if program.kind == OfferKind.FREE_MONTHS:
         n = program.months or 1
@@ -23,41 +29,40 @@ def what(program: OfferProgram) -> str:
     return f"a {amount} gift card" if program.kind == OfferKind.GIFT_CARD else f"a {amount} account credit"
 
 
-def _until(program: OfferProgram) -> str:
-    return program.valid_until.strftime("%d %b %Y")
+def _data_sql(dialect: str, account_col, program_id: int):
+    """{"aa": .., "grant": ..} for each queued row, from the account's grant of the program (unique)."""
+    def grant_col(col):
+        return sa.select(col).where(OfferGrant.program_id == program_id,
+                                    OfferGrant.account_id == account_col).scalar_subquery()
 
-
-def _code_sql(dialect: str, notification_table, account_col, program_id: int):
-    """{"aa": .., "offer_code": "XXXXX-XXXXX"} for each queued row, from the account's grant."""
-    code = sa.select(sa.func.substr(OfferGrant.code, 1, 5, type_=sa.String) + "-"
-                     + sa.func.substr(OfferGrant.code, 6, 5, type_=sa.String)) \
-        .where(OfferGrant.program_id == program_id, OfferGrant.account_id == account_col).scalar_subquery()
-    aa = sa.select(OfferGrant.affected_account_id).where(
-        OfferGrant.program_id == program_id, OfferGrant.account_id == account_col).scalar_subquery()
+    aa, grant = grant_col(OfferGrant.affected_account_id), grant_col(OfferGrant.id)
     if dialect == "postgresql":
-        return sa.cast(sa.func.json_build_object("aa", aa, "offer_code", code), Notification.data.type)
-    return sa.func.json_object("aa", aa, "offer_code", code)
+        return sa.cast(sa.func.json_build_object("aa", aa, "grant", grant), Notification.data.type)
+    return sa.func.json_object("aa", aa, "grant", grant)
 
 
-def _send(session, *, actor: Actor, program: OfferProgram, recipients, tag: str, message: str,
-          subject: str, action: str) -> int:
+def _send(session, *, actor: Actor, program: OfferProgram, recipients, tag: str, template: str,
+          message: str, subject: str, action: str) -> int:
     now = utcnow()
     channels = [c.value for c in Channel]
-    broadcast = Broadcast(cause=f"offer:{program.id}", kind="broadcast", message=message, subject=subject,
+    # The Broadcast row gives the console its progress page; its message is a short English description,
+    # the subscribers' text comes from the template.
+    broadcast = Broadcast(cause=f"offer:{program.id}", kind="offer", message=message, subject=subject,
                           channels=channels, audience={"offer": program.id, "send": tag}, urgent=False,
                           created_by_id=actor.operator_id, created_by=actor.label, created_at=now)
     session.add(broadcast)
     session.flush()
     total = 0
     for channel in channels:
-        total += broadcasts.insert_for(session, recipients, channel=Channel(channel), template="broadcast",
+        total += broadcasts.insert_for(session, recipients, channel=Channel(channel), template=template,
                                        now=now, broadcast_id=broadcast.id,
                                        key=lambda r, c=channel: sa.literal(f"o{tag}:{c}:")
                                        + sa.cast(r.c.account_id, sa.String))
-    dialect = session.get_bind().dialect.name
-    session.execute(sa.update(Notification).where(Notification.broadcast_id == broadcast.id)
-                    .values(data=_code_sql(dialect, Notification, Notification.account_id, program.id))
-                    .execution_options(synchronize_session=False))
+    if total:
+        dialect = session.get_bind().dialect.name
+        session.execute(sa.update(Notification).where(Notification.broadcast_id == broadcast.id)
+                        .values(data=_data_sql(dialect, Notification.account_id, program.id))
+                        .execution_options(synchronize_session=False))
     broadcast.recipients = total
     record(session, actor=actor, action=f"offer.notify.{action}",
            entity_type="offer_program", entity_id=program.id, after={"messages": total, "send": tag})
@@ -73,25 +78,27 @@ def _grants(program_id: int, *states: GrantState, grant_id: int | None = None):
 def announce(session, *, actor: Actor, program_id: int) -> int:
     """Queue the offer to every offered grant not told yet (SMS and email); returns messages queued."""
     p = get_program(session, program_id)
-    message = (f"{p.name}: we are offering you {what(p)}. Your code: {{{{ offer_code }}}}. Reply ACCEPT "
-               f"{{{{ offer_code }}}} or answer on your page by {_until(p)}.")
-    return _send(session, actor=actor, program=p, recipients=_grants(p.id, GrantState.OFFERED),
-                 tag=f"{p.id}", message=message, subject=p.name, action="announce")
+    until = text.date(p.valid_until, "en")
+    return _send(session, actor=actor, program=p, recipients=_grants(p.id, GrantState.OFFERED), tag=f"{p.id}",
+                 template=OFFER, message=f"Offer: {p.name} ({what(p)}), with each subscriber's code; "
+                                         f"answer by {until}.",
+                 subject=p.name, action="announce")
 
 
 def remind(session, *, actor: Actor, program_id: int) -> int:
     """Queue one reminder to grants still unanswered (once per program and account)."""
     p = get_program(session, program_id)
-    message = (f"Reminder: your offer of {what(p)} ({p.name}) ends on {_until(p)}. Reply ACCEPT "
-               f"{{{{ offer_code }}}} or answer on your page.")
-    return _send(session, actor=actor, program=p, recipients=_grants(p.id, GrantState.OFFERED),
-                 tag=f"{p.id}r", message=message, subject=f"Reminder: {p.name}", action="remind")
+    until = text.date(p.valid_until, "en")
+    return _send(session, actor=actor, program=p, recipients=_grants(p.id, GrantState.OFFERED), tag=f"{p.id}r",
+                 template=REMINDER, message=f"Reminder: {p.name} ({what(p)}) ends on {until}.",
+                 subject=f"Reminder: {p.name}", action="remind")
 
 
 def tell_revoked(session, *, actor: Actor, grant: OfferGrant) -> int:
     """Queue the message telling the subscriber an offer was withdrawn (called by grants.revoke)."""
     p = grant.program
-    message = f"Your offer {{{{ offer_code }}}} ({p.name}) has been withdrawn: {grant.revoke_reason}"
-    return _send(session, actor=actor, program=p, recipients=_grants(p.id, GrantState.REVOKED, grant_id=grant.id),
-                 tag=f"{p.id}v{grant.id}", message=message, subject=f"Offer withdrawn: {p.name}",
-                 action="revoked")
+    return _send(session, actor=actor, program=p,
+                 recipients=_grants(p.id, GrantState.REVOKED, grant_id=grant.id), tag=f"{p.id}v{grant.id}",
+                 template=REVOKED, message=f"Offer {text.display_code(grant.code)} ({p.name}) withdrawn: "
+                                           f"{grant.revoke_reason}",
+                 subject=f"Offer withdrawn: {p.name}", action="revoked")

@@ -48,6 +48,14 @@ def normalise_code(text: str) -> str:
 
 # ---- programs -------------------------------------------------------------------------------------
 
+REMIND_DEFAULT = 3  # days before valid_until; None: no automatic reminder
+# The offer's terms: what subscribers were offered and who qualifies. Fixed once a grant exists.
+TERMS = ("kind", "value", "currency", "months", "eligible_states", "exclude_states", "min_impact")
+EDITABLE = ("name", "description", "valid_until", "budget_cap", "remind_days_before", *TERMS)
+# Model attribute -> the input field it comes from (errors are reported by input field).
+_FIELD = {"value_minor": "value", "budget_cap_minor": "budget_cap"}
+
+
 def _money(fields: dict, name: str, raw, *, required: bool) -> int | None:
     """A positive amount in major units (100 or "100.00") as integer minor units."""
     if raw in (None, ""):
@@ -75,14 +83,17 @@ def _states(fields: dict, name: str, raw, *, required: bool) -> list[str]:
     return list(raw)
 
 
-def create_program(session, *, actor: Actor, incident_id: int, data: dict, dry_run: bool = False) -> OfferProgram:
-    """Validate and add an offer program (ValidationError with field errors); audited.
+def _remind_days(fields: dict, raw) -> int | None:
+    if raw is None:
+        return None
+    if isinstance(raw, bool) or not isinstance(raw, int) or not 0 <= raw <= 90:
+        fields["remind_days_before"] = "A whole number of days from 0 to 90, or empty for no automatic reminder."
+        return None
+    return raw
 
-    With dry_run, the program is only built (not added), for the console's preview."""
-    incident = session.get(Incident, incident_id)
-    if incident is None:
-        raise NotFound("No such incident.")
-    fields: dict = {}
+
+def _clean(data: dict, fields: dict) -> dict:
+    """The program's attributes from input `data`; problems go to `fields` (by input field name)."""
     name = data.get("name")
     if not isinstance(name, str) or not name.strip() or len(name) > 200:
         fields["name"] = "Required, at most 200 characters."
@@ -114,16 +125,31 @@ def create_program(session, *, actor: Actor, incident_id: int, data: dict, dry_r
     valid_until = data.get("valid_until")
     if not isinstance(valid_until, datetime) or valid_until.tzinfo is None:
         fields["valid_until"] = "Required: a date and time with a time zone."
-    elif valid_until <= utcnow():
+    remind = _remind_days(fields, data.get("remind_days_before", REMIND_DEFAULT))
+    if fields:
+        return {}
+    return {"name": name.strip(), "description": description.strip(), "kind": OfferKind(kind),
+            "value_minor": value, "months": months if kind == OfferKind.FREE_MONTHS else None,
+            "currency": currency.upper(), "eligible_states": eligible, "exclude_states": exclude or None,
+            "min_impact": min_impact, "valid_until": valid_until, "budget_cap_minor": cap,
+            "remind_days_before": remind}
+
+
+def create_program(session, *, actor: Actor, incident_id: int, data: dict, dry_run: bool = False) -> OfferProgram:
+    """Validate and add an offer program (ValidationError with field errors); audited.
+
+    With dry_run, the program is only built (not added), for the console's preview."""
+    incident = session.get(Incident, incident_id)
+    if incident is None:
+        raise NotFound("No such incident.")
+    fields: dict = {}
+    clean = _clean(data, fields)
+    if "valid_until" not in fields and data["valid_until"] <= utcnow():
         fields["valid_until"] = "Must be in the future."
     if fields:
         raise ValidationError("Please correct the highlighted fields.", fields)
-    program = OfferProgram(
-        incident_id=incident.id, name=name.strip(), description=description.strip(), kind=OfferKind(kind),
-        value_minor=value, months=months if kind == OfferKind.FREE_MONTHS else None,
-        currency=currency.upper(), eligible_states=eligible, exclude_states=exclude or None,
-        min_impact=min_impact, valid_until=valid_until, budget_cap_minor=cap, status=ProgramStatus.ACTIVE,
-        created_by=actor.label, created_by_id=actor.operator_id, created_at=utcnow())
+    program = OfferProgram(incident_id=incident.id, **clean, status=ProgramStatus.ACTIVE,
+                           created_by=actor.label, created_by_id=actor.operator_id, created_at=utcnow())
     if dry_run:
         return program
     session.add(program)
@@ -133,11 +159,16 @@ def create_program(session, *, actor: Actor, incident_id: int, data: dict, dry_r
     return program
 
 
+def _json(v):
+    return v.isoformat() if isinstance(v, datetime) else getattr(v, "value", v)
+
+
+SUMMARY = ("incident_id", "name", "description", "kind", "value_minor", "months", "currency", "eligible_states",
+           "exclude_states", "min_impact", "valid_until", "budget_cap_minor", "remind_days_before", "status")
+
+
 def program_summary(p: OfferProgram) -> dict:
-    return {"incident_id": p.incident_id, "name": p.name, "kind": p.kind.value, "value_minor": p.value_minor,
-            "currency": p.currency, "eligible_states": p.eligible_states, "exclude_states": p.exclude_states,
-            "min_impact": p.min_impact, "valid_until": p.valid_until.isoformat(),
-            "budget_cap_minor": p.budget_cap_minor}
+    return {k: _json(getattr(p, k)) for k in SUMMARY}
 
 
 def get_program(session, program_id: int) -> OfferProgram:
@@ -145,6 +176,128 @@ def get_program(session, program_id: int) -> OfferProgram:
     if program is None:
         raise NotFound("No such offer program.")
     return program
+
+
+def _locked_program(session, program_id: int) -> OfferProgram:
+    """The program, row-locked (PostgreSQL) so an edit, a close and an issue run one after another."""
+    program = session.scalar(sa.select(OfferProgram).where(OfferProgram.id == program_id).with_for_update()
+                             .execution_options(populate_existing=True))
+    if program is None:
+        raise NotFound("No such offer program.")
+    return program
+
+
+def grant_count(session, program_id: int) -> int:
+    """Every grant the program ever made, whatever its state (the terms are fixed once there is one)."""
+    return session.scalar(sa.select(sa.func.count()).select_from(OfferGrant)
+                          .where(OfferGrant.program_id == program_id)) or 0
+
+
+def as_input(p: OfferProgram) -> dict:
+    """A program's current values in the shape create_program and update_program take."""
+    return {"name": p.name, "description": p.description or "", "kind": p.kind.value,
+            "value": f"{Decimal(p.value_minor) / 100:.2f}", "currency": p.currency, "months": p.months,
+            "eligible_states": list(p.eligible_states), "exclude_states": list(p.exclude_states or []),
+            "min_impact": p.min_impact, "valid_until": p.valid_until,
+            "budget_cap": None if p.budget_cap_minor is None else f"{Decimal(p.budget_cap_minor) / 100:.2f}",
+            "remind_days_before": p.remind_days_before}
+
+
+def _same(attr: str, old, new) -> bool:
+    if attr in ("eligible_states", "exclude_states"):
+        return sorted(old or []) == sorted(new or [])
+    return old == new
+
+
+def update_program(session, *, actor: Actor, program_id: int, data: dict) -> OfferProgram:
+    """Change some fields of a program (`data` holds only those); audited with before/after.
+
+    Name, description, reminder, validity and budget can always change, with a finance team's rules:
+    valid_until may be extended any time but shortened only while no grant exists (subscribers were told
+    a date), never into the past; the budget cap never below the liability already granted. The terms
+    (TERMS) only change while the program has no grants. A closed program is not edited (Conflict)."""
+    program = _locked_program(session, program_id)
+    if program.status == ProgramStatus.CLOSED:
+        raise Conflict("This program is closed; it can no longer be edited.")
+    fields: dict = {k: "Unknown field." for k in data if k not in EDITABLE}
+    if fields:
+        raise ValidationError("Please correct the highlighted fields.", fields)
+    merged = {**as_input(program), **data}
+    if merged["kind"] != OfferKind.FREE_MONTHS and "months" not in data:
+        merged["months"] = None  # switching away from free months drops the months
+    new = _clean(merged, fields)
+    if fields:
+        raise ValidationError("Please correct the highlighted fields.", fields)
+    changed = {k: v for k, v in new.items() if not _same(k, getattr(program, k), v)}
+    now = utcnow()
+    granted = grant_count(session, program.id) if changed else 0
+    for attr in changed:
+        if granted and _FIELD.get(attr, attr) in TERMS:
+            fields[_FIELD.get(attr, attr)] = (
+                f"Cannot change: {granted:,} grant{'s' if granted != 1 else ''} already carry these terms. "
+                f"Close this program and define a new one instead.")
+    if "valid_until" in changed:
+        until = changed["valid_until"]
+        if until <= now:
+            fields["valid_until"] = "Must be in the future."
+        elif until < program.valid_until and granted:
+            fields["valid_until"] = (f"Can only be extended now that grants exist: subscribers were told "
+                                     f"{program.valid_until:%d %b %Y %H:%M} UTC.")
+    cap = changed.get("budget_cap_minor")
+    if cap is not None:
+        live = _live_count(session, program.id)
+        owed = live * changed.get("value_minor", program.value_minor)
+        if cap < owed:
+            fields["budget_cap"] = (f"Cannot be below the {owed / 100:,.2f} {program.currency} already granted "
+                                    f"({live:,} live grants × {program.value_minor / 100:,.2f}).")
+    if fields:
+        raise ValidationError("Please correct the highlighted fields.", fields)
+    if not changed:
+        return program
+    before = {k: _json(getattr(program, k)) for k in changed}
+    for attr, value in changed.items():
+        setattr(program, attr, value)
+    program.updated_at = now
+    record(session, actor=actor, action="offer.program.update", entity_type="offer_program",
+           entity_id=program.id, before=before, after={k: _json(v) for k, v in changed.items()})
+    return program
+
+
+def close_program(session, *, actor: Actor, program_id: int, reason: str, expire_open: bool = False) -> dict:
+    """Close a program with a reason: it issues, announces and reminds no more; audited.
+
+    Offered grants stay valid until valid_until, unless `expire_open` ends them now (state expired);
+    accepted grants stay accepted and can still be fulfilled. Closing a closed program changes nothing
+    (except that `expire_open` still ends offers left open). Returns {"program", "already_closed", "expired"}."""
+    program = _locked_program(session, program_id)
+    already = program.status == ProgramStatus.CLOSED
+    reason = reason.strip() if isinstance(reason, str) else ""
+    if not already and (not reason or len(reason) > 500):
+        raise ValidationError("Please give a reason for closing.", {"reason": "Required, at most 500 characters."})
+    now = utcnow()
+    expired = 0
+    if expire_open:
+        expired = session.execute(
+            sa.update(OfferGrant).where(OfferGrant.program_id == program.id,
+                                        OfferGrant.state == GrantState.OFFERED.value)
+            .values(state=GrantState.EXPIRED.value, expired_at=now)
+            .execution_options(synchronize_session=False)).rowcount
+    if not already:
+        program.status, program.closed_at, program.closed_by = ProgramStatus.CLOSED, now, actor.label
+        program.close_reason, program.updated_at = reason, now
+    if not already or expired:
+        record(session, actor=actor, action="offer.program.close", entity_type="offer_program",
+               entity_id=program.id, before={"status": ProgramStatus.ACTIVE.value} if not already else None,
+               after={"status": ProgramStatus.CLOSED.value, "reason": program.close_reason,
+                      "expire_open": bool(expire_open), "expired": expired})
+    return {"program": program, "already_closed": already, "expired": expired}
+
+
+def check_can_message(program: OfferProgram) -> None:
+    """Conflict for a closed program: it sends no more announcements or reminders."""
+    if program.status == ProgramStatus.CLOSED:
+        raise Conflict(f"This program was closed on {program.closed_at:%d %b %Y}: it sends no more "
+                       f"announcements or reminders.")
 
 
 # ---- eligibility ----------------------------------------------------------------------------------
@@ -209,8 +362,12 @@ def issue(session, *, actor: Actor, program_id: int) -> dict:
     program = session.scalar(sa.select(OfferProgram).where(OfferProgram.id == program_id).with_for_update())
     if program is None:
         raise NotFound("No such offer program.")
-    if program.status != ProgramStatus.ACTIVE or program.valid_until <= utcnow():
-        raise Conflict("This program is closed or past its validity; it cannot issue grants.")
+    if program.status == ProgramStatus.CLOSED:
+        raise Conflict(f"This program was closed on {program.closed_at:%d %b %Y}"
+                       f"{f' ({program.close_reason})' if program.close_reason else ''}; it issues no more grants.")
+    if program.valid_until <= utcnow():
+        raise Conflict(f"This program's validity ended on {program.valid_until:%d %b %Y %H:%M} UTC; extend "
+                       f"valid_until to issue more grants.")
     conn = session.connection()
     allowed = _allowance(program, _live_count(session, program.id))
     pending = _not_granted(program, eligible(session, program)).subquery("p")

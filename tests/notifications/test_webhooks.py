@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from accounts.models import Account
 from core.db import db
 from notifications import service, worker
-from notifications.models import Channel, InboundMessage, Notification, NotificationStatus, OptOut
+from notifications.models import Channel, EarlyReceipt, InboundMessage, Notification, NotificationStatus, OptOut
 from notifications.providers import LogProvider
 from tests.accounts.factories import HEADER, RECOVERY_HEADER, make_incident, run_import
 from tests.peers.twilio_standin import AUTH_TOKEN, sign
@@ -119,10 +119,18 @@ def test_undelivered_and_failed_keep_the_error_code(twilio_app, client):
     assert (b.status, b.error_code) == (NotificationStatus.FAILED, "30008")
 
 
-def test_a_callback_for_an_unknown_message_is_acknowledged(twilio_app, client, caplog):
+def test_a_callback_for_an_unknown_message_is_acknowledged_and_kept_for_the_worker(twilio_app, client):
     response = callback(client, "SM" + "d" * 32, "delivered")
-    assert response.status_code == 200
-    assert "unknown message" in caplog.text
+    assert response.status_code == 200 and reply_of(response) == ""
+    kept = db.session.scalar(sa.select(EarlyReceipt))
+    assert (kept.provider_id, kept.status) == ("SM" + "d" * 32, "delivered")  # notifications.receipts applies it
+
+
+def test_a_status_callback_without_a_sid_or_status_is_a_clear_400(twilio_app, client):
+    params = {"MessageSid": "SM" + "d" * 32}
+    response = post_signed(client, "/webhooks/twilio/status", params)
+    assert response.status_code == 400 and b"MessageStatus" in response.data
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(EarlyReceipt)) == 0
 
 
 def test_error_21610_opts_the_number_out(twilio_app, client):
