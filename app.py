@@ -14,6 +14,11 @@ def create_app(test_config: dict | None = None) -> Flask:
     if test_config:
         app.config.update(test_config)
     config.INSTANCE_DIR.mkdir(exist_ok=True)
+    hops = int(app.config.get("PROXY_FIX_HOPS") or 0)
+    if hops > 0:  # behind reverse proxies: trust exactly their X-Forwarded-* headers (see config.py)
+        from werkzeug.middleware.proxy_fix import ProxyFix
+
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     db.init_app(app)
     import accounts.models, core.periodic_models, core.ratelimit, notifications.models, offers.models  # noqa: F401,E401

@@ -39,6 +39,10 @@ class Config:
     # Sessions: signed, HttpOnly, SameSite; Secure when served over https.
     SESSION_COOKIE_HTTPONLY = True
     SESSION_COOKIE_SAMESITE = "Lax"
+    # Reverse proxies in front of the app that set X-Forwarded-For/-Proto/-Host (0 = none, the default). Per-IP
+    # limits (sign-in, personal-link codes) and the audit log use the client address the nearest N proxies
+    # report; never set this higher than the proxies you run, or clients could choose their own address.
+    PROXY_FIX_HOPS = int(os.environ.get("PROXY_FIX_HOPS", 0))
     SESSION_COOKIE_SECURE = PUBLIC_BASE_URL.startswith("https://")
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
