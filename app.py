@@ -61,6 +61,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     notifier_cli.init_app(app)
     from offers import cli as offers_cli
     offers_cli.init_app(app)
+    from core import periodic_cli, periodic_views  # scheduled tasks: `flask periodic run|status`, /ops/tasks
+    periodic_cli.init_app(app)
+    app.register_blueprint(periodic_views.bp)
 
     from core import backup, demo
     backup.init_app(app)

@@ -112,6 +112,16 @@ class Config:
     NOTIFIER_MAX_ATTEMPTS = int(os.environ.get("NOTIFIER_MAX_ATTEMPTS", 6))  # then the message is failed
     # A claimed row is another worker's to retry after this; keep it above the provider timeouts.
     NOTIFIER_LEASE_SECONDS = float(os.environ.get("NOTIFIER_LEASE_SECONDS", 60))
+    # Scheduled tasks (core/periodic.py), run by the notifier worker or `flask periodic run`; 0 turns a task off.
+    PERIODIC_OFFERS_EXPIRE_SECONDS = int(os.environ.get("PERIODIC_OFFERS_EXPIRE_SECONDS", 300))
+    PERIODIC_OFFERS_REMIND_SECONDS = int(os.environ.get("PERIODIC_OFFERS_REMIND_SECONDS", 900))
+    PERIODIC_RATELIMIT_PRUNE_SECONDS = int(os.environ.get("PERIODIC_RATELIMIT_PRUNE_SECONDS", 3600))
+    PERIODIC_RECEIPTS_PRUNE_SECONDS = int(os.environ.get("PERIODIC_RECEIPTS_PRUNE_SECONDS", 3600))
+    PERIODIC_IMPORTS_PRUNE_SECONDS = int(os.environ.get("PERIODIC_IMPORTS_PRUNE_SECONDS", 3600))
+    PERIODIC_LEASE_SECONDS = float(os.environ.get("PERIODIC_LEASE_SECONDS", 900))  # above any task's run time
+    IMPORT_RETENTION_DAYS = int(os.environ.get("IMPORT_RETENTION_DAYS", 30))  # uploaded CSVs hold personal data
+    EARLY_RECEIPT_RETENTION_DAYS = int(os.environ.get("EARLY_RECEIPT_RETENTION_DAYS", 7))
+    RATELIMIT_KEEP_SECONDS = int(os.environ.get("RATELIMIT_KEEP_SECONDS", 86400))
     # The worker runs the due periodic tasks (offer expiry and reminders, pruning) this often; 0 = never.
     NOTIFIER_PERIODIC_SECONDS = float(os.environ.get("NOTIFIER_PERIODIC_SECONDS", 30))
     NOTIFIER_BACKOFF_SECONDS = float(os.environ.get("NOTIFIER_BACKOFF_SECONDS", 15))  # first retry, then doubled

@@ -177,7 +177,9 @@ class Worker:
         finally:
             if periodic is not None:
                 self.stop.set()
-                periodic.join()
+                # A task in the middle of a long pass is left to its transaction: it rolls back, and its lease
+                # lets the next worker run it again. Stopping must not wait for it.
+                periodic.join(timeout=5)
             for provider in self.providers.values():  # e.g. SMTP connections kept open between sends
                 close = getattr(provider, "close", None)
                 if close is not None:
@@ -197,7 +199,8 @@ class Worker:
         while not self.stop.is_set():
             try:
                 with self.app.app_context():
-                    periodic.run_due()
+                    periodic.run_due(now=self.clock())
+                    db.session.remove()
             except Exception:
                 log.exception("notifier: periodic tasks failed; trying again later")
             self.stop.wait(self.settings.periodic_interval)

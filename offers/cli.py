@@ -150,7 +150,7 @@ def close_command(program_id: int, reason: str, expire_open: bool):
     except ServiceError as e:
         raise _fail(e) from None
     db.session.commit()
-    ended = f" {r['expired']} open offers ended now." if r["expired"] else ""
+    ended = f" {r['expired']:,} open offer{'s' if r['expired'] != 1 else ''} ended now." if r["expired"] else ""
     click.echo(("Program was already closed; nothing else changed." if r["already_closed"]
                 else f"Program {program_id} closed.") + ended)
 

@@ -152,7 +152,8 @@ def close(program_id: int):
             errors = e.fields
         else:
             db.session.commit()
-            ended = f" {r['expired']:,} open offers ended now." if r["expired"] else ""
+            n = r["expired"]
+            ended = f" {n:,} open offer{'s' if n != 1 else ''} ended now." if n else ""
             flash(f"This program was already closed; nothing else changed.{ended}" if r["already_closed"]
                   else f"Offer program “{p.name}” closed: it issues and sends nothing more.{ended}")
             return redirect(url_for("offers_console.program", program_id=p.id), code=303)

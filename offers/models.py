@@ -52,7 +52,8 @@ class OfferProgram(db.Model):
     status: Mapped[ProgramStatus] = mapped_column(str_enum(ProgramStatus, 16), default=ProgramStatus.ACTIVE)
     not_issued: Mapped[int] = mapped_column(default=0)  # eligible accounts the budget left out (last run)
     # Reminders: the scheduler queues one reminder this many days before valid_until to grants still
-    # unanswered (None: no automatic reminder), and stamps reminded_at so it runs once.
+    # unanswered that were told (None: no automatic reminder), and stamps reminded_at so it runs once.
+    announced_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # the first announcement queued
     remind_days_before: Mapped[int | None] = mapped_column(default=3)
     reminded_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     closed_at: Mapped[datetime | None] = mapped_column(UTCDateTime)

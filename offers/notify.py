@@ -14,7 +14,7 @@ from notifications import broadcasts
 from notifications.models import Broadcast, Channel, Notification
 from offers import text
 from offers.models import GrantState, OfferGrant, OfferKind, OfferProgram
-from offers.service import get_program
+from offers.service import check_can_message, get_program
 from ops.audit import Actor, record
 
 OFFER, REMINDER, REVOKED = "offer", "offer_reminder", "offer_revoked"  # message template names
@@ -78,20 +78,32 @@ def _grants(program_id: int, *states: GrantState, grant_id: int | None = None):
 def announce(session, *, actor: Actor, program_id: int) -> int:
     """Queue the offer to every offered grant not told yet (SMS and email); returns messages queued."""
     p = get_program(session, program_id)
+    check_can_message(p)  # a closed program sends no more announcements
     until = text.date(p.valid_until, "en")
-    return _send(session, actor=actor, program=p, recipients=_grants(p.id, GrantState.OFFERED), tag=f"{p.id}",
-                 template=OFFER, message=f"Offer: {p.name} ({what(p)}), with each subscriber's code; "
-                                         f"answer by {until}.",
-                 subject=p.name, action="announce")
+    total = _send(session, actor=actor, program=p, recipients=_grants(p.id, GrantState.OFFERED), tag=f"{p.id}",
+                  template=OFFER, message=f"Offer: {p.name} ({what(p)}), with each subscriber's code; "
+                                          f"answer by {until}.",
+                  subject=p.name, action="announce")
+    if total and p.announced_at is None:
+        p.announced_at = utcnow()
+    return total
 
 
 def remind(session, *, actor: Actor, program_id: int) -> int:
-    """Queue one reminder to grants still unanswered (once per program and account)."""
+    """Queue one reminder to grants still unanswered that were told about the offer (once per program and
+    account: a reminder of an offer never announced would be the first word of it)."""
     p = get_program(session, program_id)
+    check_can_message(p)  # a closed program sends no more reminders
     until = text.date(p.valid_until, "en")
-    return _send(session, actor=actor, program=p, recipients=_grants(p.id, GrantState.OFFERED), tag=f"{p.id}r",
-                 template=REMINDER, message=f"Reminder: {p.name} ({what(p)}) ends on {until}.",
-                 subject=f"Reminder: {p.name}", action="remind")
+    told = sa.exists().where(Notification.dedupe_key.in_(
+        [sa.literal(f"o{p.id}:{c.value}:") + sa.cast(OfferGrant.account_id, sa.String) for c in Channel]))
+    total = _send(session, actor=actor, program=p, recipients=_grants(p.id, GrantState.OFFERED).where(told),
+                  tag=f"{p.id}r", template=REMINDER, message=f"Reminder: {p.name} ({what(p)}) ends on {until}.",
+                  subject=f"Reminder: {p.name}", action="remind")
+    # Sent by hand, it counts as the program's reminder: the scheduler will not send another.
+    session.execute(sa.update(OfferProgram).where(OfferProgram.id == p.id, OfferProgram.reminded_at.is_(None))
+                    .values(reminded_at=utcnow()).execution_options(synchronize_session=False))
+    return total
 
 
 def tell_revoked(session, *, actor: Actor, grant: OfferGrant) -> int:

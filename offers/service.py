@@ -126,13 +126,14 @@ def _clean(data: dict, fields: dict) -> dict:
     if not isinstance(valid_until, datetime) or valid_until.tzinfo is None:
         fields["valid_until"] = "Required: a date and time with a time zone."
     remind = _remind_days(fields, data.get("remind_days_before", REMIND_DEFAULT))
-    if fields:
-        return {}
-    return {"name": name.strip(), "description": description.strip(), "kind": OfferKind(kind),
-            "value_minor": value, "months": months if kind == OfferKind.FREE_MONTHS else None,
-            "currency": currency.upper(), "eligible_states": eligible, "exclude_states": exclude or None,
-            "min_impact": min_impact, "valid_until": valid_until, "budget_cap_minor": cap,
-            "remind_days_before": remind}
+    ok = {k: k not in fields for k in ("name", "description", "kind", "currency")}  # safe to normalise
+    return {"name": name.strip() if ok["name"] else None,
+            "description": description.strip() if ok["description"] else None,
+            "kind": OfferKind(kind) if ok["kind"] else None, "value_minor": value,
+            "months": months if kind == OfferKind.FREE_MONTHS else None,
+            "currency": currency.upper() if ok["currency"] else None, "eligible_states": eligible,
+            "exclude_states": exclude or None, "min_impact": min_impact, "valid_until": valid_until,
+            "budget_cap_minor": cap, "remind_days_before": remind}
 
 
 def create_program(session, *, actor: Actor, incident_id: int, data: dict, dry_run: bool = False) -> OfferProgram:
@@ -144,7 +145,7 @@ def create_program(session, *, actor: Actor, incident_id: int, data: dict, dry_r
         raise NotFound("No such incident.")
     fields: dict = {}
     clean = _clean(data, fields)
-    if "valid_until" not in fields and data["valid_until"] <= utcnow():
+    if "valid_until" not in fields and clean["valid_until"] <= utcnow():
         fields["valid_until"] = "Must be in the future."
     if fields:
         raise ValidationError("Please correct the highlighted fields.", fields)
@@ -152,6 +153,8 @@ def create_program(session, *, actor: Actor, incident_id: int, data: dict, dry_r
                            created_by=actor.label, created_by_id=actor.operator_id, created_at=utcnow())
     if dry_run:
         return program
+    if program.remind_days_before is None:  # the column's default (3) would replace a plain None on INSERT
+        program.remind_days_before = sa.null()
     session.add(program)
     session.flush()
     record(session, actor=actor, action="offer.program.create", entity_type="offer_program",
@@ -225,10 +228,9 @@ def update_program(session, *, actor: Actor, program_id: int, data: dict) -> Off
     merged = {**as_input(program), **data}
     if merged["kind"] != OfferKind.FREE_MONTHS and "months" not in data:
         merged["months"] = None  # switching away from free months drops the months
-    new = _clean(merged, fields)
-    if fields:
-        raise ValidationError("Please correct the highlighted fields.", fields)
-    changed = {k: v for k, v in new.items() if not _same(k, getattr(program, k), v)}
+    new = _clean(merged, fields)  # a field in error is left out; the rules below still check the others
+    changed = {k: v for k, v in new.items()
+               if _FIELD.get(k, k) not in fields and not _same(k, getattr(program, k), v)}
     now = utcnow()
     granted = grant_count(session, program.id) if changed else 0
     for attr in changed:

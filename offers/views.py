@@ -42,7 +42,7 @@ def offers_for(account_id: int, lang: str = "en", time_zone: str | None = None) 
 
 @bp.app_context_processor
 def _globals():
-    return {"my_offers": offers_for, "offers_ui": text.ui, "offer_keyword": lambda lang: text.KEYWORD[lang]}
+    return {"my_offers": offers_for, "offers_ui": text.ui, "offer_keyword": text.keyword}
 
 
 @bp.post("/my/offers/<int:grant_id>/<any(accept, decline):action>")

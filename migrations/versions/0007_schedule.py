@@ -39,6 +39,7 @@ def upgrade():
     sa.PrimaryKeyConstraint('name', name=op.f('pk_periodic_runs'))
     )
     with op.batch_alter_table('offer_programs', schema=None) as batch_op:
+        batch_op.add_column(sa.Column('announced_at', sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column('remind_days_before', sa.Integer(), nullable=True))
         batch_op.add_column(sa.Column('reminded_at', sa.DateTime(), nullable=True))
         batch_op.add_column(sa.Column('closed_at', sa.DateTime(), nullable=True))
@@ -58,6 +59,7 @@ def downgrade():
         batch_op.drop_column('closed_at')
         batch_op.drop_column('reminded_at')
         batch_op.drop_column('remind_days_before')
+        batch_op.drop_column('announced_at')
 
     op.drop_table('periodic_runs')
     op.drop_table('early_receipts')

@@ -155,3 +155,25 @@ def test_the_notifier_paces_sms_to_the_rate_and_reaches_it_despite_provider_late
     # Sends overlap: one at a time, 50 ms each, could not pass 20/s. How close to the limit it gets (98.5%)
     # is measured by bench/worker_throughput.py, not here, where a loaded machine would make it flaky.
     assert steady >= 100
+
+
+def test_the_running_notifier_runs_the_scheduled_tasks_beside_the_sends(app, database_url, twilio_standin):
+    """`notifier run` (what make run starts) also runs core.periodic's due tasks, e.g. expiring offers."""
+    from core.periodic_models import PeriodicRun
+
+    queue_sms(3)
+    process = start_notifier(database_url, twilio_standin, NOTIFIER_PERIODIC_SECONDS=0.2)
+    try:
+        def all_ran():
+            db.session.rollback()
+            runs = db.session.scalars(sa.select(PeriodicRun)).all()
+            return len(runs) >= 5 and all(r.last_finished_at is not None for r in runs)
+
+        assert wait_until(all_ran, 30, process), output_of(process)
+        assert wait_until(lambda: count(NotificationStatus.SENT) == 3, 30, process)
+        names = set(db.session.scalars(sa.select(PeriodicRun.name)))
+        assert {"offers.expire", "offers.remind", "ratelimit.prune", "receipts.prune", "imports.prune"} <= names
+        assert all(r.last_error is None for r in db.session.scalars(sa.select(PeriodicRun))), output_of(process)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(30) == 0, output_of(process)

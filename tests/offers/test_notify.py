@@ -116,6 +116,9 @@ def test_opt_outs_are_skipped_and_announcing_again_does_not_send_twice(app):
 
 def test_a_reminder_goes_once_only_to_unanswered_offers_in_their_language(app):
     p = offered({"A1": {"photos": "lost"}, "A2": {"photos": "lost"}, "A3": {"photos": "lost"}})
+    assert notify.remind(db.session, actor=ACTOR, program_id=p.id) == 0  # never announced: nothing to remind
+    assert notify.announce(db.session, actor=ACTOR, program_id=p.id) == 6
+    send_all()
     grants.accept(db.session, grant_of("A1"), via="web")
     assert notify.remind(db.session, actor=ACTOR, program_id=p.id) == 4  # A2 and A3, SMS + email
     assert notify.remind(db.session, actor=ACTOR, program_id=p.id) == 0

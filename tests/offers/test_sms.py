@@ -1,9 +1,12 @@
-"""Accepting an offer by SMS reply: ACCEPT <code>, a bare ACCEPT with one open offer, and the refusals."""
+"""Accepting an offer by SMS reply: ACCEPT <code>, a bare ACCEPT with one open offer, and the refusals, each
+answered in the account's language (through the signed inbound webhook)."""
 from datetime import timedelta
 
 import sqlalchemy as sa
 
+from accounts.models import Account
 from core.db import db, utcnow
+from notifications.templates import sms_segments
 from offers.models import GrantState, OfferGrant
 from offers.service import display_code
 from tests.notifications.test_webhooks import inbound, reply_of, twilio_app  # noqa: F401  (fixture)
@@ -67,3 +70,46 @@ def test_yes_is_still_an_opt_in_and_accepts_nothing(twilio_app, client):  # noqa
     (program,) = setup_offers()
     reply_of(inbound(client, "YES", sender=FIRST))
     assert grant_of(0, program.id).state == GrantState.OFFERED
+
+
+def speaks_spanish(phone: str) -> None:
+    db.session.execute(sa.update(Account).where(Account.phone == phone).values(language="es-MX"))
+    db.session.commit()
+
+
+def test_a_spanish_speaking_subscriber_accepts_with_acepto_or_accept_and_is_answered_in_spanish(
+        twilio_app, client):  # noqa: F811
+    first, second = setup_offers(2)
+    speaks_spanish(FIRST)
+    text = reply_of(inbound(client, "ACEPTO", sender=FIRST))
+    assert text.startswith("Tiene varias ofertas pendientes (") and "Responda ACEPTO seguido del" in text
+    code = display_code(grant_of(0, first.id).code)
+    text = reply_of(inbound(client, f"Acepto {code.lower()}", sender=FIRST, sid="SM" + "2" * 32))
+    assert text == f"Gracias: ha aceptado Gift card 1 (código {code}). Le avisaremos cuando se aplique."
+    assert sms_segments(text) == (2, "UCS-2")
+    assert grant_of(0, first.id).state == GrantState.ACCEPTED
+    assert reply_of(inbound(client, f"ACCEPT {code}", sender=FIRST, sid="SM" + "3" * 32)) == \
+        f"Ya había aceptado Gift card 1 (código {code})."
+    text = reply_of(inbound(client, "accept", sender=FIRST, sid="SM" + "4" * 32))  # English keyword, Spanish reply
+    assert text.startswith("Gracias: ha aceptado Gift card 2")
+    assert reply_of(inbound(client, "ACEPTO", sender=FIRST, sid="SM" + "5" * 32)) == \
+        "No tiene ofertas pendientes de aceptar."
+    assert sms_segments("No tiene ofertas pendientes de aceptar.") == (1, "GSM-7")
+
+
+def test_spanish_refusals_say_why_in_spanish(twilio_app, client):  # noqa: F811
+    (program,) = setup_offers()
+    speaks_spanish(SECOND)
+    mine = grant_of(1, program.id)
+    assert reply_of(inbound(client, "ACEPTO AAAAA-BBBBB", sender=SECOND)) == (
+        "No encontramos la oferta AAAAA-BBBBB para este teléfono. Revise el código y responda ACEPTO seguido "
+        "del código.")
+    program.valid_until = utcnow() - timedelta(hours=1)
+    db.session.commit()
+    text = reply_of(inbound(client, f"ACEPTO {mine.code}", sender=SECOND, sid="SM" + "2" * 32))
+    assert text.startswith("Esta oferta caducó el ") and text.endswith(" y ya no se puede aceptar.")
+    db.session.refresh(mine)
+    assert mine.state == GrantState.EXPIRED
+    # A number we do not know is answered in the language of the keyword it used.
+    assert reply_of(inbound(client, "ACEPTO", sender="+12065559999", sid="SM" + "3" * 32)) == \
+        "No encontramos ninguna cuenta con este teléfono, por eso no hay oferta que aceptar."

@@ -4,6 +4,7 @@ from datetime import timedelta
 import sqlalchemy as sa
 
 from accounts import links
+from accounts.models import Account
 from core.db import db, utcnow
 from offers.models import GrantState, OfferGrant
 from offers.service import display_code
@@ -30,12 +31,14 @@ def setup():
 def test_the_subscriber_sees_the_offer_and_accepts_it_once(client, app):
     program, (mine, _other) = setup()
     html = open_page(client, mine)
-    assert "Your offers" in html and display_code(mine.code) in html and "100.00 USD" in html
+    assert "Your offers" in html and display_code(mine.code) in html and "$100.00 gift card" in html
+    assert "Answer by" in html and "Or reply ACCEPT " + display_code(mine.code) in html
     url = f"/my/offers/{mine.id}/accept"
     token = csrf_from(html)
     response = client.post(url, data={"csrf_token": token})
     assert response.status_code == 303 and response.headers["Location"].endswith("/my/account#offers")
-    assert "You accepted Gift card" in client.get("/my/account").get_data(as_text=True)
+    page = client.get("/my/account").get_data(as_text=True)
+    assert "You accepted Gift card. We will let you know when it is applied." in page and "Accepted" in page
     again = client.post(url, data={"csrf_token": token}, follow_redirects=True)
     assert "already accepted" in again.get_data(as_text=True)
     db.session.refresh(mine)
@@ -71,3 +74,42 @@ def test_a_subscriber_can_decline(client, app):
                        follow_redirects=True)
     assert "You declined" in page.get_data(as_text=True)
     assert client.get("/my/account").get_data(as_text=True).count("Declined") == 1
+
+
+def test_the_offers_section_and_every_answer_are_in_spanish_for_a_spanish_speaking_account(client, app):
+    program, (mine, other) = setup()
+    db.session.execute(sa.update(Account).where(Account.id == mine.account_id)
+                       .values(language="es-MX", time_zone="America/Mexico_City"))
+    db.session.commit()
+    html = open_page(client, mine)
+    assert "Sus ofertas" in html and "Your offers" not in html and "Tarjeta regalo de 100,00 USD" in html
+    assert "We are sorry for the lost photos." in html  # the operator's own description, as written
+    assert f"Código <strong class=\"offer-code\">{display_code(mine.code)}</strong>" in html
+    assert "Responda antes del <time" in html and " CST</time>" in html and "data-date-only" in html
+    assert ">Aceptar</button>" in html and ">No, gracias</button>" in html
+    assert f"O responda ACEPTO {display_code(mine.code)} a nuestro mensaje de texto." in html
+    token = csrf_from(html)
+    page = client.post(f"/my/offers/{mine.id}/accept", data={"csrf_token": token}, follow_redirects=True)
+    text = page.get_data(as_text=True)
+    assert "Ha aceptado Gift card. Le avisaremos cuando se aplique." in text and "Aceptada" in text
+    page = client.post(f"/my/offers/{mine.id}/accept", data={"csrf_token": token}, follow_redirects=True)
+    assert "Ya había aceptado esta oferta." in page.get_data(as_text=True)
+    page = client.post(f"/my/offers/{mine.id}/decline", data={"csrf_token": token}, follow_redirects=True)
+    assert "Esta oferta ya fue aceptada." in page.get_data(as_text=True)
+    db.session.refresh(mine)
+    assert mine.state == GrantState.ACCEPTED
+
+
+def test_a_spanish_speaking_subscriber_is_told_in_spanish_that_an_expired_offer_cannot_be_accepted(client, app):
+    program, (mine, _other) = setup()
+    db.session.execute(sa.update(Account).where(Account.id == mine.account_id).values(language="es"))
+    db.session.commit()
+    token = csrf_from(open_page(client, mine))
+    program.valid_until = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    page = client.post(f"/my/offers/{mine.id}/accept", data={"csrf_token": token}, follow_redirects=True)
+    text = page.get_data(as_text=True)
+    assert "Esta oferta caducó el " in text and "y ya no se puede aceptar." in text
+    assert "Caducada" in text and ">Aceptar</button>" not in text
+    db.session.refresh(mine)
+    assert mine.state == GrantState.EXPIRED
