@@ -95,6 +95,8 @@ class Config:
     SMTP_PASSWORD = os.environ.get("SMTP_PASSWORD", "")
     SMTP_STARTTLS = os.environ.get("SMTP_STARTTLS", "1").strip().lower() in ("1", "true", "yes", "on")
     SMTP_TIMEOUT_SECONDS = float(os.environ.get("SMTP_TIMEOUT_SECONDS", 15))
+    SMTP_IDLE_SECONDS = float(os.environ.get("SMTP_IDLE_SECONDS", 30))  # close a kept SMTP connection unused this long
+    SMTP_MAX_PER_CONNECTION = int(os.environ.get("SMTP_MAX_PER_CONNECTION", 100))  # emails per SMTP session, then a new one
     # "Name <address>"; empty = Lifeboat <lifeboat@host of PUBLIC_BASE_URL>.
     MAIL_FROM = os.environ.get("MAIL_FROM", "")
     # The mailto: form of List-Unsubscribe (read by a person); unset = MAIL_FROM's address, "" = left out.

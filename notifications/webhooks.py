@@ -42,7 +42,7 @@ KEYWORDS = {
     **dict.fromkeys(("START", "YES", "UNSTOP"), "start"),
     **dict.fromkeys(("HELP", "INFO", "AYUDA"), "help"),
     **dict.fromkeys(("STATUS", "ESTADO"), "status"),
-    **dict.fromkeys(("ACCEPT", "ACEPTO"), "accept"),  # compensation offers: offers.sms
+    **dict.fromkeys(("ACCEPT", "ACEPTO", "ACEPTAR"), "accept"),  # compensation offers: offers.sms
 }
 
 REPLIES = {

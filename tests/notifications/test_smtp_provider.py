@@ -4,9 +4,10 @@ import threading
 
 import pytest
 
-from notifications import providers
-from notifications.models import Channel, Notification
-from notifications.providers import ProviderError
+from core.db import db
+from notifications import providers, service, worker
+from notifications.models import Channel, Notification, NotificationStatus
+from notifications.providers import LogProvider, ProviderError
 from notifications.smtp_provider import SmtpProvider
 from tests.peers.smtp_server import SmtpServer
 
@@ -22,6 +23,25 @@ def email(body: str = "Power is back.\n\nThank you for your patience & <care>.",
 def provider_for(app, server, **settings) -> SmtpProvider:
     app.config.update({**server.env(), "MAIL_FROM": "Lifeboat <status@lifeboat.example>", **settings})
     return providers.from_config(app.config)["email"]
+
+
+def provider_at(server, **options) -> SmtpProvider:
+    """A provider for `server` built directly, for the connection options (idle, cap, clock)."""
+    if server.starttls:
+        options.update(starttls=True, tls_context=server.client_tls_context())
+    if server.requires_auth:
+        options.update(username=server.username, password=server.password)
+    return SmtpProvider(host=server.host, port=server.port, mail_from="status@lifeboat.example", **options)
+
+
+class Clock:
+    """A monotonic clock the test moves on."""
+
+    def __init__(self):
+        self.now = 1000.0
+
+    def __call__(self) -> float:
+        return self.now
 
 
 def send_error(provider, message=None) -> ProviderError:
@@ -107,10 +127,11 @@ def test_an_unreachable_server_is_retried(app, smtp_server):
 
 
 class SilentServer:
-    """A bare SMTP server that goes quiet: at once (no greeting), or after taking a whole message."""
+    """A bare SMTP server that goes quiet: at once (no greeting), or after taking a whole message (after
+    answering the first `answered` messages of the connection)."""
 
-    def __init__(self, *, greet: bool):
-        self.greet, self.received = greet, False
+    def __init__(self, *, greet: bool, answered: int = 0):
+        self.greet, self.received, self.answered, self.messages = greet, False, answered, 0
         self.sock = socket.create_server(("127.0.0.1", 0))
         self.port = self.sock.getsockname()[1]
         self.done = threading.Event()
@@ -133,8 +154,12 @@ class SilentServer:
             buffer += chunk
             if in_data:
                 if b"\r\n.\r\n" in buffer:
-                    self.received = True
-                    return  # the message is complete: never answer it
+                    self.messages += 1
+                    if self.messages > self.answered:
+                        self.received = True
+                        return  # the message is complete: never answer it
+                    conn.sendall(b"250 queued\r\n")
+                    buffer, in_data = buffer.split(b"\r\n.\r\n", 1)[1], False
                 continue
             while b"\r\n" in buffer:
                 line, buffer = buffer.split(b"\r\n", 1)
@@ -164,3 +189,166 @@ def test_a_silent_server_is_retried_before_data_and_ambiguous_after(app, greet, 
         server.close()
     assert (error.code, error.retryable, error.ambiguous) == (code, retryable, ambiguous)
     assert server.received is greet
+
+
+# ---- connections ---------------------------------------------------------------------------------------
+
+def test_many_emails_share_one_connection_until_close(app, smtp_server):
+    provider = provider_at(smtp_server)
+    for i in range(25):
+        provider.send(email(id=i, to=f"p{i}@example.net"))
+
+    assert len(smtp_server.messages) == 25 and smtp_server.connections == 1
+    assert {m["connection"] for m in smtp_server.messages} == {1} and smtp_server.quits == 0
+    provider.close()
+    assert smtp_server.quits == 1 and smtp_server.wait_for_connections(0)
+    provider.send(email())  # still works after close(): a new connection
+    assert smtp_server.connections == 2 and len(smtp_server.messages) == 26
+
+
+def test_each_sending_thread_has_its_own_connection(app, smtp_server):
+    provider = provider_at(smtp_server)
+
+    def send_ten(t):
+        with app.app_context():  # the unsubscribe link is built from the app's PUBLIC_BASE_URL
+            for i in range(10):
+                provider.send(email(id=100 * t + i, to=f"t{t}.{i}@example.net"))
+
+    threads = [threading.Thread(target=send_ten, args=(t,)) for t in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(30)
+
+    per_connection = {}
+    for m in smtp_server.messages:
+        per_connection[m["connection"]] = per_connection.get(m["connection"], 0) + 1
+    assert smtp_server.connections == 4 and sorted(per_connection.values()) == [10, 10, 10, 10]
+    provider.close()
+    assert smtp_server.quits == 4
+
+
+def test_a_connection_is_closed_after_the_cap_and_a_new_one_opened(app, smtp_server):
+    provider = provider_at(smtp_server, max_per_connection=3)
+    for i in range(7):
+        provider.send(email(id=i))
+
+    assert [m["connection"] for m in smtp_server.messages] == [1, 1, 1, 2, 2, 2, 3]
+    assert smtp_server.quits == 2  # politely, right after the third email of each
+
+
+def test_the_cap_of_one_is_a_connection_per_email(app, smtp_server):
+    app.config["SMTP_MAX_PER_CONNECTION"] = "1"
+    provider = provider_for(app, smtp_server)
+    for i in range(3):
+        provider.send(email(id=i))
+    assert smtp_server.connections == 3 and smtp_server.quits == 3 and smtp_server.wait_for_connections(0)
+
+
+@pytest.mark.parametrize("idle", [0.0, 6.0])  # reused at once (MAIL finds it gone), or after NOOP finds it gone
+def test_a_connection_the_server_dropped_is_replaced_without_failing_the_email(app, smtp_server, idle):
+    clock = Clock()
+    provider = provider_at(smtp_server, clock=clock)
+    provider.send(email(id=1))
+    assert smtp_server.drop_connections() == 1
+    clock.now += idle
+
+    provider.send(email(id=2))  # no ProviderError: nothing had been handed over on the dead connection
+
+    assert [m["connection"] for m in smtp_server.messages] == [1, 2]
+    provider.send(email(id=3))
+    assert smtp_server.connections == 2
+
+
+def test_a_421_on_a_reused_connection_is_retried_on_a_fresh_one(app, smtp_server):
+    provider = provider_at(smtp_server)
+    provider.send(email(id=1))
+    smtp_server.refuse_next(code=421, message="4.4.2 Closing connection")
+    provider.send(email(id=2))
+    assert [m["connection"] for m in smtp_server.messages] == [1, 2]
+
+
+def test_a_dead_connection_and_an_unreachable_server_is_one_retryable_failure(app):
+    server = SmtpServer().start()
+    provider = provider_at(server)
+    provider.send(email(id=1))
+    server.stop()
+    error = send_error(provider, email(id=2))
+    assert (error.code, error.retryable, error.ambiguous) == ("connection", True, False)
+
+
+def test_a_connection_idle_past_smtp_idle_seconds_is_closed_and_replaced(app, smtp_server):
+    clock = Clock()
+    app.config["SMTP_IDLE_SECONDS"] = "10"
+    provider = provider_for(app, smtp_server)
+    provider.clock, provider._last_sweep = clock, clock.now
+
+    def send_once():  # a thread that then stops sending
+        with app.app_context():
+            provider.send(email(id=1))
+
+    other = threading.Thread(target=send_once)
+    other.start(), other.join(10)
+    provider.send(email(id=2))
+    assert smtp_server.connections == 2 and smtp_server.quits == 0
+    clock.now += 9
+    provider.send(email(id=3))  # not idle long enough: the same connection
+    clock.now += 11
+
+    provider.send(email(id=4))  # both idle connections are QUIT; this email goes on a new one
+
+    assert [m["connection"] for m in smtp_server.messages] == [1, 2, 2, 3]
+    assert smtp_server.quits == 2 and smtp_server.wait_for_connections(1)
+
+
+@pytest.mark.parametrize("stage, code, retryable", [("rcpt", 550, False), ("data", 451, True), ("rcpt", 452, True)])
+def test_a_refusal_on_a_reused_connection_is_classified_and_the_connection_kept(app, smtp_server, stage, code,
+                                                                                 retryable):
+    provider = provider_at(smtp_server)
+    provider.send(email(id=1))
+    smtp_server.refuse_next(code=code, message="refused for the test", stage=stage)
+
+    error = send_error(provider, email(id=2))
+    provider.send(email(id=3))
+
+    assert (error.code, error.retryable, error.ambiguous) == (f"smtp:{code}", retryable, False)
+    assert [m["connection"] for m in smtp_server.messages] == [1, 1] and smtp_server.connections == 1
+
+
+def test_silence_after_data_on_a_reused_connection_is_ambiguous_and_not_resent(app):
+    server = SilentServer(greet=True, answered=1)
+    try:
+        provider = SmtpProvider(host="127.0.0.1", port=server.port, mail_from="status@lifeboat.example", timeout=0.5)
+        provider.send(email(id=1))
+        error = send_error(provider, email(id=2))
+    finally:
+        server.close()
+    assert (error.code, error.retryable, error.ambiguous) == ("timeout", False, True)
+    assert server.messages == 2  # sent once, over the reused connection: no blind second try
+
+
+def test_starttls_and_auth_are_done_once_per_connection(app):
+    with SmtpServer(auth=True, starttls=True) as server:
+        provider = provider_at(server)
+        for i in range(3):
+            provider.send(email(id=i))
+        server.drop_connections()
+        provider.send(email(id=3))  # the fresh connection does STARTTLS and AUTH again
+        assert [m["connection"] for m in server.messages] == [1, 1, 1, 2]
+        assert server.failed_logins == 0
+
+
+def test_the_worker_reuses_connections_and_closes_them_when_it_stops(app, smtp_server):
+    provider = provider_at(smtp_server)
+    for run in range(2):  # the same provider, run after run
+        for i in range(6):
+            service.enqueue(db.session, dedupe_key=f"r{run}:{i}", channel=Channel.EMAIL, recipient=f"p{i}@example.net",
+                            subject="Update", body="Your photos are back.", urgent=True)
+        db.session.commit()
+        assert worker.run_once(db.session, providers={"sms": LogProvider(), "email": provider},
+                               concurrency=2, email_rate=1000) == 6
+        assert smtp_server.wait_for_connections(0)  # close(): every connection ended with QUIT
+
+    statuses = db.session.scalars(db.select(Notification.status)).all()
+    assert statuses == [NotificationStatus.SENT] * 12 and len(smtp_server.messages) == 12
+    assert smtp_server.connections <= 4 and smtp_server.quits == smtp_server.connections

@@ -11,14 +11,41 @@ import time
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
-from aiosmtpd.smtp import AuthResult, LoginPassword
+from aiosmtpd.smtp import SMTP, AuthResult, LoginPassword
 
 USERNAME = "lifeboat"
 PASSWORD = "smtp-stand-in-password"
 
 
+class _Received(dict):
+    """One received message; its "message" (the parsed EmailMessage) is parsed when first read, so the server
+    itself does no more per message than a relay would (parsing a MIME email takes milliseconds)."""
+
+    def __missing__(self, key):
+        if key != "message":
+            raise KeyError(key)
+        self["message"] = email.message_from_bytes(self["raw"], policy=email.policy.default)
+        return self["message"]
+
+
+class _Session(SMTP):
+    """aiosmtpd's protocol for one client connection, numbered and tracked by the SmtpServer."""
+
+    number = 0
+
+    def connection_lost(self, error):
+        super().connection_lost(error)
+        self.event_handler._disconnected(self)
+
+
 class _Controller(Controller):
-    """Binds port 0 and learns the port the kernel chose, so parallel runs never collide."""
+    """Binds port 0 and learns the port the kernel chose, so parallel runs never collide; one _Session per
+    client connection (the factory runs once per TCP connection, STARTTLS included)."""
+
+    def factory(self):
+        session = _Session(self.handler, **self.SMTP_kwargs)
+        self.handler._connected(session)
+        return session
 
     def _trigger_server(self):
         self.port = self.server.sockets[0].getsockname()[1]
@@ -33,9 +60,13 @@ class SmtpServer:
         # aiosmtpd offers every handler attribute named auth_* as an AUTH mechanism: hence these names.
         self.requires_auth, self.starttls = auth, starttls
         self.username, self.password = username, password
-        self.messages: list[dict] = []  # {"mail_from", "rcpt_tos", "message": EmailMessage, "raw", "time"}
+        self.messages: list[dict] = []  # {"mail_from", "rcpt_tos", "message": EmailMessage, "raw", "time",
+        #                                  "connection": the number of the client connection it came on}
         self.refusals: list[dict] = []  # every refusal answered: {"stage", "rcpt", "code", "message"}
         self.failed_logins = 0
+        self.connections = 0  # client connections (SMTP sessions) opened so far; each message notes its number
+        self.quits = 0  # sessions the client ended politely with QUIT
+        self._live: set[_Session] = set()
         self.cert_path: Path | None = None  # the self-signed certificate to trust when starttls=True
         self._script: collections.deque = collections.deque()
         self._refuse_rcpt: dict[str, tuple[str, int, str]] = {}
@@ -55,6 +86,8 @@ class SmtpServer:
             kwargs.update(tls_context=self._tls_context(), require_starttls=True)
         self._controller = _Controller(self, hostname="127.0.0.1", port=0, **kwargs)
         self._controller.start()
+        with self._lock:  # aiosmtpd opened a connection of its own to check it is up: not a client's
+            self.connections = 0
         return self
 
     def stop(self) -> None:
@@ -77,6 +110,31 @@ class SmtpServer:
     @property
     def port(self) -> int:
         return self._controller.port
+
+    @property
+    def open_connections(self) -> int:
+        """Client connections open right now."""
+        with self._lock:
+            return len(self._live)
+
+    def drop_connections(self, timeout: float = 5.0) -> int:
+        """Close every open connection from the server's side, as an idle timeout or a restart does, without a
+        word to the client; returns how many were closed (once they are)."""
+        with self._lock:
+            sessions = [s for s in self._live if s.transport is not None]
+        for session in sessions:
+            self._controller.loop.call_soon_threadsafe(session.transport.close)
+        deadline = time.monotonic() + timeout
+        while any(s in self._live for s in sessions) and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return len(sessions)
+
+    def wait_for_connections(self, n: int, timeout: float = 5.0) -> bool:
+        """Wait until at most `n` client connections are open (a QUIT is answered before the socket closes)."""
+        deadline = time.monotonic() + timeout
+        while self.open_connections > n and time.monotonic() < deadline:
+            time.sleep(0.01)
+        return self.open_connections <= n
 
     def env(self) -> dict[str, str]:
         """Settings that point the product at this server."""
@@ -138,7 +196,22 @@ class SmtpServer:
             self.refusals.append({"stage": stage, "rcpt": rcpt, "code": refusal[0], "message": refusal[1]})
         return f"{refusal[0]} {refusal[1]}"
 
+    def _connected(self, session: _Session) -> None:
+        with self._lock:
+            self.connections += 1
+            session.number = self.connections
+            self._live.add(session)
+
+    def _disconnected(self, session: _Session) -> None:
+        with self._lock:
+            self._live.discard(session)
+
     # -- aiosmtpd handler hooks ------------------------------------------------------------------------------
+    async def handle_QUIT(self, server, session, envelope):
+        with self._lock:
+            self.quits += 1
+        return "221 Bye"
+
     def _authenticate(self, server, session, envelope, mechanism, auth_data) -> AuthResult:
         ok = (isinstance(auth_data, LoginPassword)
               and (auth_data.login, auth_data.password) == (self.username.encode(), self.password.encode()))
@@ -166,8 +239,7 @@ class SmtpServer:
         if refusal:
             return self._refuse("data", None, refusal)
         raw = envelope.original_content or envelope.content
-        parsed = email.message_from_bytes(raw, policy=email.policy.default)
         with self._lock:
-            self.messages.append({"mail_from": envelope.mail_from, "rcpt_tos": list(envelope.rcpt_tos),
-                                  "message": parsed, "raw": raw, "time": time.time()})
+            self.messages.append(_Received(mail_from=envelope.mail_from, rcpt_tos=list(envelope.rcpt_tos), raw=raw,
+                                           time=time.time(), connection=server.number))
         return "250 Message accepted for delivery"

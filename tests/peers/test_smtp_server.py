@@ -103,3 +103,26 @@ def test_starttls_mode_upgrades_the_connection_before_auth():
             client.login(server.username, server.password)
             client.send_message(_message())
         assert len(server.messages) == 1
+
+
+def test_each_client_connection_is_counted_and_each_message_notes_its_connection(smtp_server):
+    with smtplib.SMTP(smtp_server.host, smtp_server.port, timeout=5) as client:
+        client.send_message(_message())
+        client.send_message(_message(subject="Second on the same connection"))
+        assert smtp_server.open_connections == 1
+    _send(smtp_server, _message(subject="On a connection of its own"))
+
+    assert smtp_server.connections == 2 and smtp_server.quits == 2
+    assert [m["connection"] for m in smtp_server.messages] == [1, 1, 2]
+    assert smtp_server.wait_for_connections(0)
+
+
+def test_dropped_connections_are_closed_without_a_word(smtp_server):
+    client = smtplib.SMTP(smtp_server.host, smtp_server.port, timeout=5)
+    client.send_message(_message())
+
+    assert smtp_server.drop_connections() == 1
+    with pytest.raises(smtplib.SMTPServerDisconnected):
+        client.send_message(_message())
+    assert smtp_server.open_connections == 0 and smtp_server.quits == 0
+    assert len(smtp_server.messages) == 1
