@@ -2,7 +2,7 @@
 core.periodic, for running them without the notifier worker and for seeing where they stand."""
 import logging
 import signal
-import threading
+import time
 
 import click
 from flask.cli import AppGroup
@@ -28,14 +28,19 @@ def run(once: bool, interval: float):
     if once:
         _echo(periodic.run_due())
         return
-    stop = threading.Event()
-    previous = {sig: signal.signal(sig, lambda signum, frame: stop.set()) for sig in (signal.SIGTERM, signal.SIGINT)}
+    # The handler only flips a flag: a signal handler that sets an Event the main thread is waiting on can
+    # deadlock on the Event's own lock. The loop sleeps in short steps and looks at the flag.
+    stopping = []
+    previous = {sig: signal.signal(sig, lambda signum, frame: stopping.append(signum))
+                for sig in (signal.SIGTERM, signal.SIGINT)}
     click.echo(f"Running scheduled tasks every {interval:g} s; Ctrl-C stops.", err=True)
     try:
-        while not stop.is_set():
+        while not stopping:
             _echo(periodic.run_due())
             db.session.remove()  # no session held between passes
-            stop.wait(interval)
+            deadline = time.monotonic() + interval
+            while not stopping and time.monotonic() < deadline:
+                time.sleep(0.1)
     finally:
         for sig, handler in previous.items():
             signal.signal(sig, handler)

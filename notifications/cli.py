@@ -26,10 +26,8 @@ def run(once: bool, concurrency: int | None, interval: float | None):
     except ValueError as e:  # e.g. a malformed QUIET_HOURS
         raise click.UsageError(str(e))
 
-    def drain(signum, frame):
-        if not notifier.stop.is_set():
-            click.echo("Notifier stopping: finishing the sends in flight.", err=True)
-        notifier.stop.set()
+    def drain(signum, frame):  # no printing or locks in a signal handler: the worker logs that it stops
+        notifier.request_stop()
 
     previous = {sig: signal.signal(sig, drain) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:

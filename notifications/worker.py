@@ -160,6 +160,15 @@ class Worker:
         self.limiters = {"sms": RateLimiter(settings.sms_rate, margin=settings.pacing_margin),
                          "email": RateLimiter(settings.email_rate, margin=settings.pacing_margin)}
         self.stop = threading.Event()
+        # Set by signal handlers (request_stop): a plain flag, because a handler runs on the main thread
+        # between two bytecodes and must not take a lock that thread may hold, such as stop's own.
+        self._stop_requested = False
+
+    def request_stop(self) -> None:
+        """Finish the sends in flight, then stop. Safe in a signal handler: it takes no lock (Event.set from a
+        handler deadlocks when the signal lands while the main thread is inside stop.wait); the main loop
+        notices within a poll interval and sets `stop` for every thread."""
+        self._stop_requested = True
 
     def claim(self, limit: int) -> tuple[list[int], datetime, int]:
         with self.Session() as session:
@@ -212,6 +221,9 @@ class Worker:
         # of them are done, so a claim takes several rows rather than one per finished send.
         window = 2 * self.settings.concurrency
         while True:
+            if self._stop_requested and not self.stop.is_set():
+                log.info("notifier stopping: finishing the sends in flight (%d)", len(inflight))
+                self.stop.set()
             taken = 0
             if not self.stop.is_set() and len(inflight) <= self.settings.concurrency:
                 try:

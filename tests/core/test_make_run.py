@@ -61,7 +61,14 @@ def make_run(tmp_path: Path, port: int) -> str:
         assert status_of(f"{base}/") == 200
     finally:
         os.killpg(proc.pid, signal.SIGINT)
-        proc.wait(timeout=30)
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            alive = subprocess.run(["ps", "-o", "pid,stat,etime,args", "-g", str(proc.pid)], capture_output=True,
+                                   text=True).stdout
+            os.killpg(proc.pid, signal.SIGKILL)
+            pytest.fail(f"make run did not stop within 30 s of Ctrl-C; still running:\n{alive}\n"
+                        f"its output:\n{(tmp_path / 'make-run.log').read_text()[-4000:]}")
     assert status_of(f"{base}/") is None, "the server is still running after Ctrl-C"
     assert everything_ended(proc.pid), "a process of `make run` outlived Ctrl-C"
     log.seek(0)

@@ -177,3 +177,23 @@ def test_the_running_notifier_runs_the_scheduled_tasks_beside_the_sends(app, dat
     finally:
         process.send_signal(signal.SIGTERM)
         assert process.wait(30) == 0, output_of(process)
+
+
+def test_a_burst_of_signals_while_idle_still_stops_the_notifier(app, database_url, twilio_standin):
+    """Ctrl-C in a terminal sends SIGINT to the whole group and `make run` then sends SIGTERM: signals land while
+    the main thread waits on its stop event. A handler that set that event itself could deadlock on the
+    event's lock (it did: `make run` hung on Ctrl-C); the handler only flips a flag now."""
+    process = start_notifier(database_url, twilio_standin, "--interval", "0.05")
+    try:
+        assert wait_until(lambda: "Notifier running" in output_of(process), 30, process)
+        time.sleep(0.5)  # idle: the main thread is waiting on the stop event between polls
+        for i in range(40):
+            process.send_signal(signal.SIGINT if i % 2 else signal.SIGTERM)
+            time.sleep(0.002)
+        try:
+            process.wait(15)  # once stopped, a late signal may end it the default way: any exit is fine
+        except subprocess.TimeoutExpired:
+            raise AssertionError("the notifier hung on a burst of stop signals:\n" + output_of(process)) from None
+    finally:
+        process.kill()
+    assert "notifier stopping: finishing the sends in flight" in output_of(process)
