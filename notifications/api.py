@@ -59,13 +59,15 @@ def _broadcasts() -> dict:
     count = {"type": "integer", "minimum": 0}
     body = {
         "id": {"type": "integer"}, "cause": {"type": "string"},
-        "kind": {"type": "string", "enum": ["broadcast", "update", "resolution", "test"]},
+        "kind": {"type": "string", "enum": ["broadcast", "update", "resolution", "test", "offer"]},
         "message": {"type": "string"}, "subject": {"type": "string"}, "channels": channels,
         "audience": {"type": ["string", "object", "null"]}, "urgent": {"type": "boolean"},
         "recipients": count, "created_by": {"type": "string"}, "created_at": DATE_TIME_OUT,
         "counts": obj({s.value: count for s in NotificationStatus}, [s.value for s in NotificationStatus]),
-        "failures": {"type": "array", "items": obj({"code": {"type": "string"}, "message": {"type": "string"},
-                                                     "count": count}, ["code", "message", "count"])},
+        "failures": {"type": "array", "items": obj({
+            "status": {"type": "string", "enum": ["failed", "undelivered", "suppressed"]},
+            "code": {"type": "string"}, "message": {"type": "string"}, "count": count},
+            ["status", "code", "message", "count"])},
         "sent_last_minute": count, "eta_seconds": count}
     broadcast = obj(body, list(body))
     retried = obj({"requeued": count, **body}, ["requeued", *body])

@@ -166,6 +166,12 @@ def test_send(session, *, actor: Actor, email: str, clean: dict, cause: str) -> 
     return broadcast
 
 
+def for_cause(session, cause: str, limit: int = 10) -> list[Broadcast]:
+    """The latest broadcasts about `cause` (e.g. "incident:7"), newest first."""
+    return list(session.scalars(sa.select(Broadcast).where(Broadcast.cause == cause)
+                                .order_by(Broadcast.id.desc()).limit(limit)))
+
+
 def get(session, broadcast_id: int) -> Broadcast:
     broadcast = session.get(Broadcast, broadcast_id)
     if broadcast is None:
@@ -181,11 +187,15 @@ def progress(session, broadcast_id: int) -> dict:
         sa.select(Notification.status, sa.func.count()).where(Notification.broadcast_id == broadcast_id)
         .group_by(Notification.status)).all())
     counts = {s.value: by_status.get(s, 0) for s in NotificationStatus}
-    failures = [{"code": code or "", "message": message or "", "count": n} for code, message, n in session.execute(
-        sa.select(Notification.error_code, sa.func.max(Notification.error_message), sa.func.count())
+    # Every message that did not reach its recipient, explained: failed, undelivered, and suppressed (opted
+    # out before or by the provider's 21610), grouped by status and error code.
+    failures = [{"status": status.value, "code": code or "", "message": message or "", "count": n}
+                for status, code, message, n in session.execute(
+        sa.select(Notification.status, Notification.error_code, sa.func.max(Notification.error_message),
+                  sa.func.count())
         .where(Notification.broadcast_id == broadcast_id, Notification.status.in_(
-            (NotificationStatus.FAILED, NotificationStatus.UNDELIVERED)))
-        .group_by(Notification.error_code).order_by(sa.func.count().desc()))]
+            (NotificationStatus.FAILED, NotificationStatus.UNDELIVERED, NotificationStatus.SUPPRESSED)))
+        .group_by(Notification.status, Notification.error_code).order_by(sa.func.count().desc()))]
     now = utcnow()
     rate = session.scalar(base.where(Notification.sent_at >= now - timedelta(minutes=1))) or 0
     pending = counts["queued"] + counts["sending"]

@@ -69,7 +69,7 @@ def test_retry_requeues_failed_messages(app, api):  # noqa: F811
                                                       error_message="Unreachable"))
     db.session.commit()
     assert api.get(f"/broadcasts/{bid}").get_json()["failures"] == [
-        {"code": "30003", "message": "Unreachable", "count": 2}]
+        {"status": "failed", "code": "30003", "message": "Unreachable", "count": 2}]
     retried = api.post(f"/broadcasts/{bid}/retry")
     assert retried.status_code == 200 and retried.get_json()["requeued"] == 2
     assert retried.get_json()["counts"]["queued"] == 2

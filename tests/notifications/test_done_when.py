@@ -110,16 +110,20 @@ def test_an_update_goes_out_paced_failures_are_explained_and_subscribers_answer_
     html = operator.get(progress_url).get_data(as_text=True)
     assert "<td>Sent</td><td>10</td>" in html and "<td>Failed</td><td>1</td>" in html
     assert "<td>Suppressed</td><td>1</td>" in html and "Nothing waiting." in html
-    assert "Failures by reason" in html
-    assert re.search(r"<td>21211</td><td>[^<]*Invalid &#39;To&#39; Phone Number[^<]*</td><td>1</td>", html), html
+    assert "Not delivered, by reason" in html
+    assert re.search(r"<td>Failed</td><td>21211</td><td>[^<]*Invalid &#39;To&#39; Phone Number[^<]*</td><td>1</td>",
+                     html), html
+    # The 21610 number's message is suppressed, and the page says why.
+    assert re.search(r"<td>Suppressed</td><td>21610</td><td>[^<]+</td><td>1</td>", html), html
     assert "Retry failed messages" in html
     got = api.get(f"/broadcasts/{broadcast_id}")
     assert got.status_code == 200
     body = got.get_json()
     assert body["kind"] == "update" and body["recipients"] == 12
     assert {k: v for k, v in body["counts"].items() if v} == {"sent": 10, "failed": 1, "suppressed": 1}
-    assert [(f["code"], f["count"]) for f in body["failures"]] == [("21211", 1)]
-    assert "Invalid 'To' Phone Number" in body["failures"][0]["message"]
+    assert sorted((f["status"], f["code"], f["count"]) for f in body["failures"]) == [
+        ("failed", "21211", 1), ("suppressed", "21610", 1)]
+    assert "Invalid 'To' Phone Number" in next(f["message"] for f in body["failures"] if f["code"] == "21211")
     # The 21610 number is now opted out: on the opt-out list, and its message says why it was not sent.
     optouts = operator.get("/ops/opt-outs").get_data(as_text=True)
     assert f"<td>{OPTED_OUT}</td><td>sms</td><td>twilio:21610</td>" in optouts
@@ -187,7 +191,8 @@ def test_after_posting_an_update_with_notify_the_operator_is_shown_where_to_watc
     html = page.get_data(as_text=True)
     assert "Update posted." in html
     [broadcast_id] = broadcasts_in_log(operator)
-    # The page the operator lands on should say how many messages were queued and link to their progress.
+    # The page the operator lands on says how many messages were queued and links to their progress.
+    assert re.search(r"Update posted\. \d+ messages queued to subscribers", html), html
     assert f'href="/ops/broadcasts/{broadcast_id}"' in html, (
         "after posting an update with 'Notify subscribers', the incident page neither links to the broadcast's "
         "progress nor says how many messages were queued; the operator has to find it in /ops/messages")
