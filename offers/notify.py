@@ -114,3 +114,12 @@ def tell_revoked(session, *, actor: Actor, grant: OfferGrant) -> int:
                  template=REVOKED, message=f"Offer {text.display_code(grant.code)} ({p.name}) withdrawn: "
                                            f"{grant.revoke_reason}",
                  subject=f"Offer withdrawn: {p.name}", action="revoked")
+
+
+def tell_ended(session, *, actor: Actor, program: OfferProgram, expired_at) -> int:
+    """Queue the withdrawal message to the subscribers whose open offers were ended early when `program`
+    was closed (their grants expired at `expired_at`): they had been told a later date."""
+    recipients = _grants(program.id, GrantState.EXPIRED).where(OfferGrant.expired_at == expired_at)
+    return _send(session, actor=actor, program=program, recipients=recipients, tag=f"{program.id}e",
+                 template=REVOKED, message=f"Open offers of {program.name} ended early: {program.close_reason}",
+                 subject=f"Offer withdrawn: {program.name}", action="ended")

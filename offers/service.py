@@ -287,6 +287,11 @@ def close_program(session, *, actor: Actor, program_id: int, reason: str, expire
     if not already:
         program.status, program.closed_at, program.closed_by = ProgramStatus.CLOSED, now, actor.label
         program.close_reason, program.updated_at = reason, now
+    if expired:  # they were told a later date: nothing ends silently
+        from offers import notify  # notify builds on this module
+
+        session.flush()
+        notify.tell_ended(session, actor=actor, program=program, expired_at=now)
     if not already or expired:
         record(session, actor=actor, action="offer.program.close", entity_type="offer_program",
                entity_id=program.id, before={"status": ProgramStatus.ACTIVE.value} if not already else None,

@@ -206,4 +206,5 @@ def offer_fields(session, grant_id, lang: str, time_zone: str | None = None) -> 
             "offer_description": program.description or "", "offer_what": what(program, lang),
             "offer_label": label(program, lang), "offer_valid_until": date(program.valid_until, lang, time_zone),
             "offer_valid_until_long": date_time(program.valid_until, lang, time_zone),
-            "offer_revoke_reason": grant.revoke_reason or "", "offer_keyword": keyword(lang)}
+            # A grant ended early by closing its program is withdrawn for the program's reason.
+            "offer_revoke_reason": grant.revoke_reason or program.close_reason or "", "offer_keyword": keyword(lang)}

@@ -10,7 +10,7 @@ from notifications import optouts, worker
 from notifications.models import Broadcast, Channel, Notification, NotificationStatus
 from notifications.providers import LogProvider
 from notifications.templates import sms_segments
-from offers import grants, notify
+from offers import grants, notify, service
 from offers.models import OfferGrant
 from offers.service import display_code
 from tests.accounts.factories import ACTOR
@@ -151,3 +151,23 @@ def test_a_revoked_offer_tells_the_subscriber_with_the_reason_in_their_language(
     email = sent("offer_revoked", "A2", "email")
     assert email.subject == "Hemos retirado su oferta: Gift card" and "Motivo: Cuenta duplicada" in email.body
     assert sent("offer_revoked", "A1", "email").subject == "Your offer has been withdrawn: Gift card"
+
+
+def test_ending_open_offers_when_closing_tells_each_subscriber_with_the_reason_in_their_language(app):
+    p = offered({"A1": {"photos": "lost"}, "A2": {"photos": "lost"}, "A3": {"photos": "lost"}})
+    grants.accept(db.session, grant_of("A3"), via="web")
+    service.close_program(db.session, actor=ACTOR, program_id=p.id, reason="Programa sustituido", expire_open=True)
+    send_all()
+    en, es = sent("offer_revoked", "A1", "sms"), sent("offer_revoked", "A2", "sms")
+    assert en.body.endswith("has been withdrawn. Reason: Programa sustituido")
+    assert es.body.endswith("Motivo: Programa sustituido")
+    assert sent("offer_revoked", "A1", "email").subject
+    # The accepted offer stays accepted, and its subscriber is not told anything.
+    assert not db.session.scalars(sa.select(Notification).join(Account, Account.id == Notification.account_id)
+                                  .where(Account.account_number == "A3",
+                                         Notification.template == "offer_revoked")).all()
+    # Closing again changes nothing and tells nobody twice.
+    before = db.session.scalar(sa.select(sa.func.count()).select_from(Notification))
+    service.close_program(db.session, actor=ACTOR, program_id=p.id, reason="x", expire_open=True)
+    db.session.commit()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Notification)) == before
