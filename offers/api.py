@@ -24,6 +24,7 @@ def program_json(p: OfferProgram, stats: dict | None = None) -> dict:
         "exclude_states": list(p.exclude_states or []), "min_impact": p.min_impact,
         "valid_until": iso(p.valid_until), "budget_cap_minor": p.budget_cap_minor, "status": p.status.value,
         "not_issued": p.not_issued, "remind_days_before": p.remind_days_before, "reminded_at": iso(p.reminded_at),
+        "announced_at": iso(p.announced_at),
         "closed_at": iso(p.closed_at), "closed_by": p.closed_by, "close_reason": p.close_reason,
         "created_by": p.created_by, "created_at": iso(p.created_at), "updated_at": iso(p.updated_at),
         "counts": stats["counts"], "liability_minor": stats["liability_minor"],
@@ -139,7 +140,8 @@ def _offers() -> dict:
         "min_impact": {"type": ["string", "null"], "enum": [*enum(Impact)["enum"], None]},
         "valid_until": DATE_TIME_OUT, "budget_cap_minor": {"type": ["integer", "null"]},
         "status": enum(ProgramStatus), "not_issued": count, "remind_days_before": {"type": ["integer", "null"]},
-        "reminded_at": nullable(DATE_TIME_OUT), "closed_at": nullable(DATE_TIME_OUT),
+        "reminded_at": nullable(DATE_TIME_OUT), "announced_at": nullable(DATE_TIME_OUT),
+        "closed_at": nullable(DATE_TIME_OUT),
         "closed_by": {"type": ["string", "null"]}, "close_reason": {"type": ["string", "null"]},
         "created_by": {"type": "string"}, "created_at": DATE_TIME_OUT, "updated_at": nullable(DATE_TIME_OUT),
         "counts": per_state, "liability_minor": liability, "preview": preview}

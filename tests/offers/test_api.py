@@ -46,10 +46,12 @@ def test_an_operator_defines_issues_and_follows_a_program(api, incident):
     assert issued.status_code == 200 and issued.get_json() == {"issued": 2, "not_issued": 0}
     assert api.post(f"/offer-programs/{program['id']}/issue").get_json() == {"issued": 0, "not_issued": 0}
     got = api.get(f"/offer-programs/{program['id']}").get_json()
-    assert got["counts"]["offered"] == 2
+    assert got["counts"]["offered"] == 2 and got["announced_at"] is None
     assert got["liability_minor"] == {"offered": 20000, "accepted": 0, "fulfilled": 0}
     assert db.session.scalar(sa.select(sa.func.count()).select_from(AuditEntry)
                              .where(AuditEntry.action.like("offer.program.%"))) == 2
+    assert api.post(f"/offer-programs/{program['id']}/announce").status_code == 200
+    assert api.get(f"/offer-programs/{program['id']}").get_json()["announced_at"] is not None
 
 
 def test_bad_programs_get_422_with_fields_and_unknown_ids_404(api, incident):
