@@ -1,4 +1,5 @@
-"""Benchmark: the real notifier process (`flask notifier run --concurrency 8`) against the Twilio stand-in.
+"""Benchmark: the real notifier process (`flask notifier run --concurrency 8`) against the Twilio stand-in,
+which runs in a process of its own and stamps each request's arrival (the rate meter).
 
 (a) no latency, unpaced: messages/s beside the provider's own speed, i.e. the same number of raw `twilio`
     client creates against the same stand-in from 8 threads in this process (the baseline, same run).
@@ -8,6 +9,7 @@
 Usage: .venv/bin/python bench/worker_throughput.py [N] [--postgres] [--part a|b] [--margin-ms M]
 (N SMS per part, default 5,000; M is PACING_MARGIN_MS for part b, default the product's default)"""
 import bisect
+import json
 import os
 import signal
 import subprocess
@@ -31,6 +33,59 @@ def standin_class():
     sys.path.insert(0, str(ROOT))
     from tests.peers.twilio_standin import TwilioStandin
     return TwilioStandin
+
+
+# The stand-in in a process of its own, as Twilio is: in the benchmark's process its arrival stamps would wait
+# for the interpreter behind the benchmark's own polling, and the rate meter would be the noisiest part.
+STANDIN = """
+import gc, json, sys, time
+gc.disable()  # the meter must not pause to collect garbage: it stamps arrivals 10 ms apart
+from tests.peers.twilio_standin import TwilioStandin
+standin = TwilioStandin().start()
+print(json.dumps(standin.env()), flush=True)
+for line in sys.stdin:
+    command, _, arg = line.strip().partition(" ")
+    if command == "latency":
+        standin.latency = float(arg)
+    elif command == "clear":
+        standin.messages.clear()
+        standin.accepted_at.clear()
+    answer = {"messages": len(standin.messages), "invalid": standin.invalid_requests[:3]}
+    if command == "times":
+        answer["times"] = sorted(standin.accepted_at)
+    print(json.dumps(answer), flush=True)
+standin.stop()
+"""
+
+
+class RemoteStandin:
+    """tests/peers/twilio_standin.TwilioStandin in a child process, driven over its stdin/stdout."""
+
+    def __init__(self):
+        self.process = subprocess.Popen([sys.executable, "-c", STANDIN], cwd=ROOT, text=True,
+                                        stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+        self._env = json.loads(self.process.stdout.readline())
+
+    def ask(self, command: str) -> dict:
+        self.process.stdin.write(command + "\n")
+        self.process.stdin.flush()
+        return json.loads(self.process.stdout.readline())
+
+    def env(self) -> dict[str, str]:
+        return self._env
+
+    def client(self, timeout: float | None = None):
+        from twilio.http.http_client import TwilioHttpClient
+        from twilio.rest import Client
+
+        client = Client(self._env["TWILIO_ACCOUNT_SID"], self._env["TWILIO_AUTH_TOKEN"],
+                        http_client=TwilioHttpClient(timeout=timeout))
+        client.api.base_url = self._env["TWILIO_API_BASE_URL"]
+        return client
+
+    def stop(self) -> None:
+        self.process.stdin.close()
+        self.process.wait(10)
 
 
 def queue_sms(url: str, n: int, *, prefix: str = "bench") -> None:
@@ -94,9 +149,8 @@ def busiest_second(times: list[float]) -> int:
 
 # -- the benchmark -------------------------------------------------------------------------------------------
 def baseline(standin, n: int) -> float:
-    """Raw twilio client creates, 8 threads, one client each: messages/s."""
-    from tests.peers.twilio_standin import FROM_NUMBER
-
+    """Raw twilio client creates, 8 threads, one client each: messages/s (the stand-in's own speed)."""
+    from_number = standin.env()["TWILIO_FROM_NUMBER"]
     counter = iter(range(n))
     lock = threading.Lock()
 
@@ -107,7 +161,7 @@ def baseline(standin, n: int) -> float:
                 i = next(counter, None)
             if i is None:
                 return
-            client.messages.create(to=f"+1425{3000000 + i:07d}", from_=FROM_NUMBER, body=f"baseline #{i}")
+            client.messages.create(to=f"+1425{3000000 + i:07d}", from_=from_number, body=f"baseline #{i}")
 
     threads = [threading.Thread(target=sender) for _ in range(CONCURRENCY)]
     t = time.perf_counter()
@@ -134,8 +188,7 @@ def run_worker(url: str, standin, n: int, **settings) -> tuple[float, list[float
     with engine.begin() as conn:
         conn.execute(sa.text("DELETE FROM notifications"))
     queue_sms(url, n)
-    standin.messages.clear()
-    standin.accepted_at.clear()
+    standin.ask("clear")
     log = tempfile.TemporaryFile("w+")
     t = time.perf_counter()
     process = start_notifier(url, standin, log, **settings)
@@ -146,9 +199,10 @@ def run_worker(url: str, standin, n: int, **settings) -> tuple[float, list[float
     finally:
         stop(process)
         engine.dispose()
-    assert len(standin.messages) == n, (len(standin.messages), n)
-    assert not standin.invalid_requests, standin.invalid_requests[:3]
-    return wall, sorted(standin.accepted_at), cpu
+    seen = standin.ask("times")
+    assert seen["messages"] == n, (seen["messages"], n)
+    assert not seen["invalid"], seen["invalid"]
+    return wall, seen["times"], cpu
 
 
 def _option(name: str, default: str | None) -> str | None:
@@ -162,7 +216,7 @@ def main() -> None:
     part = _option("--part", "ab")
     margin = _option("--margin-ms", None)
     url = fresh_database(kind, tmpdir())
-    standin = standin_class()().start()
+    standin = RemoteStandin()
     try:
         run(url, standin, n, kind, part=part, margin=margin)
     finally:
@@ -179,7 +233,7 @@ def run(url: str, standin, n: int, kind: str, *, part: str = "ab", margin: str |
 
 
 def unpaced(url: str, standin, n: int) -> None:
-    standin.latency = 0.0
+    standin.ask("latency 0")
     base = baseline(standin, n)
     wall, times, cpu = run_worker(url, standin, n, SMS_RATE_PER_SECOND=1_000_000)
     at_standin = (len(times) - 1) / (times[-1] - times[0])
@@ -192,7 +246,8 @@ def unpaced(url: str, standin, n: int) -> None:
 
 
 def paced(url: str, standin, n: int, margin: str | None) -> None:
-    standin.latency, limit = 0.05, 100
+    limit = 100
+    standin.ask("latency 0.05")
     settings = {"SMS_RATE_PER_SECOND": limit} | ({"PACING_MARGIN_MS": margin} if margin is not None else {})
     wall, times, _ = run_worker(url, standin, n, **settings)
     start = times[0] + 1.0  # the steady part: after the first second

@@ -28,7 +28,15 @@ class ProviderError(Exception):
         self.ambiguous, self.opt_out = ambiguous, opt_out
 
 
+class NotSent(Exception):
+    """Raised by a `pace` callback to give a message back before any byte of it went to the provider."""
+
+
 class Provider(Protocol):
+    """`send` hands one message over and raises ProviderError. A provider with `paces_requests = True`
+    takes `send(message, pace=callable)` and calls `pace` right before its request goes on the wire, so the
+    rate limiter counts the moment the provider will see, not the moment the send began."""
+
     name: str
 
     def send(self, message: Notification) -> Sent:

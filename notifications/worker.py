@@ -18,7 +18,7 @@ from core.db import db, utcnow
 from notifications import quiet_hours
 from notifications.models import Channel, Notification, NotificationStatus, OptOut
 from notifications.pacing import RateLimiter, sms_segments
-from notifications.providers import LogProvider, Provider, ProviderError
+from notifications.providers import LogProvider, NotSent, Provider, ProviderError
 
 log = logging.getLogger("lifeboat.notifier")
 
@@ -176,6 +176,7 @@ class Worker:
 
     def run(self, *, once: bool = False) -> int:
         """Send until `self.stop` is set (in-flight sends finish first), or until nothing is due when `once`."""
+        self._warm_up(periodic=not once and self.settings.periodic_interval > 0)
         periodic = None
         if not once and self.settings.periodic_interval > 0:
             periodic = threading.Thread(target=self._periodic, name="notifier-periodic", daemon=True)
@@ -196,6 +197,25 @@ class Worker:
                         close()
                     except Exception:
                         log.warning("notifier: closing provider %s failed", provider, exc_info=True)
+
+    def _warm_up(self, *, periodic: bool) -> None:
+        """Import now what the first sends and the first periodic pass would import lazily: an import holds
+        the interpreter for tens of milliseconds, and sends paced 10 ms apart would bunch up behind it."""
+        for provider in self.providers.values():
+            warm_up = getattr(provider, "warm_up", None)
+            if warm_up is not None:
+                try:
+                    warm_up()
+                except Exception:
+                    log.warning("notifier: warming up provider %s failed", provider, exc_info=True)
+        if periodic:
+            try:
+                from core import periodic as tasks
+
+                for task in tasks.TASKS:
+                    task.function()
+            except Exception:
+                log.warning("notifier: loading the periodic tasks failed", exc_info=True)
 
     def _periodic(self) -> None:
         """Run the due periodic tasks (offer expiry and reminders, pruning: core.periodic) every little while,
@@ -276,15 +296,25 @@ class Worker:
                                     error_message=f"Could not render the message: {e}"[:500])
             # No connection or transaction is held during the provider call.
             channel = message.channel.value
-            self.limiters[channel].acquire(message.segments if channel == "sms" else 1)
-            if (lease - self.clock()).total_seconds() < self.settings.lease_seconds / 3:
-                # Waited so long for the rate limiter that the lease could run out mid-send and another
-                # worker resend it: give the row back unsent instead (very low rates, very many senders).
-                return self._finish(message, lease, status=NotificationStatus.QUEUED,
-                                    attempts=Notification.__table__.c.attempts - 1)
+            limiter, units = self.limiters[channel], (message.segments if channel == "sms" else 1)
+
+            def pace():
+                limiter.acquire(units)
+                if (lease - self.clock()).total_seconds() < self.settings.lease_seconds / 3:
+                    # Waited so long for the rate limiter that the lease could run out mid-send and another
+                    # worker resend it: give the row back unsent instead (very low rates, many senders).
+                    raise NotSent
+
             provider = self.providers[channel]
             try:
-                sent = provider.send(message)
+                if getattr(provider, "paces_requests", False):
+                    sent = provider.send(message, pace=pace)  # paced as the request leaves
+                else:
+                    pace()
+                    sent = provider.send(message)
+            except NotSent:
+                return self._finish(message, lease, status=NotificationStatus.QUEUED,
+                                    attempts=Notification.__table__.c.attempts - 1)
             except ProviderError as e:
                 return self._failed(message, lease, e)
             except Exception as e:  # we cannot tell whether the provider got it: do not resend blindly

@@ -181,3 +181,30 @@ def test_a_connection_dropped_after_the_request_went_out_is_ambiguous(app, twili
         server.close()
     assert received and b"Body=" in received[0]
     assert (error.code, error.retryable, error.ambiguous) == ("connection_lost", False, True)
+
+
+def test_pace_runs_once_right_before_the_request_leaves_and_not_sent_aborts_it(twilio, twilio_standin):
+    """The rate limiter is asked as the HTTP request goes out (after the library built it), so it counts the
+    moment Twilio sees; a pace that raises NotSent gives the message back with nothing sent."""
+    import time
+
+    from notifications.providers import NotSent
+
+    twilio.warm_up()
+    calls = []
+
+    def pace():
+        calls.append((time.monotonic(), len(twilio_standin.messages)))
+
+    sent = twilio.send(sms(), pace=pace)
+    assert sent.provider_id.startswith("SM") and len(calls) == 1
+    assert calls[0][1] == 0 and twilio_standin.accepted_at[0] - calls[0][0] < 0.5  # asked before, just before
+
+    def refuse():
+        raise NotSent
+
+    with pytest.raises(NotSent):
+        twilio.send(sms(to="+12065550111", id=2), pace=refuse)
+    assert len(twilio_standin.messages) == 1  # nothing reached Twilio
+    twilio.send(sms(to="+12065550112", id=3))  # without pace, as before; a refused pace is not left behind
+    assert len(twilio_standin.messages) == 2
