@@ -96,7 +96,6 @@ def issue_offer_program(program_id: int):
 @bp.post("/offer-programs/<int:program_id>/announce")
 @transactional
 def announce_offer_program(program_id: int):
-    service.check_can_message(service.get_program(db.session, program_id))
     return jsonify({"queued": notify.announce(db.session, actor=current_actor(), program_id=program_id)})
 
 

@@ -176,10 +176,8 @@ def act(program_id: int, action: str):
                 f" {r['not_issued']} eligible accounts were not issued: the budget cap is reached."
                 if r["not_issued"] else "")
         elif action == "announce":
-            service.check_can_message(service.get_program(db.session, program_id))
             message = f"Queued {notify.announce(db.session, actor=current_actor(), program_id=program_id)} messages."
         elif action == "remind":
-            service.check_can_message(service.get_program(db.session, program_id))
             message = f"Queued {notify.remind(db.session, actor=current_actor(), program_id=program_id)} reminders."
         else:
             message = f"Expired {grants.expire(db.session)} grants past their validity."
