@@ -56,7 +56,7 @@ TASKS: tuple[Task, ...] = (
          "Send each open program's one reminder when its reminder window opens."),
     Task("ratelimit.prune", "core.periodic:prune_rate_limits", 60 * 60,
          "Forget sign-in and link rate-limit hits older than a day."),
-    Task("receipts.prune", "core.periodic:prune_early_receipts", 60 * 60,
+    Task("receipts.prune", "notifications.receipts:prune_unmatched", 60 * 60,
          "Delete early delivery receipts that never matched a message (older than 7 days)."),
     Task("imports.prune", "accounts.retention:prune_due", 60 * 60,
          "Delete uploaded import files and rejected-row CSVs of imports finished long ago."),
@@ -262,15 +262,3 @@ def prune_rate_limits(session, now: datetime) -> str:
 
     n = ratelimit.prune(session, older_than_seconds=int(current_app.config.get("RATELIMIT_KEEP_SECONDS", 86400)))
     return f"{n} rate-limit hits deleted"
-
-
-def prune_early_receipts(session, now: datetime) -> str:
-    """Delivery receipts that arrived before their message's provider id was saved, and never matched one
-    (the worker applies and deletes a matching one within seconds)."""
-    from notifications.models import EarlyReceipt
-
-    days = int(current_app.config.get("EARLY_RECEIPT_RETENTION_DAYS", 7))
-    cutoff = now - timedelta(days=days)
-    n = session.execute(sa.delete(EarlyReceipt).where(EarlyReceipt.received_at < cutoff)
-                        .execution_options(synchronize_session=False)).rowcount
-    return f"{n} early receipts deleted"

@@ -7,9 +7,10 @@ transaction that records the sid (`apply_early`), and the webhook looks once mor
 (`settle`). Why one of the two always sees the other is explained at `_serialize`."""
 import hashlib
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from flask import current_app
 
 from core.db import utcnow
 from notifications.models import Channel, EarlyReceipt, Notification, NotificationStatus
@@ -148,3 +149,12 @@ def settle(session, provider_id: str) -> bool:
     notification_id = session.scalar(sa.select(Notification.id).where(
         Notification.provider_id == provider_id, Notification.channel == Channel.SMS))
     return notification_id is not None and apply_early(session, notification_id, provider_id)
+
+
+def prune_unmatched(session, now: datetime) -> str:
+    """Periodic task (core.periodic): delete early receipts that never matched a message (the worker applies
+    and deletes a matching one within seconds), after EARLY_RECEIPT_RETENTION_DAYS (7)."""
+    cutoff = now - timedelta(days=int(current_app.config.get("EARLY_RECEIPT_RETENTION_DAYS", 7)))
+    n = session.execute(sa.delete(EarlyReceipt).where(EarlyReceipt.received_at < cutoff)
+                        .execution_options(synchronize_session=False)).rowcount
+    return f"{n} early receipts deleted"
