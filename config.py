@@ -1,6 +1,7 @@
 """Settings, read from the environment (and an optional .env file)."""
 import os
 import secrets
+from datetime import timedelta
 from pathlib import Path
 
 from dotenv import load_dotenv
@@ -46,6 +47,9 @@ class Config:
     SESSION_COOKIE_SECURE = PUBLIC_BASE_URL.startswith("https://")
     REMEMBER_COOKIE_HTTPONLY = True
     REMEMBER_COOKIE_SECURE = SESSION_COOKIE_SECURE
+    REMEMBER_COOKIE_SAMESITE = "Lax"
+    # "Keep me signed in" lasts this long; sign-out, a password change or disabling the operator ends it sooner.
+    REMEMBER_COOKIE_DURATION = timedelta(days=int(os.environ.get("REMEMBER_COOKIE_DAYS", 14)))
     PERMANENT_SESSION_LIFETIME = 12 * 3600
 
     # Bodies larger than this are refused with 413 (CSV uploads get their own limit later).

@@ -121,6 +121,13 @@ def set_active(session, *, actor: Actor, operator_id: int, active: bool) -> Oper
     return operator
 
 
+def sign_out(session, *, actor: Actor, operator: Operator) -> None:
+    """Sign an operator out everywhere: the new session version voids every session and remember-me cookie."""
+    operator.session_version += 1
+    record(session, actor=actor, action="operator.sign_out", entity_type="operator", entity_id=operator.id,
+           after={"session_version": operator.session_version})
+
+
 def reset_password(session, *, actor: Actor, operator_id: int, password: str) -> Operator:
     """Set a new password for an operator (by an admin); ends the operator's sessions."""
     operator = get_operator(session, operator_id)

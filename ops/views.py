@@ -3,7 +3,7 @@ import json
 import math
 from urllib.parse import urlsplit
 
-from flask import Blueprint, flash, g, make_response, redirect, render_template, request, session, url_for
+from flask import Blueprint, current_app, flash, g, make_response, redirect, render_template, request, session, url_for
 from flask_login import current_user, login_required, login_user, logout_user
 from wtforms.fields.choices import SelectChoice
 
@@ -81,10 +81,20 @@ def sign_in():
 @bp.post("/sign-out")
 @login_required
 def sign_out():
-    logout_user()
+    # Bumping the session version ends this operator's sessions on every device, and voids any copy of the
+    # session or remember-me cookie (a replayed cookie no longer loads the operator).
+    service.sign_out(db.session, actor=current_actor(), operator=current_user._get_current_object())
+    db.session.commit()
+    # Empty the session first: logout_user() leaves the marker that makes Flask-Login delete the remember-me
+    # cookie, and clearing after it would drop that marker.
     _fresh_session()
+    logout_user()
     flash("You are signed out.", "info")
-    return redirect(url_for("ops.sign_in"))
+    response = redirect(url_for("ops.sign_in"))
+    cookie = current_app.config.get("REMEMBER_COOKIE_NAME", "remember_token")
+    response.delete_cookie(cookie, path=current_app.config.get("REMEMBER_COOKIE_PATH", "/"),
+                           domain=current_app.config.get("REMEMBER_COOKIE_DOMAIN"))
+    return response
 
 
 @bp.get("/")
