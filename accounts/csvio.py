@@ -5,6 +5,7 @@ import csv
 import io
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
+from core import csvout
 
 MAX_ERRORS_KEPT = 1000  # listed in the report; every error still goes to the error CSV
 MAX_FIELD = 10_000
@@ -119,7 +120,7 @@ class CSVRows:
 def write_error_csv(path: str, header: tuple[str, ...], rows: Iterator[tuple[int, str, str, list[str]]]) -> None:
     """Write rejected rows as CSV: line, column, reason, then the original columns."""
     with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
+        w = csvout.writer(f)
         w.writerow(("line", "column", "reason") + header)
         for line, column, reason, values in rows:
             w.writerow([line, column, reason, *values])

@@ -1,7 +1,6 @@
 """Affected accounts and recovery status: categories, single edits, summaries, lists, export.
 
 Functions take the session (and an Actor for writes) and do not commit."""
-import csv
 import io
 import re
 from typing import Iterator
@@ -13,6 +12,7 @@ from accounts.models import (
 )
 from accounts.recovery import apply_stage, rederive_states
 from accounts.recovery_import import STAGE_COLUMNS, categories_of, resolve_accounts, validate_status
+from core import csvout
 from core.bulk import create_stage, drop_stage, load
 from core.db import utcnow
 from core.errors import NotFound, ValidationError
@@ -220,7 +220,7 @@ def export_rows(session, *, incident_id: int) -> Iterator[str]:
     """Stream CSV text of every affected account with its overall and per-category state, in batches."""
     categories = list_categories(session, incident_id=incident_id)
     out = io.StringIO()
-    w = csv.writer(out)
+    w = csvout.writer(out)
     header = ["account_number", "name", "phone", "email", "locale", "overall_state"]
     for c in categories:
         header += [f"{c.key}_state", f"{c.key}_items_total", f"{c.key}_items_recovered"]

@@ -1,12 +1,12 @@
 """A grant's life after issuing: accept or decline (race-safe), expire, revoke (audited), fulfil, export,
 and the per-program dashboard. Every state change is a conditional UPDATE ... WHERE state = <from>, so two
 simultaneous requests cannot both move the same grant: the rowcount says which one won."""
-import csv
 import io
 
 import sqlalchemy as sa
 
 from accounts.models import Account
+from core import csvout
 from core.db import utcnow
 from core.errors import Conflict, NotFound, ValidationError
 from offers.models import GrantState, OfferGrant, OfferProgram
@@ -143,7 +143,7 @@ def mark_fulfilled(session, *, actor: Actor, program_id: int, codes: list[str]) 
 def export_accepted(session, program_id: int, out) -> int:
     """Write accepted, unfulfilled grants as CSV (for billing) to a text stream; returns the row count."""
     program = get_program(session, program_id)
-    writer = csv.writer(out)
+    writer = csvout.writer(out)
     writer.writerow(EXPORT_COLUMNS)
     rows = session.execute(
         sa.select(OfferGrant.code, Account.account_number, Account.name, Account.email, Account.phone,
