@@ -5,7 +5,9 @@ import csv
 import io
 from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
+
 from core import csvout
+from core.text import strip_unstorable
 
 MAX_ERRORS_KEPT = 1000  # listed in the report; every error still goes to the error CSV
 MAX_FIELD = 10_000
@@ -64,7 +66,9 @@ class CSVRows:
         self._counter = _CountingReader(stream)
         text = io.TextIOWrapper(io.BufferedReader(self._counter, 1 << 16), encoding="utf-8-sig", newline="")
         csv.field_size_limit(MAX_FIELD)
-        self._reader = csv.reader(text)
+        # Characters no store or format can hold (NUL, most C0 controls, lone surrogates) are stripped here,
+        # once per line, so a stray one from an old export costs nothing downstream (see core.text).
+        self._reader = csv.reader(strip_unstorable(line) for line in text)
         try:
             header = next(self._reader)
         except StopIteration:

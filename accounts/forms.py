@@ -1,5 +1,4 @@
 """Console forms for affected accounts and recovery status (Flask-WTF: a CSRF token on each POST form)."""
-from flask_wtf import FlaskForm
 from flask_wtf.file import FileField
 from wtforms import BooleanField, Form, FormField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
@@ -8,6 +7,7 @@ from wtforms.validators import Length
 from accounts.account_import import ACCOUNT_COLUMNS
 from accounts.models import RecoveryCategory, RecoveryState, RecoveryStatus
 from accounts.recovery_import import MAX_NOTE, RECOVERY_COLUMNS
+from core.forms import WebForm
 
 STATE_CHOICES = [SelectChoice(s.value, s.label) for s in RecoveryState]
 ANY = SelectChoice("", "Any")
@@ -20,17 +20,17 @@ MAX_PASTE = 400_000  # "a few rows"; bigger files go through the upload (Werkzeu
 SKIP_LABEL = "Skip invalid rows: apply the valid ones and offer the rejected ones as an error CSV"
 
 
-class UploadForm(FlaskForm):
+class UploadForm(WebForm):
     file = FileField("CSV file (UTF-8)")
     skip_invalid = BooleanField(SKIP_LABEL)
 
 
-class PasteForm(FlaskForm):
+class PasteForm(WebForm):
     text = TextAreaField("Rows (with the header row)", validators=[Length(max=MAX_PASTE)])
     skip_invalid = BooleanField(SKIP_LABEL)
 
 
-class CategoriesForm(FlaskForm):
+class CategoriesForm(WebForm):
     categories = StringField("Data categories", validators=[Length(max=2000)])
 
     def keys(self) -> list[str]:
@@ -58,7 +58,7 @@ class CategoryEditForm(Form):
 def recovery_edit_form(categories: list[RecoveryCategory], statuses: dict[int, RecoveryStatus], **kwargs):
     """A form with one CategoryEditForm per category (fields named `<key>-state` ...), prefilled from now."""
     attrs = {c.key: FormField(CategoryEditForm, label=c.label) for c in categories}
-    form_class = type("RecoveryEditForm", (FlaskForm,), attrs)
+    form_class = type("RecoveryEditForm", (WebForm,), attrs)
     form = form_class(**kwargs)
     for c in categories:  # the table shows one row per category: say which one to screen readers
         for name, text in (("state", "state"), ("items_total", "items in total"),

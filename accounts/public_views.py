@@ -6,7 +6,6 @@ import time
 from functools import lru_cache
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
-from flask_wtf import FlaskForm
 from wtforms import StringField
 from wtforms.validators import DataRequired, Length, Regexp
 
@@ -15,6 +14,7 @@ from accounts import selfservice
 from accounts.selfservice import Challenge, CodeRefused, Limited
 from core import markdown
 from core.db import db
+from core.forms import WebForm
 
 bp = Blueprint("my", __name__)
 
@@ -22,18 +22,18 @@ CHALLENGE_KEY = "my_challenge"
 VERIFIED_KEY = "my"
 
 
-class LookupForm(FlaskForm):
+class LookupForm(WebForm):
     identifier = StringField("Account number or phone number", validators=[
         DataRequired(message="Enter your account number or phone number."), Length(max=64)])
 
 
-class CodeForm(FlaskForm):
+class CodeForm(WebForm):
     code = StringField("Code", filters=[lambda v: "".join((v or "").split()).replace("-", "")], validators=[
         DataRequired(message="Enter the 6-digit code from the message."),
         Regexp(r"^\d{6}$", message="Enter the 6-digit code from the message.")])
 
 
-class SignOutForm(FlaskForm):
+class SignOutForm(WebForm):
     """Button only: carries the CSRF token."""
 
 

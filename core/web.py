@@ -2,17 +2,42 @@
 import hashlib
 from datetime import datetime
 
-from flask import Response, current_app, jsonify, render_template, request
+from flask import Request, Response, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from markupsafe import Markup, escape
 from sqlalchemy.exc import DataError
+from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
 
 from core import markdown
 from core.errors import ServiceError
+from core.text import strip_unstorable
 
 csrf = CSRFProtect()
+
+
+class CleanParams(ImmutableMultiDict):
+    """Query strings and form fields without the characters nothing here can store (see core.text)."""
+
+    def __init__(self, mapping=None):
+        if mapping is not None:
+            if isinstance(mapping, MultiDict):
+                items = mapping.items(multi=True)
+            elif isinstance(mapping, dict):
+                items = [(k, v) for k, vs in mapping.items() for v in (vs if isinstance(vs, (list, tuple)) else [vs])]
+            else:
+                items = mapping
+            mapping = [(_clean(k), _clean(v)) for k, v in items]
+        super().__init__(mapping)
+
+
+def _clean(value):
+    return strip_unstorable(value) if isinstance(value, str) else value  # file parts pass untouched
+
+
+class CleanRequest(Request):
+    parameter_storage_class = CleanParams
 
 
 def wants_json() -> bool:
@@ -104,6 +129,7 @@ def cached(response: Response, max_age: int, last_modified: datetime | None = No
 
 
 def init_app(app) -> None:
+    app.request_class = CleanRequest
     # Before any blueprint is registered, so every `<int:...>` route uses it.
     app.url_map.converters["int"] = IdConverter
     csrf.init_app(app)

@@ -5,15 +5,18 @@ from xml.etree import ElementTree as ET
 from markupsafe import escape
 
 from core import markdown
+from core.text import strip_unstorable
 from incidents.models import IncidentUpdate
 
 ATOM_NS = "http://www.w3.org/2005/Atom"
 
 
 def _el(parent, tag: str, text: str | None = None, **attrs) -> ET.Element:
-    el = ET.SubElement(parent, tag, {k: v for k, v in attrs.items() if v is not None})
+    # ElementTree escapes markup but writes control characters as they are, which no XML reader accepts:
+    # rows stored before input was cleaned (core.text) must not break the feed for every reader.
+    el = ET.SubElement(parent, tag, {k: strip_unstorable(v) for k, v in attrs.items() if v is not None})
     if text is not None:
-        el.text = text
+        el.text = strip_unstorable(text)
     return el
 
 

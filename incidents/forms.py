@@ -4,7 +4,6 @@ The forms only parse what the browser sends (dates, numbers, choices); the rules
 incidents/service.py, whose ValidationError fields are attached back onto these forms."""
 from datetime import timezone
 
-from flask_wtf import FlaskForm
 from wtforms import (
     BooleanField, DateTimeLocalField, IntegerField, RadioField, SelectField, SelectMultipleField,
     StringField, TextAreaField,
@@ -13,6 +12,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional
 from wtforms.widgets import CheckboxInput, ListWidget
 
+from core.forms import WebForm
 from incidents.models import (
     INCIDENT_STATUSES, MAINTENANCE_STATUSES, ComponentStatus, Impact, IncidentKind,
 )
@@ -66,7 +66,7 @@ def utc(value):
     return value.replace(tzinfo=timezone.utc) if value is not None and value.tzinfo is None else value
 
 
-class IncidentForm(FlaskForm):
+class IncidentForm(WebForm):
     name = StringField("Name", description="What subscribers will see as the title, e.g. “Contacts not syncing”.")
     impact = RadioField("Impact", choices=choices(IMPACT_CHOICES), default="minor", validate_choice=False)
     status = RadioField("Status", choices=choices((s.value, STATUS_HINTS[s.value]) for s in INCIDENT_STATUSES[:3]),
@@ -89,7 +89,7 @@ class IncidentForm(FlaskForm):
                 "notify": self.notify.data, "urgent": self.urgent.data}
 
 
-class UpdateForm(FlaskForm):
+class UpdateForm(WebForm):
     """Post to a timeline; build it with update_form() to get the status choices and component selects."""
 
     status = RadioField("Status", validate_choice=False)
@@ -130,12 +130,12 @@ def update_form(kind: IncidentKind, components, **kwargs) -> UpdateForm:
     return _UpdateForm(**kwargs)
 
 
-class PostmortemForm(FlaskForm):
+class PostmortemForm(WebForm):
     body = TextAreaField("Postmortem",
                          description=MARKDOWN_HINT + " Publishing makes it public on the incident page.")
 
 
-class MaintenanceForm(FlaskForm):
+class MaintenanceForm(WebForm):
     name = StringField("Name", description="e.g. “Database upgrade”.")
     message = TextAreaField("Public message", description=MARKDOWN_HINT)
     scheduled_for = DateTimeLocalField("Window starts", validators=[Optional()],
@@ -154,7 +154,7 @@ class MaintenanceForm(FlaskForm):
                 "component_ids": self.component_ids.data or [], "notify": self.notify.data}
 
 
-class ComponentForm(FlaskForm):
+class ComponentForm(WebForm):
     name = StringField("Name")
     description = TextAreaField("Description", description="Shown to subscribers under the name (optional).")
     group_id = SelectField("Group", coerce=optional_int, validate_choice=False)
@@ -176,11 +176,11 @@ class ComponentForm(FlaskForm):
         return data
 
 
-class ComponentStatusForm(FlaskForm):
+class ComponentStatusForm(WebForm):
     status = SelectField("Status", choices=choices(COMPONENT_STATUS_CHOICES), validate_choice=False)
 
 
-class GroupForm(FlaskForm):
+class GroupForm(WebForm):
     name = StringField("Group name")
     description = StringField("Description")
 

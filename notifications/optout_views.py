@@ -6,13 +6,13 @@ from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from flask_wtf import FlaskForm
 from wtforms import SelectField, StringField
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import Length
 
 from core.db import db
 from core.errors import ValidationError
+from core.forms import WebForm
 from notifications import optouts
 from ops.auth import current_actor, role_required
 from ops.models import Role
@@ -24,7 +24,7 @@ MAX_PAGE = 1_000_000
 KEYWORDS = ("stop", "start", "help", "status", "other")
 
 
-class AddOptOutForm(FlaskForm):
+class AddOptOutForm(WebForm):
     channel = SelectField("Channel", choices=[SelectChoice("sms", "SMS"), SelectChoice("email", "Email")])
     address = StringField("Phone (E.164) or email address", validators=[Length(max=254)])
 

@@ -20,6 +20,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.db import db, utcnow
 from core.errors import ServiceError, ValidationError
+from core.text import unstorable_fields
 from core.web import csrf, json_error
 from ops import openapi
 from ops.audit import Actor
@@ -157,20 +158,53 @@ def _check_content_type():
 
 def json_body(schema_name: str) -> dict:
     """The request's JSON object, checked against the named OpenAPI request schema (400/422 otherwise)."""
-    raw = request.get_data(as_text=True)
-    if not raw.strip():
-        raise ServiceError("Send a JSON object in the request body.")
-    try:
-        data = json.loads(raw)
-    except json.JSONDecodeError as e:
-        raise ServiceError(f"The body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno} "
-                           f"(character {e.pos}).") from None
+    data = read_json(request.get_data())
     if not isinstance(data, dict):
         raise ServiceError("The body must be a JSON object.")
-    fields = schema_errors(openapi.schema(schema_name), data)
+    fields = unstorable_fields(data) or schema_errors(openapi.schema(schema_name), data)
     if fields:
         raise ValidationError("Please correct the highlighted fields.", fields)
     return data
+
+
+MAX_JSON_DEPTH = 32  # our bodies nest 3 levels; deeper is an attack on the parser or the validator
+
+
+def read_json(raw: bytes):
+    """Decode a JSON body; every way it can fail is a ServiceError (400) that says what to fix, never a 500."""
+    try:
+        text = raw.decode("utf-8-sig")
+    except UnicodeDecodeError as e:
+        raise ServiceError(f"The body is not UTF-8 text (byte {e.start} cannot be read).") from None
+    if not text.strip():
+        raise ServiceError("Send a JSON object in the request body.")
+    try:
+        data = json.loads(text, parse_constant=_no_constant)
+    except json.JSONDecodeError as e:
+        raise ServiceError(f"The body is not valid JSON: {e.msg} at line {e.lineno} column {e.colno} "
+                           f"(character {e.pos}).") from None
+    except RecursionError:
+        raise ServiceError(f"The body nests too deeply (at most {MAX_JSON_DEPTH} levels).") from None
+    if _depth(data) > MAX_JSON_DEPTH:
+        raise ServiceError(f"The body nests too deeply (at most {MAX_JSON_DEPTH} levels).")
+    return data
+
+
+def _no_constant(name: str):
+    raise ServiceError(f"The body is not valid JSON: {name} is not a JSON value.")
+
+
+def _depth(value) -> int:
+    """How deeply arrays and objects nest, counted without recursion."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, (dict, list)):
+            deepest = max(deepest, depth)
+            if depth > MAX_JSON_DEPTH:
+                return depth
+            stack.extend((v, depth + 1) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
 
 
 def schema_errors(schema: dict, data: dict) -> dict[str, str]:
