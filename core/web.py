@@ -5,7 +5,8 @@ from datetime import datetime
 from flask import Request, Response, current_app, jsonify, render_template, request
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from markupsafe import Markup, escape
-from sqlalchemy.exc import DataError
+from sqlalchemy.exc import DataError, IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 from werkzeug.exceptions import HTTPException
 from werkzeug.routing import IntegerConverter
@@ -95,6 +96,19 @@ def _out_of_range(e: Exception):
     return render_template("errors/error.html", code=400, title="Bad request", message=message), 400
 
 
+def _concurrent_change(e: Exception):
+    """Another request changed or deleted the same rows between our read and our write (a PATCH racing a
+    DELETE, two creates of one name): the request cannot apply as asked. 409, never a 500; nothing applied."""
+    from core.db import db
+
+    db.session.rollback()
+    current_app.logger.warning("Concurrent change on %s %s: %s", request.method, request.path, e)
+    message = "Someone else changed or deleted this at the same moment. Reload the page and try again."
+    if wants_json():
+        return json_error(409, message)
+    return render_template("errors/error.html", code=409, title="Changed meanwhile", message=message), 409
+
+
 class IdConverter(IntegerConverter):
     """`<int:...>` in routes: ids beyond a database integer are simply not found (404), not a crash."""
 
@@ -138,6 +152,8 @@ def init_app(app) -> None:
     app.register_error_handler(500, _server_error)
     app.register_error_handler(OverflowError, _out_of_range)  # SQLite: int too large for INTEGER
     app.register_error_handler(DataError, _out_of_range)  # PostgreSQL: integer out of range, etc.
+    app.register_error_handler(StaleDataError, _concurrent_change)  # the row was deleted under an update
+    app.register_error_handler(IntegrityError, _concurrent_change)  # a unique row committed meanwhile
     app.jinja_env.filters["markdown"] = markdown.render
     app.jinja_env.filters["local_time"] = local_time
     # Lets the console menu show only the pages that exist in this build.

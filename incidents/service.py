@@ -5,6 +5,8 @@ and leaves the commit to the caller."""
 from datetime import datetime, timezone
 
 import sqlalchemy as sa
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
 
 from accounts.audiences import notify_update
 from core.db import utcnow
@@ -144,10 +146,7 @@ def _check_component_fields(session, errors: dict, data: dict, partial: bool) ->
     if "status" in data or not partial:
         clean["status"] = _enum(errors, "status", ComponentStatus, data.get("status", "operational"))
     if "position" in data:
-        try:
-            clean["position"] = int(data["position"])
-        except (TypeError, ValueError):
-            errors["position"] = "Must be a whole number."
+        clean["position"] = _position(errors, data["position"])
     if "group_id" in data:
         gid = data["group_id"]
         if gid in (None, "", 0):
@@ -162,11 +161,48 @@ def _check_component_fields(session, errors: dict, data: dict, partial: bool) ->
                 errors[flag] = "Must be true or false."
             else:
                 clean[flag] = data[flag]
-    if clean.get("name"):
-        q = sa.select(Component.id).where(sa.func.lower(Component.name) == clean["name"].lower())
-        if (existing := session.scalar(q)) is not None and existing != data.get("_id"):
-            errors["name"] = "Another component already has this name."
+    if clean.get("name") and _name_taken(session, Component, clean["name"], but=data.get("_id")):
+        errors["name"] = "Another component already has this name."
     return clean
+
+
+MAX_POSITION = 100_000  # far more components than a page shows, and next = max + 1 always fits the column
+
+
+def _position(errors: dict, value) -> int | None:
+    if isinstance(value, bool) or not isinstance(value, (int, str)) or not str(value).strip().lstrip("-").isdigit():
+        errors["position"] = "Must be a whole number."
+        return None
+    position = int(value)
+    if not 0 <= position <= MAX_POSITION:
+        errors["position"] = f"Must be between 0 and {MAX_POSITION}."
+        return None
+    return position
+
+
+def _name_taken(session, model, name: str, *, but: int | None = None) -> bool:
+    """Another row of `model` (components, groups: tens of rows) has this name, ignoring case in any script.
+
+    Compared here rather than with SQL lower(), which folds only ASCII on SQLite ("Überwachung")."""
+    wanted = name.casefold()
+    return any(other.casefold() == wanted and row_id != but
+               for row_id, other in session.execute(sa.select(model.id, model.name)))
+
+
+def _unique_flush(session, row, what: str) -> None:
+    """Flush the row; what another request committed meanwhile is a 4xx, not a 500: a same-named row (422), or
+    this row deleted under an update (404)."""
+    row_id = row.id
+    try:
+        with session.begin_nested():
+            session.flush()
+    except (IntegrityError, StaleDataError):
+        if row_id is not None:  # asked on its own connection: a failed flush may have ended the session's transaction
+            with session.get_bind().connect() as conn:
+                if conn.scalar(sa.select(type(row).id).where(type(row).id == row_id)) is None:
+                    raise NotFound(f"No {what} with id {row_id}: it was deleted meanwhile.") from None
+        raise ValidationError("Please correct the highlighted fields.",
+                              {"name": f"Another {what} already has this name."}) from None
 
 
 def create_component(session, *, actor: Actor, data: dict) -> Component:
@@ -178,7 +214,7 @@ def create_component(session, *, actor: Actor, data: dict) -> Component:
         clean["position"] = (session.scalar(sa.select(sa.func.max(Component.position))) or 0) + 1
     component = Component(**clean)
     session.add(component)
-    session.flush()
+    _unique_flush(session, component, "component")
     record(session, actor=actor, action="component.create", entity_type="component", entity_id=component.id,
            after=snapshot(component, COMPONENT_FIELDS))
     return component
@@ -196,7 +232,7 @@ def update_component(session, *, actor: Actor, component_id: int, data: dict) ->
         setattr(component, key, value)
     if status is not None:
         _set_component_status(session, component, status)
-    session.flush()
+    _unique_flush(session, component, "component")
     record(session, actor=actor, action="component.update", entity_type="component", entity_id=component.id,
            before=before, after=snapshot(component, COMPONENT_FIELDS))
     return component
@@ -214,15 +250,15 @@ def create_group(session, *, actor: Actor, data: dict) -> ComponentGroup:
     errors: dict = {}
     name = _text(errors, "name", data.get("name"), required=True, max_len=100)
     description = _text(errors, "description", data.get("description"), required=False, max_len=2000)
-    if name and session.scalar(sa.select(ComponentGroup.id).where(sa.func.lower(ComponentGroup.name) == name.lower())):
+    if name and _name_taken(session, ComponentGroup, name):
         errors["name"] = "Another group already has this name."
+    position = _position(errors, data["position"]) if data.get("position") is not None else None
     _raise(errors)
-    position = data.get("position")
-    if not isinstance(position, int):
+    if position is None:
         position = (session.scalar(sa.select(sa.func.max(ComponentGroup.position))) or 0) + 1
     group = ComponentGroup(name=name, description=description, position=position)
     session.add(group)
-    session.flush()
+    _unique_flush(session, group, "group")
     record(session, actor=actor, action="component_group.create", entity_type="component_group",
            entity_id=group.id, after=snapshot(group, ("name", "description", "position")))
     return group
