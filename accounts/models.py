@@ -209,7 +209,9 @@ class VerificationCode(db.Model):
     __tablename__ = "verification_codes"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    account_id: Mapped[int] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
+    # None for an input that matches no account (or one with nowhere to send): a row that opens nothing, stored
+    # so that known and unknown inputs cost the same (accounts.selfservice).
+    account_id: Mapped[int | None] = mapped_column(sa.ForeignKey("accounts.id", ondelete="CASCADE"), index=True)
     # The browser holds this random handle (in its session) to say which code it is answering.
     challenge_hash: Mapped[str] = mapped_column(sa.String(64), unique=True)
     code_hash: Mapped[str] = mapped_column(sa.String(64))

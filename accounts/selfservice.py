@@ -1,7 +1,7 @@
 """Subscriber self-service ("Check my account"): one-time codes, their rate limits, and the personal page.
 
-Known and unknown accounts take the same path and get the same answer: for an unknown one the caller gets
-a decoy challenge that no code will ever match. Functions take the session and do not commit."""
+Known and unknown accounts take the same path, run the same statements and get the same answer: for an
+unknown one the caller gets a decoy challenge that no code will ever open. Functions take the session and do not commit."""
 import hashlib
 import hmac
 import secrets
@@ -107,32 +107,39 @@ def request_code(session, *, raw: str, ip: str) -> Challenge:
     handle = secrets.token_urlsafe(24)
     code = f"{secrets.randbelow(10**6):06d}"
     challenge_hash = _challenge_hash(handle)
-    code_hash = _keyed_hash("my-code", challenge_hash, code)
     now = utcnow()
     ttl = config["MY_CODE_TTL_SECONDS"]
     expires_at = now + timedelta(seconds=ttl)
-    if account is not None:
-        _send_code(session, account=account, code=code, code_hash=code_hash, challenge_hash=challenge_hash,
-                   now=now, expires_at=expires_at, minutes=max(1, ttl // 60))
+    _store_code(session, account=account, code=code, challenge_hash=challenge_hash, now=now, expires_at=expires_at,
+                minutes=max(1, ttl // 60))
     return Challenge(handle=handle, expires_ts=expires_at.timestamp())
 
 
-def _send_code(session, *, account: Account, code: str, code_hash: str, challenge_hash: str, now: datetime,
-               expires_at: datetime, minutes: int) -> None:
+NO_RECIPIENT = "no_recipient"  # error_code of the outbox row for an input that reaches nobody
+
+
+def _store_code(session, *, account: Account | None, code: str, challenge_hash: str, now: datetime,
+                expires_at: datetime, minutes: int) -> None:
+    """Store the hashed code and queue its message: the same statements for every input, so the answer takes
+    as long for an unknown account (or one with nowhere to send) as for a known one. Such an input gets a
+    code row that opens nothing and an outbox row that is suppressed, so nothing is sent and the message
+    log says why."""
     # SMS when we have a number the subscriber has not opted out of; email otherwise.
-    if account.phone and not account.sms_opt_out:
+    channel, recipient = Channel.SMS, ""
+    if account is not None and account.phone and not account.sms_opt_out:
         channel, recipient = Channel.SMS, account.phone
-    elif account.email:
+    elif account is not None and account.email:
         channel, recipient = Channel.EMAIL, account.email
-    else:
-        return  # nowhere to send: the answer stays the same, no code exists
-    lang = pl.language_of(account.language)
+    lang = pl.language_of(account.language if account is not None else None)
     subject, body = pl.code_message(code, minutes, lang)
-    session.add(VerificationCode(account_id=account.id, challenge_hash=challenge_hash, code_hash=code_hash,
+    reaches = bool(recipient)
+    session.add(VerificationCode(account_id=account.id if reaches else None, challenge_hash=challenge_hash,
+                                 code_hash=_keyed_hash("my-code", challenge_hash, code),
                                  channel=channel.value, created_at=now, expires_at=expires_at))
     outbox.enqueue(session, dedupe_key=f"verify:{challenge_hash}", channel=channel, recipient=recipient,
-                   body=body, subject=subject if channel == Channel.EMAIL else "", template="verification_code",
-                   language=lang, account_id=account.id, urgent=True)
+                   body=body if reaches else "", subject=subject if channel == Channel.EMAIL else "",
+                   template="verification_code", language=lang, account_id=account.id if reaches else None,
+                   urgent=True, suppressed=None if reaches else NO_RECIPIENT)
 
 
 def verify_code(session, *, challenge: Challenge | None, code: str, ip: str) -> int:
@@ -148,7 +155,7 @@ def verify_code(session, *, challenge: Challenge | None, code: str, ip: str) -> 
         raise CodeRefused("expired")
     challenge_hash = _challenge_hash(challenge.handle)
     row = session.scalar(sa.select(VerificationCode).where(VerificationCode.challenge_hash == challenge_hash))
-    if row is None:  # decoy: the browser's own count stands in for the attempts column
+    if row is None:  # pruned, or from before every request stored a row: the browser's count stands in
         raise CodeRefused("dead" if challenge.tries + 1 >= max_attempts else "wrong")
     if row.expires_at <= now:
         raise CodeRefused("expired")
@@ -161,7 +168,8 @@ def verify_code(session, *, challenge: Challenge | None, code: str, ip: str) -> 
     session.refresh(row)
     if not claimed:
         raise CodeRefused("dead")
-    if not hmac.compare_digest(row.code_hash, _keyed_hash("my-code", challenge_hash, code)):
+    matches = hmac.compare_digest(row.code_hash, _keyed_hash("my-code", challenge_hash, code))
+    if not matches or row.account_id is None:  # a decoy row (unknown input) opens nothing, even by luck
         raise CodeRefused("dead" if row.attempts >= max_attempts else "wrong")
     used = session.execute(sa.update(VerificationCode)
                            .where(VerificationCode.id == row.id, VerificationCode.used_at.is_(None))

@@ -7,18 +7,20 @@ from notifications.models import Channel, Notification, NotificationStatus
 
 def enqueue(session, *, dedupe_key: str, channel: Channel, recipient: str, body: str, subject: str = "",
             html_body: str | None = None, template: str = "", language: str = "en", account_id: int | None = None,
-            urgent: bool = False) -> Notification | None:
+            urgent: bool = False, suppressed: str | None = None) -> Notification | None:
     """Add one message to the outbox unless its dedupe_key is already there; returns the new row or None.
 
-    The row commits with the caller's change, so the message exists exactly when the change does."""
+    The row commits with the caller's change, so the message exists exactly when the change does.
+    `suppressed` (an error code) records a message that must not go out, e.g. a code for an unknown input."""
     exists = session.scalar(sa.select(Notification.id).where(Notification.dedupe_key == dedupe_key))
     if exists is not None:
         return None
     now = utcnow()
     notification = Notification(dedupe_key=dedupe_key, channel=Channel(channel), recipient=recipient, body=body,
                                 subject=subject, html_body=html_body, template=template, language=language,
-                                account_id=account_id, urgent=urgent, status=NotificationStatus.QUEUED,
-                                next_attempt_at=now, created_at=now, updated_at=now)
+                                account_id=account_id, urgent=urgent, created_at=now, updated_at=now,
+                                status=NotificationStatus.SUPPRESSED if suppressed else NotificationStatus.QUEUED,
+                                error_code=suppressed, next_attempt_at=now)
     session.add(notification)
     session.flush()
     return notification
