@@ -51,6 +51,8 @@ class Config:
     # "Keep me signed in" lasts this long; sign-out, a password change or disabling the operator ends it sooner.
     REMEMBER_COOKIE_DURATION = timedelta(days=int(os.environ.get("REMEMBER_COOKIE_DAYS", 14)))
     PERMANENT_SESSION_LIFETIME = 12 * 3600
+    # Strict-Transport-Security on every https answer (behind a proxy: set PROXY_FIX_HOPS so https is seen).
+    HSTS_SECONDS = int(os.environ.get("HSTS_SECONDS", 365 * 86400))
 
     # Bodies larger than this are refused with 413 (CSV uploads get their own limit later).
     MAX_CONTENT_LENGTH = int(os.environ.get("MAX_CONTENT_LENGTH", 16 * 1024 * 1024))

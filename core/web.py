@@ -142,6 +142,9 @@ def cached(response: Response, max_age: int, last_modified: datetime | None = No
     return response.make_conditional(request)
 
 
+PRIVATE_PREFIXES = ("/ops", "/api/ops/")
+
+
 def init_app(app) -> None:
     app.request_class = CleanRequest
     # Before any blueprint is registered, so every `<int:...>` route uses it.
@@ -161,6 +164,13 @@ def init_app(app) -> None:
 
     @app.after_request
     def security_headers(response: Response) -> Response:
+        if request.is_secure:  # https, directly or as the proxies report it (PROXY_FIX_HOPS)
+            response.headers.setdefault("Strict-Transport-Security",
+                                        f"max-age={app.config['HSTS_SECONDS']}; includeSubDomains")
+        if request.path.startswith(PRIVATE_PREFIXES) and not response.cache_control.public:
+            # Signed-in pages, API answers and exports show personal data: never kept by a browser's back
+            # button, a shared machine's disk cache or a proxy.
+            response.headers["Cache-Control"] = "no-store"
         response.headers.setdefault("X-Content-Type-Options", "nosniff")
         response.headers.setdefault("X-Frame-Options", "DENY")
         response.headers.setdefault("Referrer-Policy", "same-origin")
