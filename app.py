@@ -3,7 +3,7 @@ from flask import Flask
 
 import config
 from core import db as core_db
-from core import web
+from core import renders, web
 from core.db import db
 
 
@@ -21,9 +21,10 @@ def create_app(test_config: dict | None = None) -> Flask:
         app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops)
 
     db.init_app(app)
-    import accounts.models, core.periodic_models, core.ratelimit, notifications.models, offers.models  # noqa: F401,E401
+    import accounts.models, core.periodic_models, core.ratelimit, core.renders, notifications.models, offers.models  # noqa: F401,E401
     core_db.init_migrate(app)
-    web.init_app(app)  # CSRF, error pages, template filters, security headers
+    web.init_app(app)  # CSRF, error pages, template filters, security headers, compression
+    renders.init_app(app)  # stored renders of the public pages
 
     from ops import auth, cli as ops_cli, views as ops_views, api as ops_api
     from incidents import views as incident_views, public, statuspage
@@ -36,7 +37,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(ops_views.bp)
     app.register_blueprint(ops_api.bp)
     app.register_blueprint(incident_views.bp)
-    app.register_blueprint(public.bp)
+    public.init_app(app)  # the status page, history, Atom: served from stored renders
     app.register_blueprint(statuspage.bp)
     from accounts import views as accounts_views
     app.register_blueprint(accounts_views.bp)

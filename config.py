@@ -66,8 +66,13 @@ class Config:
     # Phone numbers without a +country code are read as this region (ISO 3166 code).
     PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "US")
 
-    # Public pages and JSON may be cached this long by browsers and CDNs.
+    # Public pages and JSON may be cached this long by browsers and CDNs, then served stale while one request
+    # revalidates, or for a day while the origin answers with errors (core.renders).
     PUBLIC_CACHE_MAX_AGE = 30
+    PUBLIC_STALE_WHILE_REVALIDATE = 60
+    PUBLIC_STALE_IF_ERROR = 86400
+    # Each web process asks the database whether public pages changed at most this often (seconds).
+    PUBLIC_RENDER_CHECK_SECONDS = float(os.environ.get("PUBLIC_RENDER_CHECK_SECONDS", 1))
 
     # "Check my account" (/my) and personal links (/m/<token>), see accounts/selfservice.py and links.py.
     MY_CODE_TTL_SECONDS = 10 * 60  # a one-time code works this long

@@ -12,6 +12,18 @@ def is_postgres(conn: Connection) -> bool:
     return conn.dialect.name == "postgresql"
 
 
+def dialect_insert(bind):
+    """The INSERT construct of the bind's dialect, which has ON CONFLICT (SQLite and PostgreSQL only)."""
+    name = bind.dialect.name
+    if name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    elif name == "sqlite":
+        from sqlalchemy.dialects.sqlite import insert
+    else:  # pragma: no cover - Lifeboat runs on SQLite and PostgreSQL only
+        raise RuntimeError(f"Lifeboat needs SQLite or PostgreSQL, not {name}")
+    return insert
+
+
 def create_stage(conn: Connection, name: str, columns: str) -> None:
     """A connection-private temp table, e.g. create_stage(conn, "stage_x", "line INTEGER, v TEXT")."""
     conn.exec_driver_sql(f"DROP TABLE IF EXISTS {name}")

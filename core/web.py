@@ -1,8 +1,11 @@
-"""Web plumbing: CSRF, error pages (HTML or JSON), template filters, security and cache headers."""
+"""Web plumbing: CSRF, error pages (HTML or JSON), template filters, security and cache headers, compression."""
+import gzip
 import hashlib
 from datetime import datetime
 
-from flask import Request, Response, current_app, jsonify, render_template, request
+import brotli
+from flask import Request, Response, current_app, g, jsonify, render_template, request
+from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from markupsafe import Markup, escape
 from sqlalchemy.exc import DataError, IntegrityError
@@ -35,6 +38,17 @@ class CleanParams(ImmutableMultiDict):
 
 def _clean(value):
     return strip_unstorable(value) if isinstance(value, str) else value  # file parts pass untouched
+
+
+class SessionInterface(SecureCookieSessionInterface):
+    """Signed cookie sessions, except on shared pages (stored renders, core.renders): one answer serves
+    everyone there, so it must neither set a cookie (a CDN could hand one visitor's session to the next) nor
+    say "Vary: Cookie" (Flask-Login reads the session on every request, and a CDN would then cache nothing)."""
+
+    def save_session(self, app, session, response) -> None:
+        if g.get("shared_page"):
+            return
+        super().save_session(app, session, response)
 
 
 class CleanRequest(Request):
@@ -109,6 +123,40 @@ def _concurrent_change(e: Exception):
     return render_template("errors/error.html", code=409, title="Changed meanwhile", message=message), 409
 
 
+COMPRESSIBLE = {"text/html", "text/plain", "text/csv", "text/css", "application/json", "application/javascript",
+                "application/atom+xml", "image/svg+xml"}
+MIN_COMPRESS_BYTES = 500
+
+
+def compress(response: Response) -> Response:
+    """Text answers made per request, in brotli or gzip as the client accepts (public pages are stored
+    compressed by core.renders and pass through untouched). Files and streams are left as they are."""
+    if (response.direct_passthrough or response.is_streamed or "Content-Encoding" in response.headers
+            or not 200 <= response.status_code < 300 or response.mimetype not in COMPRESSIBLE):
+        return response
+    response.vary.add("Accept-Encoding")
+    encoding = negotiate_encoding()
+    body = response.get_data()
+    if encoding is None or len(body) < MIN_COMPRESS_BYTES:
+        return response
+    response.set_data(brotli.compress(body, quality=4) if encoding == "br" else gzip.compress(body, 6))
+    response.headers["Content-Encoding"] = encoding
+    etag, weak = response.get_etag()
+    if etag:
+        response.set_etag(f"{etag}-{encoding}", weak)
+    return response
+
+
+def negotiate_encoding() -> str | None:
+    """"br" or "gzip" when the client accepts it (brotli first at equal quality), else None (identity);
+    werkzeug parses the header, so "q=0" means "not this one"."""
+    accepted = request.accept_encodings
+    br, gz = accepted.quality("br"), accepted.quality("gzip")
+    if br > 0 and br >= gz:
+        return "br"
+    return "gzip" if gz > 0 else None
+
+
 class IdConverter(IntegerConverter):
     """`<int:...>` in routes: ids beyond a database integer are simply not found (404), not a crash."""
 
@@ -147,6 +195,8 @@ PRIVATE_PREFIXES = ("/ops", "/api/ops/")
 
 def init_app(app) -> None:
     app.request_class = CleanRequest
+    app.session_interface = SessionInterface()
+    app.after_request(compress)
     # Before any blueprint is registered, so every `<int:...>` route uses it.
     app.url_map.converters["int"] = IdConverter
     csrf.init_app(app)

@@ -2,9 +2,11 @@
 
 Every answer is public, cacheable for a short while (ETag, Last-Modified, max-age; 304 when
 fresh) and readable from other sites (CORS), since status widgets fetch it from other origins."""
-from flask import Blueprint, Response, current_app, jsonify
+from functools import wraps
 
-from core import web
+from flask import Blueprint, current_app, request
+
+from core import renders
 from core.db import db
 from incidents import queries, serializers, service
 from incidents.models import IncidentKind
@@ -14,12 +16,22 @@ bp = Blueprint("statuspage", __name__, url_prefix="/api/v2")
 RECENT_LIMIT = 50  # Statuspage lists the 50 most recent incidents / maintenances
 
 
-def _answer(**parts) -> Response:
-    """{"page": ..., **parts} as a public, cacheable, cross-origin JSON response."""
+def _answer(**parts) -> renders.Built:
+    """{"page": ..., **parts} as a public, cacheable, cross-origin JSON body."""
     changed_at = queries.last_change_at(db.session)
-    response = jsonify({"page": serializers.page(_settings(), changed_at), **parts})
-    response.headers["Access-Control-Allow-Origin"] = "*"
-    return web.cached(response, current_app.config["PUBLIC_CACHE_MAX_AGE"], last_modified=changed_at)
+    body = current_app.json.dumps({"page": serializers.page(_settings(), changed_at), **parts})
+    return renders.Built(body, mimetype="application/json", last_modified=changed_at, headers=CORS)
+
+
+CORS = (("Access-Control-Allow-Origin", "*"),)
+
+
+def _stored(build):
+    """Route decorator: the answer comes from its stored render (core.renders), keyed by the path."""
+    @wraps(build)
+    def view():
+        return renders.serve(request.path, build)
+    return view
 
 
 def _settings() -> serializers.PageSettings:
@@ -46,6 +58,7 @@ def _maintenance_now() -> list:
 
 
 @bp.get("/summary.json")
+@_stored
 def summary():
     """Status, components, unresolved incidents, and upcoming or in-progress maintenance."""
     return _answer(
@@ -57,18 +70,21 @@ def summary():
 
 
 @bp.get("/status.json")
+@_stored
 def status():
     """The rollup indicator and its description."""
     return _answer(status=_status())
 
 
 @bp.get("/components.json")
+@_stored
 def components():
     """Every component, with groups listed as components that have "group": true."""
     return _answer(components=_components())
 
 
 @bp.get("/incidents.json")
+@_stored
 def incidents():
     """The 50 most recent incidents, of any status."""
     return _answer(incidents=_incidents(
@@ -76,12 +92,14 @@ def incidents():
 
 
 @bp.get("/incidents/unresolved.json")
+@_stored
 def unresolved_incidents():
     """Incidents not yet resolved (investigating, identified, monitoring)."""
     return _answer(incidents=_incidents(queries.unresolved_incidents(db.session)))
 
 
 @bp.get("/scheduled-maintenances.json")
+@_stored
 def scheduled_maintenances():
     """The 50 most recent maintenances, of any status."""
     return _answer(scheduled_maintenances=_incidents(
@@ -89,12 +107,14 @@ def scheduled_maintenances():
 
 
 @bp.get("/scheduled-maintenances/upcoming.json")
+@_stored
 def upcoming_maintenances():
     """Maintenance still in the scheduled state."""
     return _answer(scheduled_maintenances=_incidents(queries.upcoming_maintenance(db.session)))
 
 
 @bp.get("/scheduled-maintenances/active.json")
+@_stored
 def active_maintenances():
     """Maintenance in progress or being verified."""
     return _answer(scheduled_maintenances=_incidents(queries.active_maintenance(db.session)))

@@ -53,6 +53,9 @@ def app(_migrated, tmp_path):
         "PUBLIC_BASE_URL": "http://status.example.com",
         "SESSION_COOKIE_SECURE": False,
         "QUIET_HOURS": "",  # tests must not depend on the time of day; quiet-hours tests set their own window
+        # Public pages ask the database for changes on every request, so a test sees its change at once;
+        # tests/incidents/test_renders.py covers the production interval.
+        "PUBLIC_RENDER_CHECK_SECONDS": 0,
     })
     app.instance_path = str(tmp_path / "instance")  # uploads and error CSVs stay out of the real instance/
     # Requests reuse the app context held open below, and with it `g`: start each request with an empty `g`

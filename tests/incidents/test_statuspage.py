@@ -16,6 +16,7 @@ import pytest
 import sqlalchemy as sa
 
 from core.db import db, utcnow
+from core.renders import RenderStore
 from incidents import serializers, service
 from ops.audit import Actor
 
@@ -203,7 +204,8 @@ def test_page_object_comes_from_the_settings(app, client):
     derived = page["id"]
     assert derived == client.get("/api/v2/components.json").get_json()["page"]["id"]  # stable
 
-    app.config["PAGE_ID"] = "y2j98763l56x"
+    app.config["PAGE_ID"] = "y2j98763l56x"  # settings are read at start: a restarted process renders anew
+    app.extensions["lifeboat_renders"] = RenderStore(app)
     assert client.get("/api/v2/status.json").get_json()["page"]["id"] == "y2j98763l56x"
 
 
