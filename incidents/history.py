@@ -13,6 +13,9 @@ from core.db import utcnow
 from incidents.models import Component, ComponentStatus, ComponentStatusEvent, Incident
 
 DAYS = 90
+# Bar classes in the page: o operational, m maintenance, d degraded, p partial outage, x major outage, n no data.
+DAY_CODES = {"operational": "o", "under_maintenance": "m", "degraded_performance": "d", "partial_outage": "p",
+             "major_outage": "x", "nodata": "n"}
 PARTIAL_WEIGHT = 0.3
 
 
@@ -33,6 +36,16 @@ class Day:
     def css(self) -> str:
         worst = self.worst
         return worst.value if worst is not None and self.tracked else "nodata"
+
+    @property
+    def code(self) -> str:
+        """One letter for the bar's CSS class (static/style.css), so 630 bars stay a few kilobytes."""
+        return DAY_CODES[self.css]
+
+    @property
+    def problem(self) -> bool:
+        """A tracked day on which the component was not fully operational."""
+        return self.tracked and self.worst is not None and self.worst != ComponentStatus.OPERATIONAL
 
     @property
     def label(self) -> str:
@@ -62,7 +75,18 @@ class ComponentHistory:
 
     @property
     def bad_days(self) -> int:
-        return sum(1 for d in self.days if d.worst is not None and d.worst != ComponentStatus.OPERATIONAL)
+        return sum(1 for d in self.days if d.problem)
+
+    @property
+    def summary(self) -> str:
+        """The bar in words, for screen readers: the days with problems one by one, the rest summed up."""
+        problems = [d for d in self.days if d.problem]
+        untracked = sum(1 for d in self.days if not d.tracked or d.worst is None)
+        said = f"{len(problems)} day{'' if len(problems) == 1 else 's'} with problems"
+        said += (": " + "; ".join(d.label for d in problems) + "." if problems else ".")
+        ok = len(self.days) - len(problems) - untracked
+        said += f" {ok} day{'' if ok == 1 else 's'} operational"
+        return said + (f", {untracked} without data." if untracked else ".")
 
 
 def _month_start(year: int, month: int) -> datetime:

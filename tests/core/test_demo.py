@@ -115,3 +115,20 @@ def test_the_demo_stays_out_of_a_database_that_is_in_use(runner, credentials):
     quiet = runner.invoke(args=["demo", "--if-empty"])
     assert quiet.exit_code == 0 and "password" not in quiet.output
     assert counts()["Incident"] == 0 and not credentials.exists()
+
+
+def test_the_status_page_with_the_demo_is_light_and_says_what_each_bar_means(runner, credentials, client):
+    """Issue 10: at most 40 KB of HTML for 7 components x 90 days, with every bar told in words."""
+    assert runner.invoke(args=["demo"]).exit_code == 0
+    html = client.get("/").get_data(as_text=True)
+    assert len(html.encode()) <= 40 * 1024, len(html.encode())
+    bars = re.findall(r'<ol class="days" aria-hidden="true">(.*?)</ol>', html)
+    assert len(bars) == 7 and all(bar.count("<li ") == 90 for bar in bars)
+    spoken = re.findall(r'<p class="visually-hidden">([^<]*), last 90 days: ([^<]*)</p>', html)
+    assert len(spoken) == 7
+    for name, words in spoken:
+        problems = int(re.search(r"(\d+) days? with problems", words).group(1))
+        operational = int(re.search(r"(\d+) days? operational", words).group(1))
+        without = re.search(r"(\d+) days? without data", words)
+        assert problems + operational + (int(without.group(1)) if without else 0) == 90, (name, words)
+    assert any("major outage" in words for _, words in spoken)

@@ -117,8 +117,8 @@ def test_components_not_showcased_show_their_status_without_a_history_bar(client
     _component("Internal relay", showcase=False)
     page = _text(client.get("/"))
     assert "Internal relay" in page
-    assert 'aria-label="Contacts sync, day by day"' in page
-    assert 'aria-label="Internal relay, day by day"' not in page
+    assert "Contacts sync, last 90 days:" in page
+    assert "Internal relay, last 90 days:" not in page
 
 
 def test_the_page_links_to_history_the_feed_and_my_account(client):
