@@ -79,10 +79,15 @@ class Config:
     MY_CODE_MAX_ATTEMPTS = 5  # guesses per code, right or wrong; then a new code must be requested
     MY_SESSION_SECONDS = 30 * 60  # a verified subscriber sees their page this long, then signs in again
     PERSONAL_LINK_TTL_DAYS = int(os.environ.get("PERSONAL_LINK_TTL_DAYS", 30))
-    # Rate limits as (requests, window in seconds); the same answer for known and unknown accounts.
-    MY_CODE_REQUESTS_PER_IP = (10, 3600)
+    # Rate limits as (requests, window in seconds); the same answer for known and unknown accounts. Thousands of
+    # subscribers may share one carrier NAT address, so the limits that stop abuse are per account or number
+    # (SMS pumping to one phone, guessing one code); the per-IP ceilings only stop a single source flooding.
     MY_CODE_REQUESTS_PER_ACCOUNT = (3, 15 * 60)  # unknown inputs are counted too, by a keyed hash
-    MY_VERIFY_PER_IP = (30, 15 * 60)
+    MY_CODE_RESEND_SECONDS = int(os.environ.get("MY_CODE_RESEND_SECONDS", 60))  # one code per input this often
+    MY_CODE_REQUESTS_PER_IP = (int(os.environ.get("MY_CODE_REQUESTS_PER_IP", 3000)), 3600)
+    # Every code request, site-wide: a brake on the SMS bill if someone walks through many real numbers.
+    MY_CODE_REQUESTS_GLOBAL = (int(os.environ.get("MY_CODE_REQUESTS_GLOBAL", 100_000)), 3600)
+    MY_VERIFY_PER_IP = (int(os.environ.get("MY_VERIFY_PER_IP", 5000)), 15 * 60)  # each code allows 5 guesses
     MY_LINK_FAILURES_PER_IP = (30, 3600)  # bad or expired tokens; good links are never limited (carrier NAT)
 
     # Twilio webhooks (notifications/webhooks.py): requests are verified with TWILIO_AUTH_TOKEN (refused when it is

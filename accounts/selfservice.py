@@ -16,6 +16,7 @@ from accounts.contact import ContactError, normalise_phone
 from accounts.models import Account, AffectedAccount, RecoveryCategory, RecoveryStatus, VerificationCode
 from core.db import utcnow
 from core.errors import ServiceError
+from core import ratelimit
 from core.ratelimit import hit
 from incidents.models import Incident, IncidentUpdate
 from notifications import service as outbox
@@ -29,9 +30,11 @@ class Limited(ServiceError):
 
     status = 429
 
-    def __init__(self, window_seconds: int):
+    def __init__(self, window_seconds: int, *, resend: bool = False):
         minutes = max(1, round(window_seconds / 60))
-        super().__init__(f"Too many attempts. Please wait {minutes} minutes and try again.")
+        wait = f"{minutes} minute{'' if minutes == 1 else 's'}"
+        super().__init__(f"A code was sent moments ago. Please wait {wait} before asking for another." if resend
+                         else f"Too many attempts. Please wait {wait} and try again.")
         self.retry_after = window_seconds
 
 
@@ -102,7 +105,11 @@ def request_code(session, *, raw: str, ip: str) -> Challenge:
     _limit(session, f"my:code:ip:{ip}", "MY_CODE_REQUESTS_PER_IP")
     account, key = find_account(session, raw)
     bucket = f"account:{account.id}" if account else f"input:{_keyed_hash('my-input', key)[:32]}"
+    cooldown = config["MY_CODE_RESEND_SECONDS"]
+    if cooldown > 0 and not ratelimit.cooldown(session, f"my:resend:{bucket}", seconds=cooldown):
+        raise Limited(cooldown, resend=True)
     _limit(session, f"my:code:{bucket}", "MY_CODE_REQUESTS_PER_ACCOUNT")
+    _limit(session, "my:code:all", "MY_CODE_REQUESTS_GLOBAL")
 
     handle = secrets.token_urlsafe(24)
     code = f"{secrets.randbelow(10**6):06d}"
@@ -193,7 +200,7 @@ def open_personal_link(session, *, token: str, ip: str) -> AffectedAccount | Non
         raise Limited(window)
     affected = open_link(session, token)
     if affected is None:
-        record(session, bucket)
+        record(session, bucket, window_seconds=window)
     return affected
 
 

@@ -56,6 +56,8 @@ def app(_migrated, tmp_path):
         # Public pages ask the database for changes on every request, so a test sees its change at once;
         # tests/incidents/test_renders.py covers the production interval.
         "PUBLIC_RENDER_CHECK_SECONDS": 0,
+        # Tests ask for several codes in a row; tests/accounts/test_nat_limits.py covers the resend cooldown.
+        "MY_CODE_RESEND_SECONDS": 0,
     })
     app.instance_path = str(tmp_path / "instance")  # uploads and error CSVs stay out of the real instance/
     # Requests reuse the app context held open below, and with it `g`: start each request with an empty `g`

@@ -11,7 +11,7 @@ from core import periodic, periodic_cli, periodic_views
 from core.db import db, utcnow
 from core.periodic import Task
 from core.periodic_models import PeriodicRun
-from core.ratelimit import RateLimitHit
+from core.ratelimit import RateLimitCounter
 from notifications.models import EarlyReceipt
 from offers.models import GrantState, OfferGrant
 from ops.models import AuditEntry
@@ -30,7 +30,7 @@ def ok(session, now):
 
 
 def boom(session, now):
-    session.add(RateLimitHit(bucket="written-by-the-failing-task", at=now))
+    session.add(RateLimitCounter(bucket="written-by-the-failing-task", window_start=now, count=1))
     session.flush()
     if broken["on"]:
         raise RuntimeError("disk on fire")
@@ -105,14 +105,14 @@ def test_a_failing_task_is_rolled_back_recorded_and_the_others_still_run(app, ca
     failed = row("test.boom")
     assert failed.last_error == "RuntimeError: disk on fire" and failed.last_result is None
     assert failed.lease_until is None and failed.next_run_at == now + timedelta(seconds=60)
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(RateLimitHit)) == 0  # its work rolled back
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(RateLimitCounter)) == 0  # its work rolled back
     assert "periodic task test.boom failed" in caplog.text and "disk on fire" in caplog.text
     # Fixed by the next run: the error is cleared and the result recorded.
     broken["on"] = False
     assert periodic.run_due(now=now + timedelta(seconds=60), tasks=[BOOM, OK])["test.boom"] == "recovered"
     fixed = row("test.boom")
     assert fixed.last_error is None and fixed.last_result == "recovered"
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(RateLimitHit)) == 1
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(RateLimitCounter)) == 1
 
 
 def test_work_that_fails_when_written_or_a_task_that_cannot_load_is_recorded_too(app):
@@ -217,11 +217,11 @@ def test_the_expiry_task_expires_offered_grants_past_their_validity(app):
 
 
 def test_the_rate_limit_prune_forgets_hits_older_than_a_day(app):
-    db.session.add_all([RateLimitHit(bucket="signin:ip:1", at=utcnow() - timedelta(days=2)),
-                        RateLimitHit(bucket="signin:ip:1", at=utcnow() - timedelta(hours=1))])
+    db.session.add_all([RateLimitCounter(bucket="signin:ip:1", window_start=utcnow() - timedelta(days=2), count=1),
+                        RateLimitCounter(bucket="signin:ip:1", window_start=utcnow() - timedelta(hours=1), count=1)])
     db.session.commit()
     assert periodic.run_due()["ratelimit.prune"] == "1 rate-limit hits deleted"
-    assert db.session.scalar(sa.select(sa.func.count()).select_from(RateLimitHit)) == 1
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(RateLimitCounter)) == 1
 
 
 def test_the_early_receipt_prune_deletes_receipts_older_than_seven_days(app):
