@@ -240,7 +240,8 @@ def serve(key: str, build: Callable[[], Built], *, daily: bool = False) -> Respo
         fresh = Render.of(built.body, mimetype=built.mimetype, status=built.status,
                           last_modified=built.last_modified or utcnow(), token=token, day=day,
                           headers=built.headers)
-        renders.put(key, fresh)
+        if fresh.status == 200:  # a 404 is not kept: guessing ids must not push real pages out, nor fill the disk
+            renders.put(key, fresh)
         return respond(fresh, "miss")
     finally:
         lock.release()

@@ -4,6 +4,7 @@ import gzip
 import os
 import shutil
 from datetime import date, timedelta
+from pathlib import Path
 
 import brotli
 import pytest
@@ -97,10 +98,14 @@ def test_pages_with_day_bars_are_rebuilt_when_the_utc_day_turns(app, client):
     assert client.get("/api/v2/status.json").headers["X-Render"] == "hit"  # no day bars: no day in its key
 
 
-def test_unknown_incidents_are_404_and_cost_no_query_until_something_changes(client):
-    assert client.get("/incidents/99999").status_code == 404
-    again = client.get("/incidents/99999")
-    assert again.status_code == 404 and again.headers["X-Render"] == "hit"
+def test_unknown_incidents_are_404_and_never_stored_so_guessing_ids_cannot_push_real_pages_out(app, client):
+    incident = open_incident("Photos missing")
+    assert client.get(f"/incidents/{incident.id}").headers["X-Render"] == "miss"
+    for guess in range(1000, 1000 + 1100):  # more guesses than a process keeps renders
+        assert client.get(f"/incidents/{guess}").status_code == 404
+    assert client.get("/incidents/1000").headers["X-Render"] == "miss"
+    assert client.get(f"/incidents/{incident.id}").headers["X-Render"] == "hit"
+    assert len(list(Path(app.instance_path, "renders").glob("*"))) == 1  # only the real page is kept on disk
 
 
 # ---- compression and caching headers ---------------------------------------------------------------
