@@ -1,22 +1,35 @@
 """Fixtures of the fuzz stage.
 
-`fuzz_app` is the suite's `app` (freshly migrated database, SQLite or PostgreSQL from DATABASE_URL) made to
-behave like production for every request:
+`fuzz_app` is the suite's test app (the same settings as tests/conftest.py's `app`, on the database migrated
+once per session: SQLite, or PostgreSQL from DATABASE_URL), made to behave like production for every request:
 - an unhandled exception becomes the real 500 answer (TESTING would re-raise it into the test instead), and
   is recorded with its traceback in `fuzz_app.fuzz_errors`, so a failing property can show it;
 - each request runs in its own app context, with its own database session that ends with the request,
   as under gunicorn (the suite's `app` fixture keeps one app context open, which requests would share,
-  so one request's failed transaction would poison every later one and hide the next defect)."""
+  so one request's failed transaction would poison every later one and hide the next defect).
+
+The app is built once per module and the tables are emptied with DELETE after each test (TRUNCATE, which
+the suite uses, costs half a second a test on PostgreSQL; the fuzz stage has a time budget)."""
 import contextvars
 import logging
 import traceback
 
 import pytest
+import sqlalchemy as sa
+from argon2 import PasswordHasher
 from flask import got_request_exception
 
+from app import create_app
+from core.db import db
 from tests.fuzz.findings import Findings
 
 FINDINGS = pytest.StashKey[Findings]()
+
+# Subscribers and operators are rate-limited per IP; the fuzzers send far more than a person would, and
+# must reach the code behind the limits, not only the 429.
+UNLIMITED = dict(MY_CODE_REQUESTS_PER_IP=(10**6, 3600), MY_CODE_REQUESTS_PER_ACCOUNT=(10**6, 900),
+                 MY_VERIFY_PER_IP=(10**6, 900), MY_LINK_FAILURES_PER_IP=(10**6, 3600),
+                 SIGNIN_MAX_FAILURES_PER_ACCOUNT=10**6, SIGNIN_MAX_FAILURES_PER_IP=10**6)
 
 
 class FreshContexts:
@@ -29,16 +42,18 @@ class FreshContexts:
         return contextvars.Context().run(self.wsgi_app, environ, start_response)
 
 
-@pytest.fixture
-def fuzz_app(app):
-    from core.db import db
-
-    app.config["PROPAGATE_EXCEPTIONS"] = False
-    # Subscribers and operators are rate-limited per IP; the fuzzers send far more than a person would, and
-    # must reach the code behind the limits, not only the 429.
-    app.config.update(MY_CODE_REQUESTS_PER_IP=(10**6, 3600), MY_CODE_REQUESTS_PER_ACCOUNT=(10**6, 900),
-                      MY_VERIFY_PER_IP=(10**6, 900), MY_LINK_FAILURES_PER_IP=(10**6, 3600),
-                      SIGNIN_MAX_FAILURES_PER_ACCOUNT=10**6, SIGNIN_MAX_FAILURES_PER_IP=10**6)
+@pytest.fixture(scope="module")
+def _fuzz_module_app(_migrated, tmp_path_factory):
+    app = create_app({
+        "SQLALCHEMY_DATABASE_URI": _migrated,
+        "TESTING": True,
+        "PUBLIC_BASE_URL": "http://status.example.com",
+        "SESSION_COOKIE_SECURE": False,
+        "QUIET_HOURS": "",
+        "PROPAGATE_EXCEPTIONS": False,
+        **UNLIMITED,
+    })
+    app.instance_path = str(tmp_path_factory.mktemp("instance"))  # uploads and error CSVs stay out of instance/
     app.wsgi_app = FreshContexts(app.wsgi_app)
     app.fuzz_errors = []
 
@@ -50,15 +65,41 @@ def fuzz_app(app):
     # would bury that report.
     level = app.logger.level
     app.logger.setLevel(logging.CRITICAL)
-    db.session.commit()  # the test's own session holds no transaction while requests run
-    yield app
+    with pytest.MonkeyPatch.context() as mp:
+        # Argon2 at its recommended cost takes 0.2 s a hash, and every sign-in attempt verifies one (the
+        # unknown-account equaliser too): cheap parameters here, so the budget goes to fuzzing.
+        import ops.auth
+        cheap = PasswordHasher(time_cost=1, memory_cost=1024, parallelism=1)
+        mp.setattr(ops.auth, "_hasher", cheap)
+        mp.setattr(ops.auth, "_DUMMY_HASH", cheap.hash("lifeboat-timing-equaliser"))
+        yield app
     app.logger.setLevel(level)
     got_request_exception.disconnect(record, app)
+    with app.app_context():
+        db.engine.dispose()
 
 
-def last_error(app) -> str:
-    """The traceback of the newest unhandled exception in a request (for assertion messages)."""
-    return app.fuzz_errors[-1] if app.fuzz_errors else "(no exception recorded)"
+@pytest.fixture
+def fuzz_app(_fuzz_module_app):
+    app = _fuzz_module_app
+    config = dict(app.config)
+    with app.app_context():
+        app.fuzz_errors.clear()
+        yield app
+        db.session.remove()
+        _empty_tables()
+    app.config.clear()
+    app.config.update(config)
+
+
+def _empty_tables() -> None:
+    with db.engine.begin() as conn:
+        for table in reversed(db.metadata.sorted_tables):
+            conn.execute(table.delete())
+        if conn.dialect.name == "postgresql":  # ids from 1 again, as after the suite's TRUNCATE ... RESTART
+            for (name,) in conn.execute(sa.text(
+                    "SELECT sequence_name FROM information_schema.sequences WHERE sequence_schema = current_schema()")):
+                conn.execute(sa.text(f'ALTER SEQUENCE "{name}" RESTART'))
 
 
 @pytest.fixture

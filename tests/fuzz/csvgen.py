@@ -100,3 +100,58 @@ def read_back(data: bytes) -> tuple[list[str], list[list[str]]]:
     header = [h.strip().lower() for h in rows[0]]
     body = [r for r in rows[1:] if r and not (len(r) == 1 and not r[0].strip())]
     return header, body
+
+
+# ---- a fixed corpus: inputs that broke importers somewhere, run first on every run (Hypothesis @example) --
+
+_A = "account_number,name,phone,email,locale"
+_R = "account_number,category,state,items_total,items_recovered,note"
+_SURROGATE = b"\xed\xa0\x80"  # what "\ud800" would be, if UTF-8 allowed it
+
+ACCOUNT_CORPUS = [
+    f"{_A}\r\nC1,Ann,,,en\r\n".encode(),
+    f"{_A}\rC2,Ann,,,en\r".encode(),
+    f"\ufeff{_A}\nC3,Ann,,,en\n".encode(),
+    f"{_A}\nC4,Ann\x00Lee,,,en\n".encode(),
+    f'{_A}\nC5,"=HYPERLINK(""http://evil.example"")",+12065550100,ann@example.com,en\n'.encode(),
+    f'{_A}\nC6,"Line one\nLine two",,,en\n'.encode(),
+    f"{_A}\nC7,\u2028Ann\u0085 \u00a0,,,es-mx\n".encode(),
+    f"{_A}\nC8,Ann".encode() + _SURROGATE + b",,,en\n",
+    f"{_A}\nC9,Ann\n".encode(),
+    f"{_A}\nC\x0010,Ann,,,en\n".encode(),
+    f"{_A}\n{'D' * 64},Ann,,,en\n{'E' * 65},Bob,,,en\n".encode(),
+    f"{_A}\nC11,Ann,+12065550100,ANN@EXAMPLE.COM,es_mx\nC11,Bob,,,en\n".encode(),
+    f'{_A}\n"C12 ",É,,ÉLAN@Example.COM,EN\nc12,é,,,en\n'.encode(),
+    f'{_A}\nC13,"Ann ""Q"" Lee",(206) 555-0101,,pt_BR\n'.encode(),
+    f"{_A}\nC14,\t=1+1,,,en\nC15,@SUM(A1),,,en\nC16,-2+3,,,en\nC17,+cmd,,,en\n".encode(),
+    f"{_A}\nC18,{'é' * 200},,,en\nC19,{'é' * 201},,,en\n".encode(),
+    f"{_A}\nC20,Ann,,x@".encode() + _SURROGATE + b".example,en\n",
+    b"", b"\xef\xbb\xbf", f"{_A}\n".encode(), f"{_A},{_A}\n".encode(), "\n\n\n".encode(),
+]
+
+RECOVERY_CORPUS = [
+    f"{_R}\nA1001,contacts,lost,10,0,note\x00x\n".encode(),
+    f"{_R}\nA1001,contacts,LOST, 10 , 5 ,=cmd|' /C calc'!A0\n".encode(),
+    f"{_R}\nA1001,photos,recovered,2000000000,2000000000,\nA1002,photos,recovered,2000000001,0,\n".encode(),
+    f"{_R}\nA1001,contacts,recovered,5,6,\n".encode(),
+    f'{_R}\nA1001, CONTACTS ,unknown,,,"multi\nline"\n'.encode(),
+    f"{_R}\r\nA1002,contacts,at_risk,1,1,ok\r\nA1002,contacts,lost,1,0,dup\r\n".encode(),
+    f"{_R}\nA1003,contacts,lost,,,".encode() + _SURROGATE + b"\n",
+    f"{_R}\nnobody,contacts,lost,,,\n".encode(),
+    f"{_R}\nA1001,contacts,lost,\u0663,,\nA1002,contacts,lost,\uff11,,\n".encode(),
+    f"{_R}\nA1001,contacts,lost,99999999999999999999999,,\n".encode(),
+    f"{_R}\nB-7/8,photos,partially_recovered,3,1,{'n' * 500}\nA1004,photos,lost,,,{'n' * 501}\n".encode(),
+]
+
+
+def corpus(files: list[bytes]):
+    """Decorator: run each file of the corpus (with skip_invalid off and on) before the generated ones."""
+    from hypothesis import example
+
+    def decorate(test):
+        for data in files:
+            for skip in (False, True):
+                test = example((data, None, None), skip)(test)
+        return test
+
+    return decorate

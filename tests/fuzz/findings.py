@@ -12,12 +12,14 @@ from pathlib import Path
 ROOT = str(Path(__file__).resolve().parents[2]) + "/"
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
+_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b")  # "psycopg.DataError: ..."
 
 
 def crash_site(tb: str) -> tuple[str, str]:
     """(exception line, innermost frame of the project's own code) of a formatted traceback."""
     lines = [line for line in tb.strip().splitlines() if line.strip()]
-    exception = lines[-1].strip() if lines else "(no traceback)"
+    exception = next((line for line in reversed(lines) if _EXCEPTION.match(line)), lines[-1] if lines else "")
+    exception = exception.strip()[:300] or "(no traceback)"
     site = last = ""
     for path, line, func in _FRAME.findall(tb):
         last = f"{path.split('/site-packages/')[-1]}:{line} in {func}"

@@ -38,9 +38,13 @@ def hostile_text(max_size: int = 40, *, surrogates: bool = True) -> st.SearchStr
                      st.text(alphabet=CONFUSABLE, min_size=1, max_size=3))
 
 
+# Names that come back, exactly or in another case or form: a few draws are enough to repeat one.
+COLLIDING = ["É", "é", "Ω", "ω", "Ω", "Straße", "STRASSE", "İstanbul", "istanbul", "Ǆ", "ǅ", "Ä", "ä", "ﬁle", "file"]
+
+
 def names() -> st.SearchStrategy[str]:
-    """Short names from confusable letters, so the same name comes back in another case or form."""
-    return st.one_of(st.text(alphabet=CONFUSABLE, min_size=1, max_size=3), text(20))
+    """Short names that collide: repeated exactly, or in another case or Unicode form."""
+    return st.one_of(st.sampled_from(COLLIDING), st.text(alphabet=CONFUSABLE, min_size=1, max_size=2), text(20))
 
 
 INTS = [0, 1, -1, 2**31 - 1, 2**31, -2**31 - 1, 2**53 + 1, 2**63 - 1, 2**63, -2**63 - 1, 2**64, 10**30, 10**400]
@@ -75,7 +79,8 @@ def from_schema(schema: dict, name: str = "") -> st.SearchStrategy:
             size = schema.get("maxLength", 60)
             if schema.get("format") == "date-time":
                 options.append(st.sampled_from(DATE_TIMES))
-            elif name in ("name", "category", "categories", "key", "reason", "code", "codes"):
+            elif name in ("name", "category", "categories", "key", "code", "codes"):
+                options.append(names())
                 options.append(names())
             options.append(text(min(size, 60)))
             options.append(text(size))
@@ -124,3 +129,46 @@ def raw_json_bodies() -> st.SearchStrategy[bytes]:
         b'{"name": "\\u0000"}', b"\x00", b'{"\\ud800": 1}', b'{"message": "' + b"\\" * 3 + b'"}',
     ])
     return st.one_of(deep, deep_obj, fixed, json_values().map(lambda v: json.dumps(v).encode()))
+
+
+def exemplar(schema: dict, fill: str, name: str = ""):
+    """A body shaped like `schema` with every property present and every free-text string set to `fill`
+    (enums, dates and ids get ordinary values), so `fill` reaches as far into the service as it can."""
+    if "enum" in schema:
+        return schema["enum"][0]
+    for key in ("oneOf", "anyOf"):
+        if key in schema:
+            return exemplar(schema[key][0], fill, name)
+    types = schema.get("type", "object")
+    t = next((x for x in types if x != "null"), "null") if isinstance(types, list) else types
+    if t == "string":
+        if schema.get("format") == "date-time":
+            return "2036-01-02T03:00:00Z" if name.endswith(("until", "_to")) else "2036-01-01T03:00:00Z"
+        if schema.get("minLength") == schema.get("maxLength") == 3:  # a currency
+            return "USD"
+        return fill
+    if t in ("integer", "number"):
+        return 1
+    if t == "boolean":
+        return False
+    if t == "array":
+        return [exemplar(schema.get("items", {}), fill, name)] * max(1, schema.get("minItems", 1))
+    if t == "object":
+        if isinstance(schema.get("additionalProperties"), dict):
+            return {}
+        return {k: exemplar(v, fill, k) for k, v in schema.get("properties", {}).items()}
+    return None
+
+
+# Values each string field of each body gets once, on every run, before the generated bodies.
+FILLS = ["\ud800", "\x00", "É", "É", "=HYPERLINK(\"http://evil.example\")", "a\r\nb", "\ufeff", "x" * 100_001]
+
+
+def corpus_bodies(schema: dict) -> list[bytes]:
+    """The fixed bodies for an operation: its exemplar with each of FILLS (É twice: the second one is a
+    duplicate), 5,000-deep nesting, a 5,000-digit number, NaN and invalid UTF-8."""
+    bodies = [json.dumps(exemplar(schema, fill)).encode() for fill in FILLS]
+    bodies += [b"[" * 5000 + b"]" * 5000, b'{"a":' * 5000 + b"1" + b"}" * 5000,
+               json.dumps(exemplar(schema, "x")).encode().replace(b"1", b"9" * 5000, 1),
+               b'{"name": NaN, "position": Infinity}', b'{"name": "\xff\xfe"}', b"\xef\xbb\xbf{}"]
+    return bodies

@@ -1,7 +1,8 @@
 """Hostile JSON bodies for every ops API operation that takes one: never a server error.
 
 Schemathesis (test_api_schemathesis.py) writes bodies with an ordinary JSON encoder from ordinary
-Unicode text. These go further: values shaped like the operation's request schema (so most pass the
+Unicode text. These go further: a fixed corpus (each string field of a full body set to a lone surrogate, NUL, a
+duplicate non-ASCII name, a formula...), then values shaped like the operation's request schema (so most pass the
 schema check and reach the service and the database) but holding lone surrogates, NUL, controls,
 formula prefixes, confusable names that collide when case is ignored, 64-bit-overflowing integers and
 out-of-range dates; and raw bodies no encoder writes (5,000-deep nesting, 5,000-digit numbers, NaN,
@@ -21,7 +22,7 @@ from tests.fuzz import strategies as hs
 
 pytestmark = pytest.mark.fuzz
 
-MAX_EXAMPLES = 40
+MAX_EXAMPLES = 60
 OPERATIONS = json_body_operations()
 CONTENT_TYPES = ["application/json", "application/json; charset=utf-8", "application/json; charset=latin-1",
                  "application/merge-patch+json"]
@@ -58,4 +59,6 @@ def test_hostile_json_bodies_never_cause_a_server_error(fuzz_app, findings, meth
                          f"{method} {url} Content-Type: {content_type} body={shown!r}",
                          f"{exception}\n    at {site}")
 
+    for body in hs.corpus_bodies(schema):  # the fixed corpus first, the same on every run
+        send.hypothesis.inner_test((body, CONTENT_TYPES[0]), None)
     send()

@@ -28,7 +28,7 @@ from tests.fuzz.settings import examples
 pytestmark = pytest.mark.fuzz
 
 CHECKS = [not_a_server_error, status_code_conformance, response_schema_conformance]
-MAX_EXAMPLES = 12  # per operation in the fuzzing phase; the examples and coverage phases add their own cases
+MAX_EXAMPLES = 20  # per operation in the fuzzing phase; the examples and coverage phases add their own cases
 
 SUPPRESSED = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large,
               HealthCheck.large_base_example, HealthCheck.function_scoped_fixture]

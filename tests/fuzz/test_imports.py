@@ -14,7 +14,7 @@ import time
 
 import pytest
 import sqlalchemy as sa
-from hypothesis import event, given
+from hypothesis import event, example, given
 from hypothesis import strategies as st
 
 from accounts.account_import import AccountImport
@@ -91,8 +91,9 @@ def check_outcome(findings, kind: str, job, data: bytes, skip_invalid: bool, bef
 def test_account_import_applies_all_or_nothing_and_stores_what_the_file_says(fuzz_app, findings):
     incident_id = seed().ids["incident_id"][0]
 
-    @fuzz_settings(120)
+    @fuzz_settings(80)  # slower than recovery: every accepted file adds accounts
     @given(csvgen.csv_files(csvgen.ACCOUNT_COLUMNS, csvgen.account_rows()), st.booleans())
+    @csvgen.corpus(csvgen.ACCOUNT_CORPUS)
     def prop(file, skip_invalid):
         data, _header, _rows = file
         before = everything()
@@ -134,9 +135,10 @@ def test_recovery_import_applies_all_or_nothing_and_stores_what_the_file_says(fu
         sa.select(RecoveryCategory).where(RecoveryCategory.incident_id == incident_id))}
     db.session.commit()
 
-    @fuzz_settings(120)
+    @fuzz_settings(100)
     @given(csvgen.csv_files(csvgen.RECOVERY_COLUMNS, csvgen.recovery_rows(numbers, list(categories))),
            st.booleans())
+    @csvgen.corpus(csvgen.RECOVERY_CORPUS)
     def prop(file, skip_invalid):
         data, _header, _rows = file
         before = everything()
@@ -177,8 +179,9 @@ def test_csv_uploads_never_cause_a_server_error_and_a_refused_upload_applies_not
     assert sign_in(console, operator).status_code == 302
     db.session.commit()
 
-    @fuzz_settings(40)
+    @fuzz_settings(30)
     @given(csvgen.csv_files(csvgen.ACCOUNT_COLUMNS, csvgen.account_rows()), st.booleans())
+    @csvgen.corpus(csvgen.ACCOUNT_CORPUS[:8])
     def api_upload(file, skip_invalid):
         data = file[0]
         before = everything()
@@ -198,7 +201,7 @@ def test_csv_uploads_never_cause_a_server_error_and_a_refused_upload_applies_not
             findings.add(("api csv", "applied"), f"API text/csv import answered {response.status_code} but "
                                                  "changed data", repro)
 
-    @fuzz_settings(25)
+    @fuzz_settings(20)
     @given(st.sampled_from(["accounts", "recovery"]),
            csvgen.csv_files(csvgen.ACCOUNT_COLUMNS, csvgen.account_rows()),
            csvgen.csv_files(csvgen.RECOVERY_COLUMNS, csvgen.recovery_rows(seeded.ids["account_number"],
@@ -206,6 +209,8 @@ def test_csv_uploads_never_cause_a_server_error_and_a_refused_upload_applies_not
            st.sampled_from(["accounts.csv", "", "../../etc/passwd", "ÉLAN\x00.csv", "a\r\nb.csv", "\ud800.csv",
                             "x" * 400 + ".csv", "data.xlsx"]),
            st.sampled_from([None, "y", "on", "\x00"]))
+    @example("accounts", (csvgen.ACCOUNT_CORPUS[3], None, None), (b"", None, None), "accounts.csv", None)
+    @example("recovery", (b"", None, None), (csvgen.RECOVERY_CORPUS[0], None, None), "\ud800.csv", "y")
     def console_upload(kind, accounts_file, recovery_file, filename, skip):
         data = accounts_file[0] if kind == "accounts" else recovery_file[0]
         page = console.get(f"/ops/incidents/{incident_id}/import/{kind}")
