@@ -27,8 +27,10 @@ test: install
 
 # The fuzz stage only (tests/fuzz): schemathesis against the OpenAPI document and Hypothesis properties of the
 # CSV imports and public forms. Bounded and derandomized for CI; FUZZ_SCALE=10 make fuzz runs ten times longer.
+# A failing fuzz test's message lists each distinct failure with its input and traceback, so the captured
+# output (migrations, logs) is not shown.
 fuzz: install
-	$(BIN)/python -m pytest -m fuzz tests/fuzz $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -m fuzz --show-capture=no tests/fuzz $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache

@@ -18,6 +18,7 @@ import pytest
 import sqlalchemy as sa
 from argon2 import PasswordHasher
 from flask import got_request_exception
+from flask.logging import default_handler
 
 from app import create_app
 from core.db import db
@@ -42,6 +43,16 @@ class FreshContexts:
         return contextvars.Context().run(self.wsgi_app, environ, start_response)
 
 
+class _KeepLoggedExceptions(logging.Handler):
+    def __init__(self, kept: list):
+        super().__init__(logging.ERROR)
+        self.kept = kept
+
+    def emit(self, record: logging.LogRecord) -> None:
+        if record.exc_info:
+            self.kept.append("".join(traceback.format_exception(*record.exc_info)))
+
+
 @pytest.fixture(scope="module")
 def _fuzz_module_app(_migrated, tmp_path_factory):
     app = create_app({
@@ -62,9 +73,13 @@ def _fuzz_module_app(_migrated, tmp_path_factory):
 
     got_request_exception.connect(record, app)
     # The tests report each distinct exception once, with its traceback; Flask's log of every occurrence
-    # would bury that report.
-    level = app.logger.level
-    app.logger.setLevel(logging.CRITICAL)
+    # would bury that report. Logged exceptions (an import job's thread logs its crash) are kept instead,
+    # in `fuzz_app.fuzz_logged`, for the tests to report.
+    app.fuzz_logged = []
+    keep = _KeepLoggedExceptions(app.fuzz_logged)
+    app.logger.removeHandler(default_handler)
+    app.logger.addHandler(keep)
+    app.logger.propagate = False
     with pytest.MonkeyPatch.context() as mp:
         # Argon2 at its recommended cost takes 0.2 s a hash, and every sign-in attempt verifies one (the
         # unknown-account equaliser too): cheap parameters here, so the budget goes to fuzzing.
@@ -73,7 +88,9 @@ def _fuzz_module_app(_migrated, tmp_path_factory):
         mp.setattr(ops.auth, "_hasher", cheap)
         mp.setattr(ops.auth, "_DUMMY_HASH", cheap.hash("lifeboat-timing-equaliser"))
         yield app
-    app.logger.setLevel(level)
+    app.logger.removeHandler(keep)
+    app.logger.addHandler(default_handler)
+    app.logger.propagate = True
     got_request_exception.disconnect(record, app)
     with app.app_context():
         db.engine.dispose()
@@ -85,6 +102,7 @@ def fuzz_app(_fuzz_module_app):
     config = dict(app.config)
     with app.app_context():
         app.fuzz_errors.clear()
+        app.fuzz_logged.clear()
         yield app
         db.session.remove()
         _empty_tables()

@@ -127,6 +127,7 @@ ACCOUNT_CORPUS = [
     f"{_A}\nC18,{'é' * 200},,,en\nC19,{'é' * 201},,,en\n".encode(),
     f"{_A}\nC20,Ann,,x@".encode() + _SURROGATE + b".example,en\n",
     b"", b"\xef\xbb\xbf", f"{_A}\n".encode(), f"{_A},{_A}\n".encode(), "\n\n\n".encode(),
+    f"{_A},extra\x00\nC21,Ann,,,en,x\n".encode(),  # a NUL in a header the error message repeats
 ]
 
 RECOVERY_CORPUS = [
@@ -141,6 +142,8 @@ RECOVERY_CORPUS = [
     f"{_R}\nA1001,contacts,lost,\u0663,,\nA1002,contacts,lost,\uff11,,\n".encode(),
     f"{_R}\nA1001,contacts,lost,99999999999999999999999,,\n".encode(),
     f"{_R}\nB-7/8,photos,partially_recovered,3,1,{'n' * 500}\nA1004,photos,lost,,,{'n' * 501}\n".encode(),
+    f"{_R}\n{'A' * 65},contacts,lost,,,\n".encode(),  # longer than any account number
+    f"{_R},extra\x00\nA1001,contacts,lost,,,,x\n".encode(),
 ]
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 ROOT = str(Path(__file__).resolve().parents[2]) + "/"
 
 _FRAME = re.compile(r'File "([^"]+)", line (\d+), in (\S+)')
-_EXCEPTION = re.compile(r"^[A-Za-z_][\w.]*(Error|Exception|Exit|Interrupt|Warning)\b")  # "psycopg.DataError: ..."
+# The exception line of a traceback: "psycopg.errors.StringDataRightTruncation: ...", "ValueError: ...".
+_EXCEPTION = re.compile(r"^([A-Za-z_]\w*\.)+[A-Za-z_]\w*(: |$)|^[A-Za-z_]\w*(Error|Exception|Exit|Interrupt)\b")
 
 
 def crash_site(tb: str) -> tuple[str, str]:

@@ -231,11 +231,15 @@ def test_csv_uploads_never_cause_a_server_error_and_a_refused_upload_applies_not
             findings.add(("console upload", response.status_code, exception_key(tb)),
                          f"console CSV upload: {response.status_code}", repro, f"{exception}\n    at {site}")
             return
+        fuzz_app.fuzz_logged.clear()
         job = _wait_for_new_job(last_job)
         event(f"console upload: {response.status_code} job {job.status.value if job else None}")
         if job is not None and job.status == ImportStatus.FAILED and "unexpectedly" in (job.message or ""):
-            findings.add(("console upload", "job crashed", kind), "console import job crashed in its thread "
-                         "(logged as 'failed unexpectedly')", repro, job.message)
+            tb = fuzz_app.fuzz_logged[-1] if fuzz_app.fuzz_logged else ""
+            exception, site = crash_site(tb)
+            findings.add(("console upload", "job crashed", kind, exception_key(tb)),
+                         "console import job crashed in its thread (shown as 'failed unexpectedly')", repro,
+                         f"{exception}\n    at {site}")
 
     api_upload()
     console_upload()
