@@ -32,7 +32,8 @@ class CleanParams(ImmutableMultiDict):
                 items = [(k, v) for k, vs in mapping.items() for v in (vs if isinstance(vs, (list, tuple)) else [vs])]
             else:
                 items = mapping
-            mapping = [(_clean(k), _clean(v)) for k, v in items]
+            # A multipart part without a name arrives with the key None: no form field can want it.
+            mapping = [(_clean(k), _clean(v)) for k, v in items if isinstance(k, str)]
         super().__init__(mapping)
 
 

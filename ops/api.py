@@ -185,6 +185,8 @@ def read_json(raw: bytes):
                            f"(character {e.pos}).") from None
     except RecursionError:
         raise ServiceError(f"The body nests too deeply (at most {MAX_JSON_DEPTH} levels).") from None
+    except ValueError:  # Python refuses to read integers of more than 4,300 digits
+        raise ServiceError("The body holds a number too long to read (more than 4,300 digits).") from None
     if _depth(data) > MAX_JSON_DEPTH:
         raise ServiceError(f"The body nests too deeply (at most {MAX_JSON_DEPTH} levels).")
     return data

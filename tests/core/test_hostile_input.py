@@ -136,3 +136,18 @@ def test_every_post_form_of_the_app_derives_from_the_one_safe_base(app):
     ours = [c for c in all_subclasses(FlaskForm) if c is not WebForm and not c.__module__.startswith("tests.")]
     assert len(ours) > 15
     assert [c.__qualname__ for c in ours if not issubclass(c, WebForm)] == []
+
+
+def test_a_number_of_thousands_of_digits_in_json_is_a_400(client, api_token):
+    _, secret = api_token
+    response = api(client, secret, "POST", "/api/ops/v1/components", '{"name": "x", "position": ' + "9" * 5000 + "}")
+    assert response.status_code == 400
+    assert "number too long" in response.get_json()["error"]["message"]
+
+
+@pytest.mark.parametrize("path", ["/ops/sign-in", "/my"])
+def test_a_multipart_part_without_a_name_is_ignored_not_a_500(client, path):
+    body = (b"--xyz\r\nContent-Disposition: form-data\r\n\r\nnameless\r\n"
+            b"--xyz\r\nContent-Disposition: form-data; name=\"csrf_token\"\r\n\r\n\r\n--xyz--\r\n")
+    response = client.post(path, data=body, content_type="multipart/form-data; boundary=xyz")
+    assert 400 <= response.status_code < 500, response.status_code
