@@ -94,12 +94,15 @@ DATE_TIME_IN = {
 # and carriage return, U+FFFE and U+FFFF. A JSON body holding one anywhere is refused (422), and so is one holding
 # a lone surrogate, which a pattern cannot name portably (the info description says it).
 UNSTORABLE = r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
+# A character that is not white space as the server strips it (str.isspace), spelled out: "\S" reads
+# differently in ECMA 262 (U+001C-U+001F and U+0085 are not white space there, U+FEFF is).
+NOT_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
 
 
 def text(max_length: int, *, blank: bool = True, one_line: bool = False, **extra) -> dict:
     """A string of at most `max_length` characters, none of them UNSTORABLE. blank=False: more than white
     space (the server strips text and refuses it empty); one_line: no line breaks."""
-    rules = [] if blank else [{"pattern": r"\S", "x-message": "This field is required."}]
+    rules = [] if blank else [{"pattern": NOT_BLANK, "x-message": "This field is required."}]
     rules.append({"not": {"type": "string", "pattern": UNSTORABLE},
                   "x-message": "Contains a control character that cannot be stored. Remove it."})
     if one_line:
@@ -236,7 +239,7 @@ def _base() -> dict:
             "parameters": {"IdempotencyKey": {
                 "name": "Idempotency-Key", "in": "header", "required": False,
                 "description": "Makes a retried POST return the first answer instead of doing the work again.",
-                "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": r"\S",
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NOT_BLANK,
                            "not": {"pattern": r"[\x00-\x1f\x7f]"},
                            "description": "Not blank, no control characters."}}},
             "responses": {name: {"description": text_, "content": {"application/json": {"schema": ref("Error")}}}

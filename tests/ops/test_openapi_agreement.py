@@ -101,6 +101,7 @@ REFUSED = [
     ("POST", "/incidents/{incident}/offer-programs", {"json": _program(valid_until="9999-12-31T23:59:59-23:00")}, 422),
     ("PATCH", "/offer-programs/{program}", {"json": {"budget_cap": 1e300}}, 422),
     ("POST", "/offer-programs/{program}/close", {"json": {"reason": "   "}}, 422),
+    ("POST", "/offer-grants/2147483647/revoke", {"json": {"reason": "\x85\u3000"}}, 422),  # white space to Python
     ("POST", "/offer-programs/{program}/fulfil", {"json": {"codes": ["--"]}}, 422),
     ("POST", "/offer-grants/2147483648/revoke", {"json": {"reason": "x"}}, 404),
 ]
@@ -279,3 +280,11 @@ def test_the_documents_unstorable_characters_are_the_servers():
         char = chr(code)
         assert bool(documented.search(char)) == bool(core.text.UNSTORABLE.search(char)), hex(code)
     assert "lone surrogates" in openapi.document()["info"]["description"]
+
+
+def test_not_blank_means_what_the_server_strips():
+    """A text is blank for the server when str.strip() leaves nothing; the document spells the same set out."""
+    not_blank = re.compile(openapi.NOT_BLANK)
+    for code in [*range(0xD800), *range(0xE000, 0x10000), 0x1F600, 0x10FFFF]:
+        char = chr(code)
+        assert bool(not_blank.search(char)) == (not char.isspace()), hex(code)
