@@ -8,6 +8,7 @@ import io
 from pathlib import Path
 
 from flask import Response, jsonify, request, send_file, stream_with_context
+from werkzeug.routing import PathConverter
 
 import accounts.openapi  # noqa: F401  (registers this domain's piece of the OpenAPI document)
 from accounts import jobs, service
@@ -20,13 +21,23 @@ from core.db import db
 from core.errors import NotFound, ServiceError, ValidationError
 from incidents.service import get_incident
 from incidents.models import Incident
-from ops.api import accepts, bp, iso, json_body, requires, transactional
+from ops.api import accepts, bp, iso, json_body, query_int, requires, transactional
 from ops.audit import record
 from ops.auth import current_actor
 from ops.models import Role
+from ops.openapi import LIMIT, OFFSET
 
-LIST_LIMIT_MAX = 100
 STATES = [s.value for s in RecoveryState]
+
+
+class AccountNumberConverter(PathConverter):
+    """An account number that may hold "/" but does not end in "/recovery": GET .../accounts/A1/recovery
+    is the recovery route's address (405 there, since it only takes PUT), not the account "A1/recovery"."""
+
+    regex = r"[^/](?:(?!/recovery\Z).)*"
+
+
+bp.record_once(lambda state: state.app.url_map.converters.setdefault("account_number", AccountNumberConverter))
 
 
 # ---- request helpers ----------------------------------------------------------------------------
@@ -118,31 +129,27 @@ def import_errors(job_id: int):
 # ---- affected accounts: list, export, one account, its recovery ---------------------------------
 
 def _list_filters(incident_id: int) -> dict:
+    """The list's query parameters, checked as the document states them (an empty value is a wrong one,
+    except for q, where blank means no search)."""
     fields: dict = {}
-    numbers = {}
-    for name, default, low, high in (("limit", 50, 1, LIST_LIMIT_MAX), ("offset", 0, 0, None)):
-        try:
-            numbers[name] = int(request.args.get(name, str(default)))
-        except ValueError:
-            fields[name] = "Must be a whole number."
-            continue
-        if numbers[name] < low or (high is not None and numbers[name] > high):
-            fields[name] = f"Must be from {low} to {high}." if high else f"Must be at least {low}."
-    state, category = request.args.get("state") or None, request.args.get("category") or None
-    category_state, q = request.args.get("category_state") or None, (request.args.get("q") or "").strip() or None
+    numbers = {"limit": query_int(fields, "limit", LIMIT), "offset": query_int(fields, "offset", OFFSET)}
+    state, category = request.args.get("state"), request.args.get("category")
+    category_state, q = request.args.get("category_state"), request.args.get("q")
     for name, value in (("state", state), ("category_state", category_state)):
         if value is not None and value not in STATES:
             fields[name] = f"Choose one of: {', '.join(STATES)}."
     keys = [c.key for c in service.list_categories(db.session, incident_id=incident_id)]
     if category is not None and category not in keys:
         fields["category"] = f"Choose one of this incident's categories: {', '.join(keys) or '(none yet)'}."
-    if bool(category) != bool(category_state):
-        fields.setdefault("category_state" if category else "category", "Give category and category_state together.")
+    if (category is None) != (category_state is None):
+        fields.setdefault("category_state" if category is not None else "category",
+                          "Give category and category_state together.")
     if q is not None and len(q) > 254:
         fields["q"] = "At most 254 characters."
     if fields:
         raise ValidationError("Please correct the query parameters.", fields)
-    return {"state": state, "category": category, "category_state": category_state, "q": q, **numbers}
+    return {"state": state, "category": category, "category_state": category_state,
+            "q": (q or "").strip() or None, **numbers}
 
 
 @bp.get("/incidents/<int:incident_id>/affected-accounts")
@@ -174,7 +181,7 @@ def export_affected_accounts(incident_id: int):
     return response
 
 
-@bp.get("/incidents/<int:incident_id>/accounts/<path:account_number>")
+@bp.get("/incidents/<int:incident_id>/accounts/<account_number:account_number>")
 def get_affected_account(incident_id: int, account_number: str):
     _incident(incident_id)
     return jsonify(account_json(service.get_affected(db.session, incident_id=incident_id,

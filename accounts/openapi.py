@@ -1,10 +1,15 @@
 """The affected-accounts and recovery part of the ops API's OpenAPI document (routes in accounts/api.py)."""
 from accounts.models import ImportKind, ImportStatus, RecoveryState
-from ops.openapi import DATE_TIME_OUT, enum, nullable, obj, operation, path_id, piece, query, ref
+from ops.openapi import (
+    CATEGORY_KEY, DATE_TIME_OUT, END, LIMIT, OFFSET, enum, nullable, obj, operation, path_id, piece, query, ref,
+    text, whole,
+)
 
 TAG = "accounts"
-ONE_LINE = {"type": "string", "pattern": "^[^\\r\\n]*$"}
 TEXT_CSV = {"type": "string", "contentMediaType": "text/csv"}
+# An account number in a path: percent-encoded (a "/" travels as %2F), never starting with "/" (that would
+# be a "//" in the path), and no control characters (no account number has them).
+IN_PATH = r"[^/\x00-\x1f][^\x00-\x1f]*"
 
 
 def _response(description: str, schema: dict) -> dict:
@@ -24,8 +29,14 @@ def _accounts() -> dict:
     count = {"type": ["integer", "null"], "minimum": 0, "maximum": 2_000_000_000}
     incident_id = path_id("incident_id", "incident")
     account_number = {"name": "account_number", "in": "path", "required": True,
-                      "description": "The subscriber's account number (the operator's own id).",
-                      "schema": {"type": "string"}}
+                      "description": "The subscriber's account number (the operator's own id), percent-encoded "
+                                     "(a / is sent as %2F).",
+                      "schema": {"type": "string", "minLength": 1, "maxLength": 64, "pattern": whole(IN_PATH)}}
+    account_number_read = {
+        **account_number,
+        "description": account_number["description"] + " An account number ending in /recovery cannot be "
+                       "read here: that address is its recovery route (PUT only; GET there answers 405).",
+        "schema": {**account_number["schema"], "pattern": whole(f"(?![\\s\\S]*/recovery{END}){IN_PATH}")}}
     row_error = obj({"line": {"type": "integer", "description": "CSV line; the header is line 1."},
                      "column": {"type": "string"}, "reason": {"type": "string"}}, ["line", "column", "reason"])
     category_status = obj({
@@ -95,26 +106,46 @@ def _accounts() -> dict:
     requests = {
         "AffectedAccountsImport": obj({
             "accounts": {"type": "array", "minItems": 1, "items": obj({
-                "account_number": {**ONE_LINE, "minLength": 1, "maxLength": 64},
-                "name": {**ONE_LINE, "maxLength": 200}, "phone": nullable({**ONE_LINE, "maxLength": 64}),
-                "email": nullable({**ONE_LINE, "maxLength": 254}), "locale": nullable({**ONE_LINE, "maxLength": 16}),
-            }, ["account_number"])},
+                "account_number": text(64, one_line=True, minLength=1),
+                "name": text(200, one_line=True), "phone": nullable(text(64, one_line=True)),
+                "email": nullable(text(254, one_line=True)),
+                "locale": nullable(text(16, one_line=True, description="A language tag such as en, es or es-MX "
+                                                                       "(empty: en).")),
+            }, ["account_number"], description=(
+                "Each account is then checked as a CSV row of the import: values are stripped; an account "
+                "number that is blank, holds a control character (such as a tab) or repeats an earlier one, "
+                "and a phone, email or locale that cannot be read, make the row invalid. Invalid rows refuse "
+                "the request (422, error.fields names them), or with skip_invalid are skipped."))},
             "skip_invalid": {"type": "boolean", "description": "Apply the valid accounts, skip the others."},
         }, ["accounts"]),
         "RecoveryUpdate": obj({"categories": {"type": "array", "minItems": 1, "items": obj({
-            "category": {"type": "string", "minLength": 1, "maxLength": 32}, "state": state,
-            "items_total": count, "items_recovered": count, "note": {"type": "string", "maxLength": 500},
+            "category": {"type": "string", "minLength": 1, "maxLength": 32,
+                         "pattern": whole(r"[ \t]*[A-Za-z][A-Za-z0-9_]{0,31}[ \t]*"),
+                         "x-message": "{value!r} is not a category key.",
+                         "description": "One of the incident's category keys (any letter case; an unknown one "
+                                        "is refused with 422), each once per request."},
+            "state": state, "items_total": count,
+            "items_recovered": {**count, "description": "At most items_total (422 otherwise)."},
+            "note": text(500),
         }, ["category", "state"])}}, ["categories"]),
         "RecoveryCategoriesUpdate": obj({"categories": {
-            "type": "array", "minItems": 1, "maxItems": 50, "items": {"type": "string", "maxLength": 64},
-            "description": "Category keys in display order, e.g. [\"contacts\", \"calendar\", \"photos\"]."}},
+            "type": "array", "minItems": 1, "maxItems": 50,
+            "items": {**text(64), "pattern": whole(r"[ \t]*(?:[A-Za-z][A-Za-z0-9_ -]{0,31}[ \t]*)?"),
+                      "x-message": "{value!r}: use letters, digits and _ (at most 32), starting with a letter."},
+            "allOf": [{"contains": {"type": "string", "pattern": "[A-Za-z]"},
+                       "x-message": "Name at least one category."}],
+            "description": "Category keys in display order, e.g. [\"contacts\", \"calendar\", \"photos\"]. "
+                           "A key is stored in lower case with spaces and - as _; blank ones are skipped. A "
+                           "category that accounts already have statuses in cannot be left out (422)."}},
             ["categories"]),
     }
 
     post = operation("Attach accounts to the incident (CSV or JSON)", TAG, "importAffectedAccounts",
                      ok=(200, ref("ImportJob")), body="AffectedAccountsImport", not_found=True,
                      params=[incident_id, query("skip_invalid", {"type": "boolean", "default": False},
-                                                "Apply the valid rows and skip the invalid ones.")])
+                                                "Apply the valid rows and skip the invalid ones (true or "
+                                                "false; 1 and 0 are read the same way). A JSON body's "
+                                                "skip_invalid wins.")])
     post["description"] = (
         "Adds or updates subscribers and attaches them to the incident, with exactly the rules of "
         "`flask --app app accounts import` and the console upload (one import job). Send either `text/csv` "
@@ -137,14 +168,14 @@ def _accounts() -> dict:
     list_op = operation("List affected accounts (or export them all as CSV)", TAG, "listAffectedAccounts",
                         ok=(200, ref("AffectedAccountList")), not_found=True, params=[
                             incident_id,
-                            query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 50},
-                                  "Page size."),
-                            query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Rows to skip."),
+                            query("limit", LIMIT, "Page size."), query("offset", OFFSET, "Rows to skip."),
                             query("state", state, "Only accounts in this overall state."),
-                            query("category", {"type": "string"}, "With category_state: a category's key."),
-                            query("category_state", state, "With category: only accounts in this state there."),
+                            query("category", CATEGORY_KEY, "With category_state (422 without it): one of the "
+                                                            "incident's category keys (422 otherwise)."),
+                            query("category_state", state, "With category (422 without it): only accounts in "
+                                                           "this state there."),
                             query("q", {"type": "string", "maxLength": 254},
-                                  "An exact account number, phone (any format) or email.")])
+                                  "An exact account number, phone (any format) or email; blank: everyone.")])
     list_op["description"] = ("With `Accept: text/csv` the answer is the full CSV export "
                               "(as /affected-accounts.csv; filters do not apply).")
     list_op["responses"]["200"]["content"]["text/csv"] = {"schema": TEXT_CSV}
@@ -173,7 +204,7 @@ def _accounts() -> dict:
             "/incidents/{incident_id}/affected-accounts.csv": {"get": export},
             "/incidents/{incident_id}/accounts/{account_number}": {"get": operation(
                 "An affected account: contact details, recovery per category, last 50 changes", TAG,
-                "getAffectedAccount", ok=(200, ref("AffectedAccount")), params=[incident_id, account_number],
+                "getAffectedAccount", ok=(200, ref("AffectedAccount")), params=[incident_id, account_number_read],
                 not_found=True)},
             "/incidents/{incident_id}/accounts/{account_number}/recovery": {"put": put_recovery},
             "/incidents/{incident_id}/recovery-summary": {"get": operation(

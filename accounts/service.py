@@ -7,6 +7,7 @@ from typing import Iterator
 
 import sqlalchemy as sa
 
+from accounts.account_import import check_account_number
 from accounts.models import (
     Account, AffectedAccount, RecoveryCategory, RecoveryEvent, RecoveryState, RecoveryStatus,
 )
@@ -75,6 +76,8 @@ def set_categories(session, *, actor: Actor, incident_id: int, keys: list[str]) 
 
 
 def get_affected(session, *, incident_id: int, account_number: str) -> AffectedAccount:
+    if check_account_number(account_number):  # no account has such a number (and a NUL breaks PostgreSQL)
+        raise NotFound(f"Account {account_number!r} is not an affected account of incident {incident_id}.")
     affected = session.scalar(
         sa.select(AffectedAccount).join(Account)
         .where(AffectedAccount.incident_id == incident_id, Account.account_number == account_number))

@@ -11,8 +11,8 @@ from markupsafe import Markup, escape
 from sqlalchemy.exc import DataError, IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 from werkzeug.datastructures import ImmutableMultiDict, MultiDict
-from werkzeug.exceptions import HTTPException
-from werkzeug.routing import IntegerConverter
+from werkzeug.exceptions import HTTPException, NotFound
+from werkzeug.routing import IntegerConverter, ValidationError
 
 from core import markdown
 from core.errors import ServiceError
@@ -159,11 +159,22 @@ def negotiate_encoding() -> str | None:
 
 
 class IdConverter(IntegerConverter):
-    """`<int:...>` in routes: ids beyond a database integer are simply not found (404), not a crash."""
+    """`<int:...>` in routes: ids beyond a database integer are simply not found (404), not a crash.
+
+    Not found whatever the method: a value refused here ends the match, and Werkzeug would otherwise
+    answer 405 when another method's rule for the same path was tried first. ASCII digits only."""
+
+    regex = r"[0-9]+"
 
     def __init__(self, url_map, *args, **kwargs):
         kwargs.setdefault("max", 2**31 - 1)
         super().__init__(url_map, *args, **kwargs)
+
+    def to_python(self, value: str) -> int:
+        try:
+            return super().to_python(value)
+        except ValidationError:
+            raise NotFound() from None
 
 
 def _service_error(e: ServiceError):

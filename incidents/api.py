@@ -8,10 +8,9 @@ from core.db import db
 from core.errors import ValidationError
 from incidents import service
 from incidents.models import Component, ComponentGroup, Incident, IncidentKind, IncidentUpdate
-from ops.api import bp, created, iso, json_body, parse_datetime, transactional
+from ops.api import bp, created, iso, json_body, parse_datetime, query_int, transactional
 from ops.auth import current_actor
-
-LIST_LIMIT_MAX = 100
+from ops.openapi import LIMIT, OFFSET
 
 
 # ---- JSON shapes ---------------------------------------------------------------------------------
@@ -74,24 +73,15 @@ def _with_datetimes(data: dict, *names: str) -> dict:
 
 
 def _list_args() -> tuple[str | None, int, int]:
-    """?status=open|closed&limit=1..100&offset>=0, checked."""
+    """?status=open|closed&limit=1..100&offset=0..2147483647, checked as the document states them."""
     fields: dict = {}
     state = request.args.get("status")
     if state not in (None, "open", "closed"):
         fields["status"] = "Choose one of: open, closed."
-    numbers = {}
-    for name, default, low, high in (("limit", 50, 1, LIST_LIMIT_MAX), ("offset", 0, 0, None)):
-        raw = request.args.get(name, str(default))
-        try:
-            numbers[name] = int(raw)
-        except ValueError:
-            fields[name] = "Must be a whole number."
-            continue
-        if numbers[name] < low or (high is not None and numbers[name] > high):
-            fields[name] = f"Must be from {low} to {high}." if high else f"Must be at least {low}."
+    limit, offset = query_int(fields, "limit", LIMIT), query_int(fields, "offset", OFFSET)
     if fields:
         raise ValidationError("Please correct the query parameters.", fields)
-    return state, numbers["limit"], numbers["offset"]
+    return state, limit, offset
 
 
 def _list(kind: IncidentKind, key: str):
@@ -203,5 +193,5 @@ def get_maintenance(maintenance_id: int):
 def create_maintenance_update(maintenance_id: int):
     service.get_incident(db.session, incident_id=maintenance_id, kind=IncidentKind.MAINTENANCE)
     update = service.post_update(db.session, actor=current_actor(), incident_id=maintenance_id,
-                                 data=json_body("IncidentUpdateCreate"))
+                                 data=json_body("MaintenanceUpdateCreate"))
     return created(update_json(update), url_for("api.get_maintenance", maintenance_id=maintenance_id))

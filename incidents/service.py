@@ -20,6 +20,7 @@ from ops.audit import Actor, record, snapshot
 
 NAME_MAX = 200
 MESSAGE_MAX = 20_000
+ID_MAX = 2**31 - 1  # ids are database INTEGERs: a larger one names no row (and breaks the query)
 INCIDENT_FIELDS = ("kind", "name", "impact", "status", "started_at", "resolved_at",
                    "scheduled_for", "scheduled_until", "components")
 COMPONENT_FIELDS = ("name", "description", "status", "position", "group_id", "showcase",
@@ -64,7 +65,8 @@ def _components(session, errors: dict, field: str, ids) -> list[Component]:
     if not isinstance(ids, (list, tuple)) or not all(isinstance(i, int) and not isinstance(i, bool) for i in ids):
         errors[field] = "Must be a list of component ids."
         return []
-    found = session.scalars(sa.select(Component).where(Component.id.in_(ids))).all()
+    found = session.scalars(sa.select(Component).where(Component.id.in_(
+        [i for i in ids if 0 < i <= ID_MAX]))).all()
     missing = sorted(set(ids) - {c.id for c in found})
     if missing:
         errors[field] = f"Unknown component id(s): {', '.join(map(str, missing))}."
@@ -85,7 +87,7 @@ def _component_statuses(session, errors: dict, field: str, mapping) -> dict[Comp
         except (TypeError, ValueError):
             errors[field] = f"{raw_id!r} is not a component id."
             continue
-        component = session.get(Component, cid)
+        component = session.get(Component, cid) if 0 < cid <= ID_MAX else None
         if component is None:
             errors[field] = f"Unknown component id {cid}."
             continue
@@ -151,7 +153,7 @@ def _check_component_fields(session, errors: dict, data: dict, partial: bool) ->
         gid = data["group_id"]
         if gid in (None, "", 0):
             clean["group_id"] = None
-        elif not isinstance(gid, int) or session.get(ComponentGroup, gid) is None:
+        elif not isinstance(gid, int) or not 0 < gid <= ID_MAX or session.get(ComponentGroup, gid) is None:
             errors["group_id"] = f"Unknown group id {gid}."
         else:
             clean["group_id"] = gid

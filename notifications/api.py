@@ -10,7 +10,7 @@ from notifications import broadcasts
 from notifications.models import Channel, NotificationStatus
 from ops.api import bp, created, iso, json_body, transactional
 from ops.auth import current_actor
-from ops.openapi import DATE_TIME_OUT, enum, obj, operation, path_id, piece, ref
+from ops.openapi import CATEGORY_KEY, DATE_TIME_OUT, enum, obj, operation, path_id, piece, ref, text
 
 
 def broadcast_json(p: dict) -> dict:
@@ -53,9 +53,14 @@ def _broadcasts() -> dict:
     audience = {"oneOf": [
         {"type": "string", "enum": ["all"]},
         obj({"states": {"type": "array", "items": enum(RecoveryState), "uniqueItems": True},
-             "categories": {"type": "array", "items": {"type": "string"}, "uniqueItems": True}}),
-    ], "description": '"all", or accounts by overall state and/or by category (a category in one of '
-                      'the states when both are given).'}
+             "categories": {"type": "array", "items": CATEGORY_KEY, "uniqueItems": True,
+                            "description": "The incident's category keys (an unknown one is refused with 422)."}},
+            anyOf=[{"required": ["states"], "properties": {"states": {"minItems": 1}}},
+                   {"required": ["categories"], "properties": {"categories": {"minItems": 1}}}]),
+    ], "x-message": 'Use "all", or an object with "states" (' + ", ".join(s.value for s in RecoveryState)
+                    + ') and/or "categories" (category keys) naming at least one.',
+        "description": '"all", or accounts by overall state and/or by category (a category in one of '
+                       'the states when both are given); at least one state or category.'}
     count = {"type": "integer", "minimum": 0}
     body = {
         "id": {"type": "integer"}, "cause": {"type": "string"},
@@ -77,16 +82,18 @@ def _broadcasts() -> dict:
         "schemas": {
             "Broadcast": broadcast, "BroadcastRetried": retried,
             "BroadcastCreate": obj({
-                "message": {"type": "string", "minLength": 1, "maxLength": broadcasts.MESSAGE_MAX,
-                            "description": "Plain text; may use {{ name }}, {{ link }} (personal page)."},
-                "subject": {"type": "string", "maxLength": broadcasts.SUBJECT_MAX,
-                            "description": "Email subject (default: the incident's name)."},
+                "message": text(broadcasts.MESSAGE_MAX, blank=False,
+                                description="Plain text; may use {{ name }}, {{ link }} (personal page); a "
+                                            "message that does not render as a template is refused (422)."),
+                "subject": text(broadcasts.SUBJECT_MAX, one_line=True,
+                                description="Email subject (default: the incident's name)."),
                 "channels": channels, "audience": audience, "urgent": {"type": "boolean"}},
                 ["message", "channels"]),
         },
         "paths": {
             "/incidents/{incident_id}/broadcasts": {"post": operation(
-                "Send a message to an incident's affected accounts", "broadcasts", "createBroadcast",
+                "Send a message to an incident's affected accounts (not to a maintenance's: 404)", "broadcasts",
+                "createBroadcast",
                 ok=(201, ref("Broadcast")), body="BroadcastCreate", params=[path_id("incident_id", "incident")],
                 not_found=True)},
             "/broadcasts/{broadcast_id}": {"get": operation(
@@ -94,7 +101,7 @@ def _broadcasts() -> dict:
                 params=[broadcast_id], not_found=True)},
             "/broadcasts/{broadcast_id}/retry": {"post": operation(
                 "Queue the broadcast's failed messages again (not opt-outs)", "broadcasts", "retryBroadcast",
-                ok=(200, ref("BroadcastRetried")), params=[broadcast_id], not_found=True)},
+                ok=(200, ref("BroadcastRetried")), params=[broadcast_id], not_found=True, idempotent=True)},
         },
     }
 

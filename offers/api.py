@@ -10,7 +10,9 @@ from offers import grants, notify, service
 from offers.models import GrantState, OfferGrant, OfferKind, OfferProgram, ProgramStatus
 from ops.api import bp, created, iso, json_body, parse_datetime, transactional
 from ops.auth import current_actor
-from ops.openapi import DATE_TIME_IN, DATE_TIME_OUT, enum, nullable, obj, operation, path_id, piece, ref
+from ops.openapi import (
+    DATE_TIME_IN, DATE_TIME_OUT, END, enum, nullable, obj, operation, path_id, piece, ref, text, whole,
+)
 from accounts.models import RecoveryState
 from incidents.models import Impact
 
@@ -115,18 +117,19 @@ def revoke_offer_grant(grant_id: int):
                                             reason=data["reason"])))
 
 
-def _with_409(op: dict, *, conflict: bool) -> dict:
-    """The operation can also answer 409: the grant or program is not in a state that allows it."""
-    if conflict:
-        op["responses"]["409"] = {"$ref": "#/components/responses/Conflict"}
-    return op
-
-
 @piece
 def _offers() -> dict:
     count = {"type": "integer", "minimum": 0}
     states = {"type": "array", "items": enum(RecoveryState), "uniqueItems": True}
-    money = {"type": ["number", "string"], "description": "Major units, e.g. 100 or \"100.00\"."}
+    amount = r"[0-9]{1,10}(?:\.[0-9]{1,2})?"  # the lookahead below keeps out "0", "0.00" and the like
+    money = {"type": ["number", "string"], "exclusiveMinimum": 0, "maximum": float(service.MONEY_MAX),
+             "pattern": whole(f"(?![0.]*{END}){amount}"),
+             "x-message": f"Must be a positive amount of at most {service.MONEY_MAX} with at most two decimals, "
+                          f"e.g. 100 or \"100.00\".",
+             "description": f"Major units, e.g. 100 or \"100.00\": more than 0, at most {service.MONEY_MAX}, at "
+                            f"most two decimals (more decimals in a number are refused with 422)."}
+    no_cap = {"pattern": whole(f"(?:(?![0.]*{END}){amount})?")}  # "" (like null in a patch): no cap
+    currencies = sorted(service.CURRENCIES)
     per_state = obj({s.value: count for s in GrantState}, [s.value for s in GrantState])
     liability = obj({k: count for k in ("offered", "accepted", "fulfilled")}, ["offered", "accepted", "fulfilled"])
     preview = obj({k: count for k in ("eligible", "new", "would_issue", "over_budget", "liability_minor")},
@@ -151,23 +154,36 @@ def _offers() -> dict:
              "revoke_reason": {"type": ["string", "null"]}}
     program_id = path_id("program_id", "offer program")
     create = {
-        "name": {"type": "string", "minLength": 1, "maxLength": 200},
-        "description": {"type": "string", "maxLength": 5000, "description": "Shown to subscribers."},
-        "kind": enum(OfferKind), "value": money, "currency": {"type": "string", "minLength": 3, "maxLength": 3},
+        "name": text(200, blank=False),
+        "description": text(5000, description="Shown to subscribers."),
+        "kind": enum(OfferKind), "value": money,
+        "currency": {"type": "string",
+                     "pattern": whole("|".join("".join(f"[{c}{c.lower()}]" for c in code) for code in currencies)),
+                     "x-message": f"Choose one of: {', '.join(currencies)}.",
+                     "description": f"One of {', '.join(currencies)} (any letter case)."},
         "months": {"type": "integer", "minimum": 1, "maximum": 24,
                    "description": "free_months only (default 1); `value` is what they are worth."},
         "eligible_states": {**states, "minItems": 1,
                             "description": "Accounts with ANY category in one of these states."},
-        "exclude_states": {**states, "description": "...and NO category in one of these states."},
-        "min_impact": enum(Impact), "valid_until": DATE_TIME_IN,
-        "budget_cap": {**money, "description": "Stop issuing when value x live grants would exceed it."},
+        "exclude_states": {**states, "description": "...and NO category in one of these states (a state cannot "
+                                                   "be both eligible and excluded: 422)."},
+        "min_impact": enum(Impact),
+        "valid_until": {**DATE_TIME_IN, "description": "In the future (422 otherwise). " + DATE_TIME_IN["description"]},
+        "budget_cap": {**money, **no_cap, "description": "Stop issuing when value x live grants would exceed it ("
+                                                         "\"\": no cap). " + money["description"]},
         "remind_days_before": {"type": ["integer", "null"], "minimum": 0, "maximum": 90, "default": 3,
                                "description": "Remind unanswered offers this many days before valid_until "
                                               "(once); null: no automatic reminder."}}
-    patch = {**create, "months": nullable(create["months"]), "exclude_states": nullable(states),
+    patch = {**create, "months": {**nullable(create["months"]), "description": "free_months only (422 for "
+                                                                                "another kind)."},
+             "exclude_states": {**nullable(states), "description": create["exclude_states"]["description"]},
              "min_impact": {"type": ["string", "null"], "enum": [*enum(Impact)["enum"], None]},
-             "budget_cap": {**money, "type": ["number", "string", "null"],
-                            "description": "Not below the liability already granted; null removes the cap."}}
+             "valid_until": {**DATE_TIME_IN, "description": "In the future, and once grants exist not before the "
+                                                            "current valid_until (422 otherwise). "
+                                                            + DATE_TIME_IN["description"]},
+             "budget_cap": {**money, **no_cap, "type": ["number", "string", "null"],
+                            "description": "Not below the liability already granted (422); null or \"\" removes "
+                                           "the cap. " + money["description"]}}
     csv_export = operation("Accepted, unfulfilled grants as CSV for billing (as `flask offers export`)", "offers",
                            "exportOfferGrants", ok=(200, None), params=[program_id], not_found=True)
     csv_export["responses"]["200"] |= {
@@ -175,11 +191,11 @@ def _offers() -> dict:
         "content": {"text/csv": {"schema": {"type": "string", "contentMediaType": "text/csv"}}},
         "headers": {"Content-Disposition": {"description": "attachment; filename=...",
                                             "schema": {"type": "string"}}}}
-    patch_op = _with_409(operation(
+    patch_op = operation(
         "Change some fields of a program: name, description, valid_until (extend only once granted), "
         "budget_cap (not below what is granted) and remind_days_before any time; the terms only while "
-        "no grant exists", "offers", "updateOfferProgram", ok=(200, ref("OfferProgram")),
-        body="OfferProgramPatch", params=[program_id], not_found=True), conflict=True)
+        "no grant exists (422); not once closed (409)", "offers", "updateOfferProgram", ok=(200, ref("OfferProgram")),
+        body="OfferProgramPatch", params=[program_id], conflict=True)
     return {
         "tags": [{"name": "offers"}],
         "schemas": {
@@ -192,10 +208,12 @@ def _offers() -> dict:
                 "description": "Code -> why it was not fulfilled (unknown code, or its state)."}},
                 ["fulfilled", "not_fulfilled"]),
             "OfferProgramCreate": obj(create, ["name", "kind", "value", "currency", "eligible_states",
-                                               "valid_until"]),
+                                               "valid_until"], allOf=[{
+                "if": {"properties": {"kind": {"not": {"const": OfferKind.FREE_MONTHS.value}}}, "required": ["kind"]},
+                "then": {"properties": {"months": {"not": {}, "x-message": "Only for free_months."}}}}]),
             "OfferProgramPatch": obj(patch, description="Only the fields to change."),
             "OfferProgramClose": obj({
-                "reason": {"type": "string", "minLength": 1, "maxLength": 500},
+                "reason": text(500, blank=False),
                 "expire_open": {"type": "boolean", "default": False,
                                 "description": "Also end offered (unanswered) grants now; accepted ones stay."}},
                 ["reason"]),
@@ -203,9 +221,12 @@ def _offers() -> dict:
                 "already_closed": {"type": "boolean", "description": "true: it was closed before; nothing "
                                                                      "changed but offers ended by expire_open."},
                 "expired": count, "program": ref("OfferProgram")}, ["already_closed", "expired", "program"]),
-            "OfferFulfil": obj({"codes": {"type": "array", "items": {"type": "string"}, "minItems": 1}},
-                               ["codes"]),
-            "OfferRevoke": obj({"reason": {"type": "string", "minLength": 1, "maxLength": 500}}, ["reason"]),
+            "OfferFulfil": obj({"codes": {
+                "type": "array", "items": {"type": "string"}, "minItems": 1,
+                "allOf": [{"contains": {"type": "string", "pattern": "[A-Za-z0-9]"}, "x-message": "Required."}],
+                "description": "Codes as printed (any case; dashes and spaces are ignored), at least one with a "
+                               "letter or digit."}}, ["codes"]),
+            "OfferRevoke": obj({"reason": text(500, blank=False)}, ["reason"]),
         },
         "paths": {
             "/incidents/{incident_id}/offer-programs": {"post": operation(
@@ -221,22 +242,22 @@ def _offers() -> dict:
                 "Close a program with a reason: no more grants, announcements or reminders; open offers stay "
                 "valid unless expire_open (closing twice changes nothing)", "offers", "closeOfferProgram",
                 ok=(200, ref("OfferProgramClosed")), body="OfferProgramClose", params=[program_id],
-                not_found=True)},
+                idempotent=True)},
             "/offer-programs/{program_id}/accepted.csv": {"get": csv_export},
-            "/offer-programs/{program_id}/issue": {"post": _with_409(operation(
-                "Grant the offer to every eligible account that has none yet (idempotent, within budget)",
-                "offers", "issueOfferProgram", ok=(200, ref("OfferIssued")), params=[program_id],
-                not_found=True), conflict=True)},
-            "/offer-programs/{program_id}/announce": {"post": _with_409(operation(
+            "/offer-programs/{program_id}/issue": {"post": operation(
+                "Grant the offer to every eligible account that has none yet (idempotent, within budget; not "
+                "for a closed program or after valid_until: 409)", "offers", "issueOfferProgram",
+                ok=(200, ref("OfferIssued")), params=[program_id], idempotent=True, conflict=True)},
+            "/offer-programs/{program_id}/announce": {"post": operation(
                 "Text and email the offer to every offered grant not told yet (opt-outs respected; not for "
-                "closed programs)", "offers", "announceOfferProgram", ok=(200, ref("OfferAnnounced")),
-                params=[program_id], not_found=True), conflict=True)},
+                "closed programs: 409)", "offers", "announceOfferProgram", ok=(200, ref("OfferAnnounced")),
+                params=[program_id], idempotent=True, conflict=True)},
             "/offer-programs/{program_id}/fulfil": {"post": operation(
                 "Mark accepted grants fulfilled by code", "offers", "fulfilOfferGrants",
-                ok=(200, ref("OfferFulfilled")), body="OfferFulfil", params=[program_id], not_found=True)},
-            "/offer-grants/{grant_id}/revoke": {"post": _with_409(operation(
-                "Withdraw an offered or accepted grant, with a reason (audited)", "offers", "revokeOfferGrant",
-                ok=(200, ref("OfferGrant")), body="OfferRevoke", params=[path_id("grant_id", "offer grant")],
-                not_found=True), conflict=True)},
+                ok=(200, ref("OfferFulfilled")), body="OfferFulfil", params=[program_id], idempotent=True)},
+            "/offer-grants/{grant_id}/revoke": {"post": operation(
+                "Withdraw an offered or accepted grant, with a reason (audited; any other state: 409)", "offers",
+                "revokeOfferGrant", ok=(200, ref("OfferGrant")), body="OfferRevoke",
+                params=[path_id("grant_id", "offer grant")], idempotent=True, conflict=True)},
         },
     }

@@ -27,6 +27,7 @@ BATCH = 10_000
 LIVE = (GrantState.OFFERED, GrantState.ACCEPTED, GrantState.FULFILLED)  # count against the budget
 CURRENCIES = {"USD", "EUR", "GBP", "CAD", "AUD", "JPY", "CHF", "SEK", "NOK", "DKK", "NZD", "MXN", "BRL"}
 STAGE = "stage_offer_grants"
+MONEY_MAX = Decimal("9999999999.99")  # an amount (and a budget) in major units; its minor units fit a BIGINT
 
 
 # ---- codes ----------------------------------------------------------------------------------------
@@ -69,6 +70,9 @@ def _money(fields: dict, name: str, raw, *, required: bool) -> int | None:
         return None
     if isinstance(raw, bool) or not amount.is_finite() or amount <= 0 or amount.as_tuple().exponent < -2:
         fields[name] = "Must be a positive amount with at most two decimals."
+        return None
+    if amount > MONEY_MAX:
+        fields[name] = f"At most {MONEY_MAX}."
         return None
     return int(amount * 100)
 

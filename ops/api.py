@@ -10,6 +10,7 @@ exempting the blueprint from CSRF is safe.
 """
 import hashlib
 import json
+import re
 from datetime import datetime, timedelta, timezone
 from functools import wraps
 
@@ -164,7 +165,7 @@ def json_body(schema_name: str) -> dict:
     fields = unstorable_fields(data) or schema_errors(openapi.schema(schema_name), data)
     if fields:
         raise ValidationError("Please correct the highlighted fields.", fields)
-    return data
+    return whole_numbers(data)
 
 
 MAX_JSON_DEPTH = 32  # our bodies nest 3 levels; deeper is an attack on the parser or the validator
@@ -240,10 +241,6 @@ def _describe(error) -> str:
     if error.validator == "type":
         kinds = v if isinstance(v, list) else [v]
         return f"Must be {' or '.join(_TYPE_NAMES.get(k, k) for k in kinds)}."
-    if error.validator == "pattern" and v == "^[0-9]+$":
-        return f"{error.instance!r} is not an id."
-    if error.validator == "pattern" and v == "^[^\\r\\n]*$":
-        return "Must be on one line (no line breaks)."
     messages = {
         "enum": lambda: f"Choose one of: {', '.join(map(str, v))}.",
         "maxLength": lambda: f"At most {v} characters.",
@@ -254,6 +251,8 @@ def _describe(error) -> str:
         "maxItems": lambda: f"At most {v} items.",
         "uniqueItems": lambda: "List each item once.",
     }
+    if error.validator not in messages and isinstance(error.schema, dict) and "x-message" in error.schema:
+        return error.schema["x-message"].format(value=error.instance)  # the document's words for this rule
     return messages.get(error.validator, lambda: error.message)()
 
 
@@ -276,6 +275,34 @@ def parse_datetime(fields: dict, name: str, value) -> datetime | None:
     return parsed
 
 
+def whole_numbers(value):
+    """The body with numbers such as 4.0 as ints: JSON Schema's "integer" takes them, so the server does too
+    (Python reads them as floats, which the service checks would refuse as not whole)."""
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    if isinstance(value, dict):
+        return {k: whole_numbers(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [whole_numbers(v) for v in value]
+    return value
+
+
+def query_int(fields: dict, name: str, schema: dict) -> int:
+    """The query parameter `name` as its documented integer schema says (default, minimum, maximum); an
+    absent one is the default, a bad one goes to `fields`. Only ASCII digits with an optional minus sign
+    count as a whole number (int() would also take "+1", " 1", "1_0" and other scripts' digits)."""
+    raw = request.args.get(name)
+    if raw is None:
+        return schema["default"]
+    if not re.fullmatch(r"-?[0-9]+", raw):
+        fields[name] = "Must be a whole number."
+        return schema["default"]
+    value, low, high = int(raw), schema["minimum"], schema["maximum"]
+    if not low <= value <= high:
+        fields[name] = f"Must be from {low} to {high}."
+    return value
+
+
 def iso(value: datetime | None) -> str | None:
     """UTC ISO 8601 with a "Z", as every date-time leaves the API."""
     return None if value is None else value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
@@ -292,8 +319,9 @@ def created(body: dict, location: str) -> Response:
 # ---- Idempotency-Key ----------------------------------------------------------------------------
 
 def _idempotent(view, key: str, args, kwargs) -> Response:
-    if not key.strip() or len(key) > IDEMPOTENCY_KEY_MAX:
-        return json_error(400, f"The Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} characters.")
+    if not key.strip() or len(key) > IDEMPOTENCY_KEY_MAX or any(ord(c) < 32 or ord(c) == 127 for c in key):
+        return json_error(400, f"The Idempotency-Key must be 1 to {IDEMPOTENCY_KEY_MAX} characters, without "
+                               f"control characters.")
     digest = hashlib.sha256(b"%s %s\n%s" % (request.method.encode(), request.path.encode(),
                                             request.get_data())).hexdigest()
     if (earlier := _earlier_answer(key, digest)) is not None:

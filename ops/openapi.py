@@ -7,7 +7,7 @@ what the document says the API accepts is exactly what it accepts.
 from collections.abc import Callable
 
 from incidents.models import (
-    INCIDENT_STATUSES, ComponentStatus, Impact, IncidentKind, IncidentStatus,
+    INCIDENT_STATUSES, MAINTENANCE_STATUSES, ComponentStatus, Impact, IncidentKind, IncidentStatus,
 )
 
 _pieces: list[Callable[[], dict]] = []
@@ -41,11 +41,75 @@ def schema(name: str) -> dict:
 
 
 # ---- building blocks for pieces -----------------------------------------------------------------
+# A request schema says everything the server checks that JSON Schema can say; "x-message" beside a
+# rule is the field error the API answers when that rule is broken ({value!r} is the value sent).
 
+ID_MAX = 2**31 - 1  # ids and offsets are database INTEGERs
+END = r"(?![\s\S])"  # the end of the text: `$` would also match before a final line break in Python's re
+
+
+def whole(regex: str) -> str:
+    """A pattern the whole text must match, read the same way by ECMA 262 and Python's re."""
+    return f"^(?:{regex}){END}"
+
+
+def _at_most(limit: int) -> str:
+    """A regex for the whole numbers 1..limit written without leading zeros."""
+    def digits(low: int, high: int) -> str:
+        return str(low) if low == high else f"[{low}-{high}]"
+
+    s = str(limit)
+    parts = [f"[1-9][0-9]{{0,{len(s) - 2}}}"] if len(s) > 1 else []
+    for i, digit in enumerate(map(int, s)):
+        low, rest = (1 if i == 0 else 0), len(s) - i - 1
+        if not rest:
+            parts.append(s[:i] + digits(low, digit))
+        elif digit > low:
+            parts.append(s[:i] + digits(low, digit - 1) + ("[0-9]" if rest == 1 else f"[0-9]{{{rest}}}"))
+    return "|".join(parts)
+
+
+ID = {"type": "integer", "minimum": 1, "maximum": ID_MAX}
+# An id written as text (a JSON object's key): 1..2147483647, leading zeros allowed.
+ID_KEY = {"type": "string", "pattern": whole(f"0*(?:{_at_most(ID_MAX)})"), "x-message": "{value!r} is not an id."}
+LIMIT = {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}
+OFFSET = {"type": "integer", "minimum": 0, "maximum": ID_MAX, "default": 0}
+# A data category's key as the server stores it (accounts.service._KEY).
+CATEGORY_KEY = {"type": "string", "pattern": whole("[a-z][a-z0-9_]{0,31}"),
+                "x-message": "{value!r} is not a category key: lower-case letters, digits and _ (at most 32), "
+                             "starting with a letter."}
 DATE_TIME_OUT = {"type": "string", "format": "date-time", "pattern": r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$",
                  "description": "UTC, ISO 8601 with a Z."}
-DATE_TIME_IN = {"type": "string", "format": "date-time",
-                "description": "ISO 8601 with a time zone, e.g. 2026-11-26T21:00:00Z."}
+DATE_TIME_IN = {
+    "type": "string", "format": "date-time",
+    "pattern": whole(r"(?:19[7-9][0-9]|2[0-9]{3})-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+                     r"T(?:[01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9](?:\.[0-9]+)?"
+                     r"(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])"),
+    "x-message": "Use an ISO 8601 date-time with a time zone, e.g. 2026-11-26T21:00:00Z (years 1970 to 2999).",
+    "description": "RFC 3339 date-time with a time zone (Z or ±hh:mm), years 1970 to 2999, "
+                   "e.g. 2026-11-26T21:00:00Z (a date that does not exist, like 31 April, is refused with 422)."}
+
+
+# Characters no store here can hold (core.text.UNSTORABLE): NUL and the other C0 controls but tab, line feed
+# and carriage return, U+FFFE and U+FFFF. A JSON body holding one anywhere is refused (422), and so is one holding
+# a lone surrogate, which a pattern cannot name portably (the info description says it).
+UNSTORABLE = r"[\x00-\x08\x0b\x0c\x0e-\x1f\ufffe\uffff]"
+# A character that is not white space as the server strips it (str.isspace), spelled out: "\S" reads
+# differently in ECMA 262 (U+001C-U+001F and U+0085 are not white space there, U+FEFF is).
+NOT_BLANK = r"[^\t\n\x0b\x0c\r\x1c-\x20\x85\xa0\u1680\u2000-\u200a\u2028\u2029\u202f\u205f\u3000]"
+
+
+def text(max_length: int, *, blank: bool = True, one_line: bool = False, **extra) -> dict:
+    """A string of at most `max_length` characters, none of them UNSTORABLE. blank=False: more than white
+    space (the server strips text and refuses it empty); one_line: no line breaks."""
+    rules = [] if blank else [{"pattern": NOT_BLANK, "x-message": "This field is required."}]
+    rules.append({"not": {"type": "string", "pattern": UNSTORABLE},
+                  "x-message": "Contains a control character that cannot be stored. Remove it."})
+    if one_line:
+        rules.append({"not": {"type": "string", "pattern": r"[\r\n]"},
+                      "x-message": "Must be on one line (no line breaks)."})
+    return {"type": "string", **({} if blank else {"minLength": 1}), "maxLength": max_length, "allOf": rules,
+            **extra}
 
 
 def ref(name: str) -> dict:
@@ -72,8 +136,9 @@ def enum(values) -> dict:
 
 
 def path_id(name: str, what: str) -> dict:
-    return {"name": name, "in": "path", "required": True, "description": f"The {what}'s id.",
-            "schema": {"type": "integer"}}
+    return {"name": name, "in": "path", "required": True,
+            "description": f"The {what}'s id, 1 to {ID_MAX} (an unknown id, or any other value, is not found: 404).",
+            "schema": dict(ID)}
 
 
 def query(name: str, schema_: dict, description: str) -> dict:
@@ -81,8 +146,15 @@ def query(name: str, schema_: dict, description: str) -> dict:
 
 
 def operation(summary: str, tag: str, op_id: str, *, ok: tuple[int, dict | None], body: str | None = None,
-              params: list | None = None, not_found: bool = False) -> dict:
-    """An authenticated operation with its success answer and every error answer it can give."""
+              params: list | None = None, not_found: bool = False, idempotent: bool | None = None,
+              conflict: bool = False) -> dict:
+    """An authenticated operation with its success answer and every error answer it can give.
+
+    Always 401 and 403; 404 with `not_found` or a path parameter; 422 with query parameters; with a `body`
+    (its request schema's name) 400, 413, 415 and 422; 409 with `conflict` (the resource's state forbids it)
+    and for every write (another request changed the same rows meanwhile). `idempotent`: a POST that honours
+    Idempotency-Key (by default those answering 201); the key adds 400, 409, 413, 415 and 422 (a body sent
+    with a key is read to compare retries)."""
     status, ok_schema = ok
     answer: dict = {"description": {200: "OK", 201: "Created", 204: "Deleted"}[status]}
     if ok_schema is not None:
@@ -92,20 +164,27 @@ def operation(summary: str, tag: str, op_id: str, *, ok: tuple[int, dict | None]
                                           "schema": {"type": "string"}}}
     responses = {str(status): answer, "401": _error_ref("Unauthorized"), "403": _error_ref("Forbidden")}
     params = list(params or [])
-    if not_found:
+    if not_found or any(p.get("in") == "path" for p in params):
         responses["404"] = _error_ref("NotFound")
     if any(p.get("in") == "query" for p in params):
         responses["422"] = _error_ref("Unprocessable")
-    if body is not None:
-        responses |= {"400": _error_ref("BadRequest"), "415": _error_ref("UnsupportedMediaType"),
-                      "422": _error_ref("Unprocessable")}
-    if body is not None and status == 201:
-        params.append({"$ref": "#/components/parameters/IdempotencyKey"})
+    if idempotent is None:
+        idempotent = body is not None and status == 201
+    if conflict or body is not None or idempotent or status == 204:
         responses["409"] = _error_ref("Conflict")
-        answer["headers"]["Idempotent-Replayed"] = {
+    if body is not None:
+        responses |= {"400": _error_ref("BadRequest"), "413": _error_ref("PayloadTooLarge"),
+                      "415": _error_ref("UnsupportedMediaType"), "422": _error_ref("Unprocessable")}
+    if idempotent:
+        params.append({"$ref": "#/components/parameters/IdempotencyKey"})
+        responses |= {"400": _error_ref("BadRequest"), "409": _error_ref("Conflict"),
+                      "413": _error_ref("PayloadTooLarge"), "415": _error_ref("UnsupportedMediaType"),
+                      "422": _error_ref("Unprocessable")}
+        answer.setdefault("headers", {})["Idempotent-Replayed"] = {
             "description": "\"true\" when this is the stored answer to an earlier request with the same key.",
             "schema": {"type": "string", "enum": ["true"]}}
-    op = {"summary": summary, "operationId": op_id, "tags": [tag], "responses": responses}
+    op = {"summary": summary, "operationId": op_id, "tags": [tag],
+          "responses": dict(sorted(responses.items()))}
     if params:
         op["parameters"] = params
     if body is not None:
@@ -119,14 +198,18 @@ def _error_ref(name: str) -> dict:
 
 def _base() -> dict:
     error_responses = {
-        "BadRequest": "The body is not JSON, is not an object, or the Idempotency-Key is too long.",
+        "BadRequest": "The body is not UTF-8 JSON, not a JSON object or nests too deeply (32 levels), or the "
+                      "Idempotency-Key is blank, longer than 255 characters or holds control characters.",
         "Unauthorized": "No bearer token, or it is unknown, revoked, or its operator is disabled.",
         "Forbidden": "The token's operator does not have the role this needs.",
-        "NotFound": "No such resource.",
-        "Conflict": "A request with the same Idempotency-Key is still in progress.",
+        "NotFound": "No such resource (ids are whole numbers from 1 to 2147483647: any other is not found).",
+        "Conflict": "The resource's state does not allow this (error.message says why), another request changed "
+                    "or deleted the same rows at the same moment, or a request with the same Idempotency-Key is "
+                    "still in progress.",
+        "PayloadTooLarge": "The body is larger than the server accepts (MAX_CONTENT_LENGTH, 16 MB by default).",
         "UnsupportedMediaType": "The body was not sent as application/json.",
-        "Unprocessable": "Fields with wrong types or values (see error.fields), or an Idempotency-Key "
-                         "reused for a different request.",
+        "Unprocessable": "Fields or query parameters with wrong types or values (see error.fields), or an "
+                         "Idempotency-Key reused for a different request.",
     }
     return {
         "openapi": "3.1.0",
@@ -134,7 +217,12 @@ def _base() -> dict:
                  "description": "Operator API: incidents, updates, components and maintenance. Send "
                                 "`Authorization: Bearer <token>` (create one with `flask --app app tokens "
                                 "create EMAIL`). POST honours `Idempotency-Key`: a retry with the same key "
-                                "and body answers the first result with `Idempotent-Replayed: true`."},
+                                "and body answers the first result with `Idempotent-Replayed: true`. Request "
+                                "schemas state the server's checks; `x-message` beside a rule is the field "
+                                "error answered when it is broken. No string in a JSON body (field names "
+                                "included) may hold a character no store can hold: NUL and the other C0 "
+                                "controls but tab, line feed and carriage return, lone surrogates, U+FFFE, "
+                                "U+FFFF (422); query parameters lose such characters silently."},
         "servers": [{"url": "/api/ops/v1"}],
         "security": [{"bearerAuth": []}],
         "tags": [],
@@ -151,9 +239,11 @@ def _base() -> dict:
             "parameters": {"IdempotencyKey": {
                 "name": "Idempotency-Key", "in": "header", "required": False,
                 "description": "Makes a retried POST return the first answer instead of doing the work again.",
-                "schema": {"type": "string", "minLength": 1, "maxLength": 255}}},
-            "responses": {name: {"description": text, "content": {"application/json": {"schema": ref("Error")}}}
-                          for name, text in error_responses.items()}
+                "schema": {"type": "string", "minLength": 1, "maxLength": 255, "pattern": NOT_BLANK,
+                           "not": {"pattern": r"[\x00-\x1f\x7f]"},
+                           "description": "Not blank, no control characters."}}},
+            "responses": {name: {"description": text_, "content": {"application/json": {"schema": ref("Error")}}}
+                          for name, text_ in error_responses.items()}
                          | {"Unauthorized": {
                              "description": error_responses["Unauthorized"],
                              "headers": {"WWW-Authenticate": {"description": 'Bearer realm="lifeboat"',
@@ -173,24 +263,33 @@ def _base() -> dict:
 
 @piece
 def _incidents() -> dict:
-    component_statuses = {"type": "object", "propertyNames": {"pattern": "^[0-9]+$"},
-                          "additionalProperties": enum(ComponentStatus),
-                          "description": 'New component statuses: {"<component id>": "<status>"}.'}
-    name = {"type": "string", "minLength": 1, "maxLength": 200}
-    message = {"type": "string", "minLength": 1, "maxLength": 20000, "description": "Markdown, shown publicly."}
-    ids = {"type": "array", "items": {"type": "integer"}, "uniqueItems": True}
+    component_statuses = {"type": "object", "propertyNames": ID_KEY, "additionalProperties": enum(ComponentStatus),
+                          "description": 'New component statuses: {"<component id>": "<status>"} (an unknown '
+                                         'component is refused with 422).'}
+    name = text(200, blank=False)
+    message = text(20000, blank=False, description="Markdown, shown publicly.")
+    ids = {"type": "array", "items": ID, "uniqueItems": True,
+           "description": "Component ids (an unknown one is refused with 422)."}
     notify = {"type": "boolean", "description": "Send this update to subscribers."}
-    update_request = obj({
-        "status": enum(IncidentStatus), "message": message, "component_statuses": component_statuses,
-        "notify": notify, "urgent": {"type": "boolean"}, "impact": enum(Impact)}, ["message"])
+
+    def update_request(statuses, description: str) -> dict:
+        return obj({
+            "status": enum(statuses), "message": message, "component_statuses": component_statuses,
+            "notify": notify, "urgent": {"type": "boolean"}, "impact": enum(Impact)}, ["message"],
+            description=description)
+
+    from incidents.service import MAX_POSITION  # imported late: incidents.service loads much of the app
+
+    position = {"type": "integer", "minimum": 0, "maximum": MAX_POSITION, "description": "Display order."}
     component_fields = {
-        "name": {"type": "string", "minLength": 1, "maxLength": 100},
-        "description": {"type": "string", "maxLength": 2000}, "status": enum(ComponentStatus),
-        "position": {"type": "integer"}, "group_id": {"type": ["integer", "null"]},
+        "name": text(100, blank=False, description="Unique among components (whatever the letter case)."),
+        "description": text(2000), "status": enum(ComponentStatus), "position": position,
+        "group_id": {"type": ["integer", "null"], "minimum": 0, "maximum": ID_MAX,
+                     "description": "A component group's id (an unknown one is refused with 422); 0 or null: "
+                                    "no group."},
         "showcase": {"type": "boolean"}, "only_show_if_degraded": {"type": "boolean"}}
     list_params = [query("status", enum(["open", "closed"]), "Only open or only closed ones."),
-                   query("limit", {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}, "Page size."),
-                   query("offset", {"type": "integer", "minimum": 0, "default": 0}, "Rows to skip.")]
+                   query("limit", LIMIT, "Page size."), query("offset", OFFSET, "Rows to skip.")]
     incident_id, maintenance_id = path_id("incident_id", "incident"), path_id("maintenance_id", "maintenance")
     component_id = path_id("component_id", "component")
     schemas = {
@@ -232,16 +331,24 @@ def _incidents() -> dict:
         "IncidentCreate": obj({
             "name": name, "impact": enum(Impact), "status": enum(INCIDENT_STATUSES[:4]), "message": message,
             "component_ids": ids, "component_statuses": component_statuses, "notify": notify,
-            "urgent": {"type": "boolean"}, "started_at": DATE_TIME_IN}, ["name", "message"]),
-        "IncidentUpdateCreate": update_request,
+            "urgent": {"type": "boolean"},
+            "started_at": {**DATE_TIME_IN, "description": "When it started: not in the future (422). "
+                                                          + DATE_TIME_IN["description"]}}, ["name", "message"]),
+        "IncidentUpdateCreate": update_request(
+            INCIDENT_STATUSES, "An incident update; status postmortem only once the incident is resolved (422 "
+                               "otherwise)."),
+        "MaintenanceUpdateCreate": update_request(MAINTENANCE_STATUSES, "A maintenance update."),
         "MaintenanceCreate": obj({
             "name": name, "message": message, "impact": enum(Impact), "component_ids": ids, "notify": notify,
-            "scheduled_for": DATE_TIME_IN, "scheduled_until": DATE_TIME_IN},
+            "scheduled_for": DATE_TIME_IN,
+            "scheduled_until": {**DATE_TIME_IN, "description": "After scheduled_for (422 otherwise). "
+                                                               + DATE_TIME_IN["description"]}},
             ["name", "message", "scheduled_for", "scheduled_until"]),
         "ComponentCreate": obj(component_fields, ["name"]),
         "ComponentPatch": obj(component_fields),
-        "ComponentGroupCreate": obj({"name": component_fields["name"], "description": component_fields["description"],
-                                     "position": {"type": "integer"}}, ["name"]),
+        "ComponentGroupCreate": obj({
+            "name": text(100, blank=False, description="Unique among groups (whatever the letter case)."),
+            "description": component_fields["description"], "position": position}, ["name"]),
     }
     # Every response property is always present.
     for name_, s in schemas.items():
@@ -294,8 +401,8 @@ def _incidents() -> dict:
                 "A maintenance with its timeline", "maintenance", "getMaintenance", ok=(200, ref("Incident")),
                 params=[maintenance_id], not_found=True)},
             "/maintenances/{maintenance_id}/updates": {"post": operation(
-                "Post a maintenance update (in_progress, verifying, completed)", "maintenance",
-                "createMaintenanceUpdate", ok=(201, ref("IncidentUpdate")), body="IncidentUpdateCreate",
+                "Post a maintenance update (scheduled, in_progress, verifying, completed)", "maintenance",
+                "createMaintenanceUpdate", ok=(201, ref("IncidentUpdate")), body="MaintenanceUpdateCreate",
                 params=[maintenance_id], not_found=True)},
         },
     }

@@ -11,6 +11,7 @@ from tests.accounts.factories import attach
 from tests.accounts.test_api import (  # noqa: F401  (fixtures: api, incident, _private_instance_folder)
     _count, _private_instance_folder, _recover, api, incident)
 from tests.conftest import make_operator, sign_in
+from tests.ops.test_openapi import PREFIX
 
 
 # ---- recovery of one account -------------------------------------------------------------------------
@@ -87,8 +88,11 @@ def test_an_account_shows_contact_details_recovery_and_its_history(api, incident
     assert [(h["category"], h["old_state"], h["new_state"]) for h in account["history"]] == [
         ("contacts", "at_risk", "recovered"), ("contacts", None, "at_risk")]
     assert account["history"][1]["import_id"] is not None and account["history"][0]["import_id"] is None
-    # account numbers may contain a slash
-    assert api.get(f"/incidents/{incident.id}/accounts/B/2").get_json()["account_number"] == "B/2"
+    # account numbers may contain a slash: percent-encoded as the document says, or even as it is
+    assert api.get(f"/incidents/{incident.id}/accounts/B%2F2").get_json()["account_number"] == "B/2"
+    raw = api.client.get(f"{PREFIX}/incidents/{incident.id}/accounts/B/2",
+                         headers={"Authorization": f"Bearer {api.secret}"})
+    assert raw.get_json()["account_number"] == "B/2"
     assert api.get(f"/incidents/{incident.id}/accounts/ZZ").status_code == 404
 
 

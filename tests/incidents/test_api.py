@@ -87,12 +87,16 @@ def test_component_statuses_need_ids_and_known_statuses(api):
 
 
 def test_service_rules_come_back_as_field_errors_too(api):
-    response = api.post("/incidents", json={"name": "   ", "message": "m", "component_ids": [404],
-                                            "component_statuses": {"405": "major_outage"}})
+    response = api.post("/incidents", json={"name": "Outage", "message": "m", "component_ids": [404],
+                                            "component_statuses": {"405": "major_outage"},
+                                            "started_at": "2999-01-01T00:00:00Z"})
     assert response.status_code == 422
     fields = response.get_json()["error"]["fields"]
-    assert fields["name"] == "This field is required."
+    assert fields["started_at"] == "The start cannot be in the future."
     assert "404" in fields["component_ids"] and "405" in fields["component_statuses"]
+    # a blank name is refused by the request schema already, with the same words
+    blank = api.post("/incidents", json={"name": "   ", "message": "m"})
+    assert blank.status_code == 422 and blank.get_json()["error"]["fields"] == {"name": "This field is required."}
 
 
 def test_bodies_must_be_json_objects(api):
