@@ -30,6 +30,7 @@ FINDINGS = pytest.StashKey[Findings]()
 # must reach the code behind the limits, not only the 429.
 UNLIMITED = dict(MY_CODE_REQUESTS_PER_IP=(10**6, 3600), MY_CODE_REQUESTS_PER_ACCOUNT=(10**6, 900),
                  MY_VERIFY_PER_IP=(10**6, 900), MY_LINK_FAILURES_PER_IP=(10**6, 3600),
+                 MY_CODE_RESEND_SECONDS=0, MY_CODE_REQUESTS_GLOBAL=(10**6, 3600), PUBLIC_RENDER_CHECK_SECONDS=0,
                  SIGNIN_MAX_FAILURES_PER_ACCOUNT=10**6, SIGNIN_MAX_FAILURES_PER_IP=10**6)
 
 
