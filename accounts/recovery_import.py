@@ -1,6 +1,7 @@
 """Import recovery states: account_number,category,state,items_total,items_recovered,note."""
 import sqlalchemy as sa
 
+from accounts.account_import import check_account_number
 from accounts.csvio import RowError
 from accounts.imports import Context, ImportSpec
 from accounts.models import ImportKind, RecoveryCategory, RecoveryState
@@ -37,8 +38,8 @@ def validate_status(categories: dict[str, int], line: int, row: dict) -> tuple[l
     """Check one recovery row (category key, state, counts, note); shared by CSV, API and console."""
     errors = []
     number = (row.get("account_number") or "").strip()
-    if not number:
-        errors.append(RowError(line, "account_number", "An account number is required."))
+    if (problem := check_account_number(number)) is not None:  # the same rule as the accounts import
+        errors.append(RowError(line, "account_number", problem))
     key = (row.get("category") or "").strip().lower()
     category_id = categories.get(key)
     if category_id is None:

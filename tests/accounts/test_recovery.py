@@ -159,3 +159,13 @@ def test_export_streams_every_account_with_category_states(app):
     assert lines[0].startswith("account_number,name,phone,email,locale,overall_state,contacts_state")
     assert len(lines) == 3
     assert lines[2].startswith("A2,") and ",lost,7,0" in lines[2]
+
+
+def test_a_recovery_row_with_an_account_number_too_long_for_any_account_is_a_row_error(app):
+    """Found by the fuzz stage: the recovery import did not check the length (PostgreSQL answered 500)."""
+    from tests.accounts.factories import RECOVERY_HEADER, make_incident, run_import
+
+    incident = make_incident()
+    job = run_import(incident.id, RECOVERY_HEADER + "N" * 65 + ",contacts,lost,,,\n", kind="recovery")
+    assert job.status.value == "rejected", (job.status, job.message)
+    assert job.errors[0]["column"] == "account_number" and "At most 64 characters" in job.errors[0]["reason"]
