@@ -46,7 +46,9 @@ CONFIG = schemathesis.Config.from_dict({
         "database": "none",
         "allow-x00": True,  # NUL bytes in strings
     },
-    "phases": {"examples": {"enabled": True}, "coverage": {"enabled": True}, "fuzzing": {"enabled": True},
+    # The coverage phase builds its cases when tests are collected, and its over-long strings for the document's
+    # patterns (text without unstorable characters, up to 2,000 long) took minutes to draw: fuzzing covers them.
+    "phases": {"examples": {"enabled": True}, "coverage": {"enabled": False}, "fuzzing": {"enabled": True},
                "stateful": {"enabled": False}},
 })
 
