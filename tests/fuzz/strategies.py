@@ -161,12 +161,13 @@ def exemplar(schema: dict, fill: str, name: str = ""):
 
 
 # Values each string field of each body gets once, on every run, before the generated bodies.
-FILLS = ["\ud800", "\x00", "É", "É", "=HYPERLINK(\"http://evil.example\")", "a\r\nb", "\ufeff", "x" * 100_001]
+FILLS = ["\ud800", "\x00", "É", "É", "İstanbul", "İstanbul", "=HYPERLINK(\"http://evil.example\")", "a\r\nb", "\ufeff",
+         "x" * 100_001]
 
 
 def corpus_bodies(schema: dict) -> list[bytes]:
-    """The fixed bodies for an operation: its exemplar with each of FILLS (É twice: the second one is a
-    duplicate), 5,000-deep nesting, a 5,000-digit number, NaN and invalid UTF-8."""
+    """The fixed bodies for an operation: its exemplar with each of FILLS (the names twice: the second one is
+    a duplicate, which a case-insensitive check in Python and in SQL may see differently), 5,000-deep nesting, a 5,000-digit number, NaN and invalid UTF-8."""
     bodies = [json.dumps(exemplar(schema, fill)).encode() for fill in FILLS]
     bodies += [b"[" * 5000 + b"]" * 5000, b'{"a":' * 5000 + b"1" + b"}" * 5000,
                json.dumps(exemplar(schema, "x")).encode().replace(b"1", b"9" * 5000, 1),

@@ -2,8 +2,8 @@
 
 Every operation the document describes is called with generated requests (valid and invalid ones) through
 the WSGI app, with a real admin API token, on a database seeded with an incident, components, affected
-accounts, offers and a broadcast (tests/fuzz/seed.py). Path ids are drawn from the real ones as often as
-from arbitrary values, so GET/PATCH/PUT reach existing resources, not only 404s. Each response must:
+accounts, offers and a broadcast (tests/fuzz/seed.py). Three in four cases have their path ids replaced by
+seeded ones, so GET/PATCH/PUT reach existing resources, not only 404s. Each response must:
 - not be a server error (not_a_server_error),
 - use a status code the document lists for the operation (status_code_conformance),
 - match the response schema the document gives for that status (response_schema_conformance).
@@ -13,9 +13,9 @@ serving the document reads no data); the requests go to `fuzz_app`, the suite's 
 database. (schemathesis.pytest.from_fixture would load it per test, but does not run on pytest 9.2.)"""
 import zlib
 
-from hypothesis import HealthCheck, settings
 import pytest
 import schemathesis
+from hypothesis import HealthCheck, settings
 from schemathesis.checks import not_a_server_error
 from schemathesis.core.failures import Failure, FailureGroup, ServerError
 from schemathesis.specs.openapi.checks import response_schema_conformance, status_code_conformance
@@ -33,8 +33,8 @@ MAX_EXAMPLES = 20  # per operation in the fuzzing phase; the examples and covera
 SUPPRESSED = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large,
               HealthCheck.large_base_example, HealthCheck.function_scoped_fixture]
 
-# Real values of path parameters ({"incident_id": [1, 2], ...}), filled by the fixture after seeding and
-# read when a case is drawn.
+# Real values of path parameters ({"incident_id": [1], ...}), filled by the fixture after seeding and read
+# as each case is sent.
 REAL: dict[str, list] = {}
 
 CONFIG = schemathesis.Config.from_dict({

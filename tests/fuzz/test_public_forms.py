@@ -97,7 +97,8 @@ class Sender:
         if response.status_code >= 500:
             tb = self.app.fuzz_errors[-1] if self.app.fuzz_errors else ""
             exception, site = crash_site(tb)
-            shown = [(n, v if len(v) <= 80 else v[:40] + f"...({len(v)} chars)", how) for n, v, how in fields]
+            shown = [(n, "<the page's token>" if n == "csrf_token" and len(v) > 80 else
+                      v if len(v) <= 80 else v[:40] + f"...({len(v)} chars)", how) for n, v, how in fields]
             self.findings.add((self.form, response.status_code, exception_key(tb)),
                               f"{self.form}: {response.status_code}",
                               f"{method} {url[:200]} fields={shown!r}", f"{exception}\n    at {site}")
