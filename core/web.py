@@ -98,30 +98,30 @@ def _server_error(e: Exception):
                            message="Something went wrong on our side. It has been logged; please try again."), 500
 
 
-def _out_of_range(e: Exception):
-    """A value that slipped past validation but does not fit its column (a 30-digit id, a huge page
-    number): the request is at fault, so a 400, never a 500. Logged, so the validation gap gets fixed."""
-    from core.db import db
+def _refused_by_the_database(status: int, title: str, message: str, what: str):
+    """An error handler for a database error the request caused: roll back (nothing applied), log it so the gap
+    gets closed, and answer `status` with `message`, as a page or as JSON."""
+    def handler(e: Exception):
+        from core.db import db
 
-    db.session.rollback()
-    current_app.logger.warning("Out-of-range input on %s %s: %s", request.method, request.path, e)
-    message = "A number or value in the request is out of range. Check what was sent and try again."
-    if wants_json():
-        return json_error(400, message)
-    return render_template("errors/error.html", code=400, title="Bad request", message=message), 400
+        db.session.rollback()
+        current_app.logger.warning("%s on %s %s: %s", what, request.method, request.path, e)
+        if wants_json():
+            return json_error(status, message)
+        return render_template("errors/error.html", code=status, title=title, message=message), status
+    return handler
 
 
-def _concurrent_change(e: Exception):
-    """Another request changed or deleted the same rows between our read and our write (a PATCH racing a
-    DELETE, two creates of one name): the request cannot apply as asked. 409, never a 500; nothing applied."""
-    from core.db import db
-
-    db.session.rollback()
-    current_app.logger.warning("Concurrent change on %s %s: %s", request.method, request.path, e)
-    message = "Someone else changed or deleted this at the same moment. Reload the page and try again."
-    if wants_json():
-        return json_error(409, message)
-    return render_template("errors/error.html", code=409, title="Changed meanwhile", message=message), 409
+# A value that slipped past validation but does not fit its column (a 30-digit id, a huge page number): the
+# request is at fault, so a 400, never a 500.
+_out_of_range = _refused_by_the_database(
+    400, "Bad request", "A number or value in the request is out of range. Check what was sent and try again.",
+    "Out-of-range input")
+# Another request changed or deleted the same rows between our read and our write (a PATCH racing a DELETE, two
+# creates of one name): the request cannot apply as asked. 409, never a 500.
+_concurrent_change = _refused_by_the_database(
+    409, "Changed meanwhile", "Someone else changed or deleted this at the same moment. Reload the page and try again.",
+    "Concurrent change")
 
 
 COMPRESSIBLE = {"text/html", "text/plain", "text/csv", "text/css", "application/json", "application/javascript",
