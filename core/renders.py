@@ -135,7 +135,7 @@ class RenderStore:
         self.check_seconds = float(app.config["PUBLIC_RENDER_CHECK_SECONDS"])
         self.clock, self.today = clock, today  # injectable, so tests need not wait a second or a day
         self._renders: OrderedDict[str, Render] = OrderedDict()
-        self._building: dict[str, threading.Lock] = {}
+        self._building = [threading.Lock() for _ in range(64)]
         self._lock = threading.Lock()
         self._token: str | None = None
         self._checked_at = float("-inf")
@@ -175,8 +175,9 @@ class RenderStore:
         self._save(key, render)
 
     def building(self, key: str) -> threading.Lock:
-        with self._lock:
-            return self._building.setdefault(key, threading.Lock())
+        """The lock one rebuild of `key` holds: one of a fixed set (striped by the key's hash), so guessed keys
+        cannot grow memory; two keys sharing a stripe just rebuild one after the other."""
+        return self._building[hash(key) % len(self._building)]
 
     # -- on disk, for a process that starts while the database is down --
     @property
