@@ -9,7 +9,7 @@ from flask import current_app
 from accounts.models import Account
 from core.db import utcnow
 from core.errors import NotFound, ValidationError
-from notifications import templates
+from notifications import priorities, templates
 from notifications.models import Broadcast, Channel, Notification, NotificationStatus, OptOut
 from ops.audit import Actor, record
 
@@ -43,14 +43,17 @@ def _json_aa(dialect: str, aa_id):
 
 def insert_for(executor, recipients, *, channel: Channel, key, template: str, now: datetime,
                broadcast_id: int | None = None, urgent: bool = False, delay_seconds: int = 0,
-               extra_where=None) -> int:
+               extra_where=None, kind: str | None = None) -> int:
     """Queue one row per recipient on `channel` in ONE INSERT ... SELECT ... ON CONFLICT DO NOTHING.
 
     `recipients` is a select of (aa_id, account_id); `key(r)` builds the dedupe key from its columns.
     Skips opted-out accounts and addresses and accounts without an address on the channel;
-    `extra_where(r)` may add a condition."""
+    `extra_where(r)` may add a condition. The rows get the class of `kind` (default: the template) and are
+    numbered from the class's head, so they share the channel round-robin with what is already queued."""
     dialect = _dialect(executor)
     channel = Channel(channel)
+    priority = priorities.of(kind or template, urgent=urgent)
+    start = priorities.head(executor, channel=channel.value, priority=priority)
     r = recipients.subquery("r")
     address, flag = _ADDRESS[channel]
     due = now + timedelta(seconds=delay_seconds)
@@ -60,14 +63,16 @@ def insert_for(executor, recipients, *, channel: Channel, key, template: str, no
                   sa.literal(1), sa.literal(urgent), sa.literal(NotificationStatus.QUEUED.value),
                   sa.literal(0), sa.literal(due, Notification.next_attempt_at.type),
                   sa.literal(now, Notification.created_at.type),
-                  sa.literal(now, Notification.updated_at.type))
+                  sa.literal(now, Notification.updated_at.type), sa.literal(int(priority)),
+                  sa.literal(start) + sa.func.row_number().over(order_by=r.c.account_id))
         .select_from(r).join(Account, Account.id == r.c.account_id)
         .where(address.is_not(None), address != "", flag.is_(False),
                ~sa.exists().where(OptOut.channel == channel.value, OptOut.address == address)))
     if extra_where is not None:
         rows = rows.where(extra_where(r))
     cols = ["dedupe_key", "channel", "recipient", "account_id", "broadcast_id", "template", "language", "data",
-            "subject", "segments", "urgent", "status", "attempts", "next_attempt_at", "created_at", "updated_at"]
+            "subject", "segments", "urgent", "status", "attempts", "next_attempt_at", "created_at", "updated_at",
+            "priority", "fair_key"]
     stmt = _insert(dialect)(Notification.__table__).from_select(cols, rows).on_conflict_do_nothing()
     if not isinstance(executor, sa.engine.Connection):
         executor = executor.connection()  # Core, not the ORM bulk path: its rowcount is exact on PostgreSQL
@@ -157,7 +162,10 @@ def test_send(session, *, actor: Actor, email: str, clean: dict, cause: str) -> 
                           created_by_id=actor.operator_id, created_by=actor.label, created_at=now)
     session.add(broadcast)
     session.flush()
-    session.add(Notification(dedupe_key=f"b{broadcast.id}:email:op{actor.operator_id}", channel=Channel.EMAIL,
+    priority = priorities.of("test")
+    session.add(Notification(priority=int(priority),
+                             fair_key=priorities.head(session, channel="email", priority=priority),
+                             dedupe_key=f"b{broadcast.id}:email:op{actor.operator_id}", channel=Channel.EMAIL,
                              recipient=email, broadcast_id=broadcast.id, template="broadcast", language="en",
                              data={"name": email.split("@")[0]}, body=None, status=NotificationStatus.QUEUED,
                              next_attempt_at=now, created_at=now, updated_at=now))

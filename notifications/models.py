@@ -30,6 +30,9 @@ class Notification(db.Model):
     __tablename__ = "notifications"
     __table_args__ = (
         sa.Index("ix_notifications_due", "status", "next_attempt_at"),
+        # The claim's order: per channel, queued rows by class, then round-robin position; next_attempt_at
+        # last, so rows held for later are skipped from the index alone (notifications.priorities).
+        sa.Index("ix_notifications_ready", "channel", "status", "priority", "fair_key", "next_attempt_at"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -48,7 +51,11 @@ class Notification(db.Model):
     body: Mapped[str | None] = mapped_column(sa.Text)
     html_body: Mapped[str | None] = mapped_column(sa.Text)
     segments: Mapped[int] = mapped_column(default=1)  # SMS parts, for pacing in segments per second
-    urgent: Mapped[bool] = mapped_column(default=False)
+    urgent: Mapped[bool] = mapped_column(default=False)  # sent even during quiet hours
+    # Priority class (notifications.priorities: 1 = codes ... 5 = offers) and the row's place in its class's
+    # round-robin order.
+    priority: Mapped[int] = mapped_column(sa.SmallInteger, default=3)
+    fair_key: Mapped[int] = mapped_column(sa.BigInteger, default=0)
     status: Mapped[NotificationStatus] = mapped_column(str_enum(NotificationStatus, 16),
                                                       default=NotificationStatus.QUEUED)
     attempts: Mapped[int] = mapped_column(default=0)
@@ -137,3 +144,16 @@ class EarlyReceipt(db.Model):
     error_code: Mapped[str | None] = mapped_column(sa.String(32))
     error_message: Mapped[str | None] = mapped_column(sa.String(500))
     received_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SendBudget(db.Model):
+    """The provider's rate, shared by every worker process on every machine (notifications.budget): the
+    theoretical time, in seconds on the database's clock, at which the next unit may leave (GCRA). A unit
+    goes only once that time is (nearly) reached, and moves it forward; a worker that dies holds nothing."""
+
+    __tablename__ = "send_budgets"
+
+    key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)  # "sms:<sender>", "email:<host>"
+    tat: Mapped[float] = mapped_column(sa.Float)
+    last_at: Mapped[float] = mapped_column(sa.Float)  # when a unit was last let go
+    checked_at: Mapped[float] = mapped_column(sa.Float)  # when it was last asked (== last_at: let go)

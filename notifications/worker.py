@@ -3,6 +3,7 @@
 Rows are claimed with a lease (status sending + lease_until, attempts + 1) in one short transaction, sent
 with no transaction open, and each result is committed on its own, only if the lease is still ours. A crash
 loses nothing; only the rows in flight at that moment can be sent again, once their lease runs out."""
+import contextlib
 import logging
 import random
 import threading
@@ -17,7 +18,8 @@ from accounts.models import Account
 from core.db import db, utcnow
 from notifications import quiet_hours
 from notifications.models import Channel, Notification, NotificationStatus, OptOut
-from notifications.pacing import RateLimiter, sms_segments
+from notifications.budget import SharedBudget
+from notifications.pacing import sms_segments
 from notifications.providers import LogProvider, NotSent, Provider, ProviderError
 
 log = logging.getLogger("lifeboat.notifier")
@@ -30,13 +32,13 @@ OPT_OUT_CODES = {"21610"}
 class Settings:
     """Worker settings; `from_config` reads them from the app config (see config.py)."""
 
-    concurrency: int = 4
+    concurrency: int = 4  # sends in flight per channel
     lease_seconds: float = 60.0  # longer than a send's timeout plus its wait for the rate limiter
     max_attempts: int = 6
     backoff_base: float = 15.0  # seconds before the first retry, doubled per attempt, with jitter x0.5-1.5
     backoff_cap: float = 3600.0
-    sms_rate: float = 10.0  # SMS segments per second, per worker process
-    email_rate: float = 10.0  # emails per second, per worker process
+    sms_rate: float = 10.0  # SMS segments per second, all workers together (notifications.budget)
+    email_rate: float = 10.0  # emails per second, all workers together
     pacing_margin: float = 0.015  # seconds added to the 1-second window for request-time variation (pacing.py)
     quiet: quiet_hours.Window | None = field(default_factory=lambda: quiet_hours.parse("21:00-08:00"))
     fallback_zone: str = "UTC"  # for accounts without a (known) time zone: PAGE_TIME_ZONE
@@ -81,37 +83,61 @@ def _due(now: datetime):
     )
 
 
-def claim(session, *, limit: int, settings: Settings, now: datetime) -> tuple[list[int], datetime, int]:
-    """Lease up to `limit` due rows (urgent first) and commit; returns (ids to send now, their lease, how many
-    rows were taken in all, including those suppressed or held for quiet hours).
+def _picks(channel: str | None, now: datetime) -> list[sa.Select]:
+    """The selects of due rows, in the order they should go: rows whose lease ran out (a worker died
+    mid-send) first, then queued rows by priority class and round-robin place (notifications.priorities).
+
+    Both are index walks bounded by the claim's limit: leased rows are few (at most what is in flight), and
+    queued rows are read along ix_notifications_ready for the channel, skipping rows held for later (quiet
+    hours, retries) from the index alone."""
+    expired = sa.select(Notification.id).where(Notification.status == NotificationStatus.SENDING,
+                                               Notification.lease_until < now)
+    queued = (sa.select(Notification.id)
+              .where(Notification.status == NotificationStatus.QUEUED, Notification.next_attempt_at <= now)
+              .order_by(Notification.priority, Notification.fair_key, Notification.id))
+    if channel is not None:
+        expired, queued = expired.where(Notification.channel == channel), queued.where(Notification.channel == channel)
+    return [expired, queued]
+
+
+def claim(session, *, limit: int, settings: Settings, now: datetime,
+          channel: str | None = None) -> tuple[list[int], datetime, int]:
+    """Lease up to `limit` due rows (of `channel`, or of any) in priority order and commit; returns (ids to
+    send now, in that order; their lease; how many rows were taken in all, including those suppressed or
+    held for quiet hours).
 
     Two workers can never both claim a row: on PostgreSQL the rows are picked with FOR UPDATE SKIP LOCKED
-    (another worker's picks are skipped, not waited for); on SQLite one UPDATE ... RETURNING picks and leases
-    them, SQLite runs one writer at a time, and the WHERE re-checks that each row is still due. In the same transaction, opted-out rows are suppressed and
-    SMS inside quiet hours are put back until the window ends (neither is sent)."""
+    (another worker's picks are skipped, not waited for), then leased by id; on SQLite each pick is one
+    UPDATE ... RETURNING (SQLite runs one writer at a time). Either way the UPDATE re-checks that each row
+    is still due. In the same transaction, opted-out rows are suppressed and SMS inside quiet hours are put
+    back until the window ends (neither is sent)."""
     lease = now + timedelta(seconds=settings.lease_seconds)
-    pick = (sa.select(Notification.id).where(_due(now))
-            .order_by(Notification.urgent.desc(), Notification.next_attempt_at, Notification.id).limit(limit))
-    if session.get_bind().dialect.name == "postgresql":
-        # Lock first, then update by id: a LIMIT ... SKIP LOCKED subquery inside the UPDATE may be run more
-        # than once by PostgreSQL's planner and lease more than `limit` rows.
-        chosen = list(session.scalars(pick.with_for_update(skip_locked=True)))
-        if not chosen:
-            session.commit()
-            return [], lease, 0
-        pick = chosen
-    else:
-        pick = pick.scalar_subquery()  # SQLite: one statement, and one writer at a time
-    ids = list(session.scalars(
-        sa.update(Notification).where(Notification.id.in_(pick), _due(now))
-        .values(status=NotificationStatus.SENDING, lease_until=lease, attempts=Notification.attempts + 1,
-                updated_at=now)
-        .returning(Notification.id).execution_options(synchronize_session=False)))
-    taken = len(ids)
-    if ids:
-        ids = _triage(session, ids, settings=settings, now=now)
+    postgres = session.get_bind().dialect.name == "postgresql"
+    lease_them = (sa.update(Notification)
+                  .values(status=NotificationStatus.SENDING, lease_until=lease,
+                          attempts=Notification.attempts + 1, updated_at=now)
+                  .returning(Notification.id, Notification.priority, Notification.fair_key)
+                  .execution_options(synchronize_session=False))
+    rows = []
+    for pick in _picks(channel, now):
+        want = limit - len(rows)
+        if want <= 0:
+            break
+        if postgres:
+            chosen = list(session.scalars(pick.limit(want).with_for_update(skip_locked=True)))
+            if not chosen:
+                continue
+            target = chosen
+        else:
+            target = pick.limit(want).scalar_subquery()
+        rows += session.execute(lease_them.where(Notification.id.in_(target), _due(now))).all()
+    if not rows:
+        session.commit()
+        return [], lease, 0
+    order = {r.id: (r.priority, r.fair_key, r.id) for r in rows}
+    ids = _triage(session, [r.id for r in rows], settings=settings, now=now)
     session.commit()
-    return sorted(ids), lease, taken
+    return sorted(ids, key=order.__getitem__), lease, len(rows)
 
 
 def _triage(session, ids: list[int], *, settings: Settings, now: datetime) -> list[int]:
@@ -157,8 +183,11 @@ class Worker:
                  jitter=random.random):
         self.app, self.providers, self.settings, self.clock, self.jitter = app, providers, settings, clock, jitter
         self.Session = sessionmaker(bind=engine, expire_on_commit=False)
-        self.limiters = {"sms": RateLimiter(settings.sms_rate, margin=settings.pacing_margin),
-                         "email": RateLimiter(settings.email_rate, margin=settings.pacing_margin)}
+        # One budget per channel and sender, shared with every other worker through the database.
+        rates = {"sms": settings.sms_rate, "email": settings.email_rate}
+        self.limiters = {channel: SharedBudget(engine, f"{channel}:{_sender(providers.get(channel))}", rate,
+                                               margin=settings.pacing_margin)
+                         for channel, rate in rates.items()}
         self.stop = threading.Event()
         # Set by signal handlers (request_stop): a plain flag, because a handler runs on the main thread
         # between two bytecodes and must not take a lock that thread may hold, such as stop's own.
@@ -170,9 +199,9 @@ class Worker:
         notices within a poll interval and sets `stop` for every thread."""
         self._stop_requested = True
 
-    def claim(self, limit: int) -> tuple[list[int], datetime, int]:
+    def claim(self, limit: int, channel: str | None = None) -> tuple[list[int], datetime, int]:
         with self.Session() as session:
-            return claim(session, limit=limit, settings=self.settings, now=self.clock())
+            return claim(session, limit=limit, settings=self.settings, now=self.clock(), channel=channel)
 
     def run(self, *, once: bool = False) -> int:
         """Send until `self.stop` is set (in-flight sends finish first), or until nothing is due when `once`."""
@@ -182,8 +211,12 @@ class Worker:
             periodic = threading.Thread(target=self._periodic, name="notifier-periodic", daemon=True)
             periodic.start()
         try:
-            with ThreadPoolExecutor(max_workers=self.settings.concurrency, thread_name_prefix="notifier") as pool:
-                return self._loop(pool, once=once)
+            # A pool of senders per channel: a slow channel never takes another's threads.
+            with contextlib.ExitStack() as stack:
+                pools = {channel: stack.enter_context(ThreadPoolExecutor(
+                    max_workers=self.settings.concurrency, thread_name_prefix=f"notifier-{channel}"))
+                    for channel in self.providers}
+                return self._loop(pools, once=once)
         finally:
             if periodic is not None:
                 self.stop.set()
@@ -234,39 +267,48 @@ class Worker:
                 log.exception("notifier: periodic tasks failed; trying again later")
             self.stop.wait(self.settings.periodic_interval)
 
-    def _loop(self, pool, *, once: bool) -> int:
-        attempted, inflight = 0, set()
-        # At most two claimed rows per sender: enough to keep senders busy, few enough that a crash strands
-        # little and that no row waits long for the rate limiter while its lease runs. Claim again once half
-        # of them are done, so a claim takes several rows rather than one per finished send.
+    def _loop(self, pools: dict, *, once: bool) -> int:
+        """Claim per channel, so a backlog on one channel never holds up another: each channel has
+        `concurrency` senders, and at most two claimed rows per sender (enough to keep them busy, few
+        enough that a crash strands little and no row waits long for the budget while its lease runs).
+        A channel claims again once half of its rows are done, so a claim takes several rows at a time."""
+        attempted = 0
+        inflight: dict[str, set] = {channel: set() for channel in self.providers}
         window = 2 * self.settings.concurrency
         while True:
             if self._stop_requested and not self.stop.is_set():
-                log.info("notifier stopping: finishing the sends in flight (%d)", len(inflight))
+                log.info("notifier stopping: finishing the sends in flight (%d)",
+                         sum(len(f) for f in inflight.values()))
                 self.stop.set()
             taken = 0
-            if not self.stop.is_set() and len(inflight) <= self.settings.concurrency:
+            for channel, futures in inflight.items():
+                if self.stop.is_set() or len(futures) > self.settings.concurrency:
+                    continue
                 try:
-                    ids, lease, taken = self.claim(window - len(inflight))
+                    ids, lease, n = self.claim(window - len(futures), channel)
                 except sa.exc.OperationalError:
                     if once:
                         raise
                     log.exception("notifier: claim failed; trying again shortly")
                     self.stop.wait(self.settings.poll_interval)
                     continue
-                inflight |= {pool.submit(self.send_one, i, lease) for i in ids}
+                futures |= {pools[channel].submit(self.send_one, i, lease) for i in ids}
                 attempted += len(ids)
-            if not inflight:
+                taken += n
+            pending = set().union(*inflight.values())
+            if not pending:
                 if taken:  # all held for quiet hours or suppressed: more may be due right behind them
                     continue
                 if self.stop.is_set() or once:
                     return attempted
                 self.stop.wait(self.settings.poll_interval)
                 continue
-            done, inflight = wait(inflight, timeout=0.2, return_when=FIRST_COMPLETED)
+            done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             for future in done:
                 if future.exception() is not None:
                     log.error("notifier: send failed unexpectedly", exc_info=future.exception())
+            for futures in inflight.values():
+                futures -= done
 
     def send_one(self, notification_id: int, lease: datetime) -> str:
         """Send one leased row and record the outcome; returns the status written ("lost" if no longer ours)."""
@@ -369,6 +411,16 @@ class Worker:
                     raise
                 log.warning("notifier: recording notification %s failed; retrying", message.id, exc_info=True)
                 self.stop.wait(0.5 * (attempt + 1))
+
+
+def _sender(provider) -> str:
+    """What the provider's limit applies to: the Twilio messaging service or number, the SMTP host, or the
+    provider's name (so two configurations with different senders keep separate budgets)."""
+    for attribute in ("messaging_service_sid", "from_number", "host"):
+        value = getattr(provider, attribute, None)
+        if value:
+            return str(value)
+    return getattr(provider, "name", "default")
 
 
 def _render(message: Notification) -> None:

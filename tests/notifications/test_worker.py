@@ -75,7 +75,7 @@ def test_a_claim_leases_due_rows_urgent_first_and_another_claim_gets_none_of_the
     db.session.commit()
     w = make_worker(app, Recording(), clock)
     ids, lease, _ = w.claim(10)
-    assert ids == sorted([a.id, b.id]) and lease == clock.now + timedelta(seconds=60)
+    assert ids == [b.id, a.id] and lease == clock.now + timedelta(seconds=60)  # the urgent one first
     assert row(a).status == NotificationStatus.SENDING and row(a).attempts == 1 and row(a).lease_until == lease
     assert w.claim(10)[0] == []
     assert make_worker(app, Recording(), clock).claim(1)[0] == []
