@@ -64,7 +64,7 @@ def insert_for(executor, recipients, *, channel: Channel, key, template: str, no
                   sa.literal(0), sa.literal(due, Notification.next_attempt_at.type),
                   sa.literal(now, Notification.created_at.type),
                   sa.literal(now, Notification.updated_at.type), sa.literal(int(priority)),
-                  sa.literal(start) + sa.func.row_number().over(order_by=r.c.account_id))
+                  sa.literal(start - 1) + sa.func.row_number().over(order_by=r.c.account_id))
         .select_from(r).join(Account, Account.id == r.c.account_id)
         .where(address.is_not(None), address != "", flag.is_(False),
                ~sa.exists().where(OptOut.channel == channel.value, OptOut.address == address)))

@@ -43,22 +43,26 @@ class SharedBudget:
             from sqlalchemy.dialects.postgresql import insert
 
             now = sa.select(sa.extract("epoch", sa.func.clock_timestamp()).label("n")).subquery()
-            source = sa.select(sa.bindparam("key", type_=sa.String), now.c.n + sa.bindparam("cost", type_=sa.Float), now.c.n, now.c.n)
+            source = sa.select(sa.bindparam("key", type_=sa.String), now.c.n + sa.bindparam("cost", type_=sa.Float),
+                               now.c.n, now.c.n, sa.literal(1))
             self._greatest = sa.func.greatest
         else:
             from sqlalchemy.dialects.sqlite import insert
 
-            source = sa.select(sa.bindparam("key", type_=sa.String), sa.bindparam("now", type_=sa.Float) + sa.bindparam("cost", type_=sa.Float),
-                               sa.bindparam("now", type_=sa.Float), sa.bindparam("now", type_=sa.Float))
+            source = sa.select(sa.bindparam("key", type_=sa.String),
+                               sa.bindparam("now", type_=sa.Float) + sa.bindparam("cost", type_=sa.Float),
+                               sa.bindparam("now", type_=sa.Float), sa.bindparam("now", type_=sa.Float),
+                               sa.literal(1))
             self._greatest = sa.func.max
-        stmt = insert(t).from_select(["key", "tat", "last_at", "checked_at"], source)
+        stmt = insert(t).from_select(["key", "tat", "last_at", "checked_at", "granted"], source)
         now_ = stmt.excluded.checked_at
         go = now_ >= t.c.tat - sa.bindparam("early", type_=sa.Float)
         self._stmt = stmt.on_conflict_do_update(index_elements=[t.c.key], set_={
             "tat": sa.case((go, self._greatest(t.c.tat, now_) + sa.bindparam("cost", type_=sa.Float)), else_=t.c.tat),
             "last_at": sa.case((go, now_), else_=t.c.last_at),
             "checked_at": now_,
-        }).returning(t.c.tat, t.c.last_at, t.c.checked_at)
+            "granted": sa.case((go, 1), else_=0),
+        }).returning(t.c.tat, t.c.granted, t.c.checked_at)
         self._postgres = postgres
 
     def try_take(self, units: int = 1) -> float:
@@ -68,9 +72,9 @@ class SharedBudget:
         if not self._postgres:
             params["now"] = self.wall()
         with self.engine.begin() as conn:
-            tat, last_at, checked_at = conn.execute(self._stmt, params).one()
+            tat, granted, checked_at = conn.execute(self._stmt, params).one()
         asked = self.monotonic()
-        if last_at == checked_at:  # let go: the next slot is at tat
+        if granted:  # let go: the next slot is at tat
             self._next = asked + (tat - self.early - checked_at)
             return 0.0
         return max(tat - self.early - checked_at, 1e-4)

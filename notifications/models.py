@@ -156,4 +156,5 @@ class SendBudget(db.Model):
     key: Mapped[str] = mapped_column(sa.String(100), primary_key=True)  # "sms:<sender>", "email:<host>"
     tat: Mapped[float] = mapped_column(sa.Float)
     last_at: Mapped[float] = mapped_column(sa.Float)  # when a unit was last let go
-    checked_at: Mapped[float] = mapped_column(sa.Float)  # when it was last asked (== last_at: let go)
+    checked_at: Mapped[float] = mapped_column(sa.Float)  # when it was last asked
+    granted: Mapped[int] = mapped_column(sa.SmallInteger)  # 1 if that ask was let go, 0 if told to wait

@@ -3,7 +3,7 @@ fair order inside a class.
 
 Classes are served strictly in order (a queued one-time code always goes before any offer). Inside a class,
 messages share the channel round-robin by batch: each INSERT ... SELECT (a broadcast, an offer send, a
-recovery apply) numbers its rows from the class's current head (`fair_key` = head + 1, head + 2, ...), so a
+recovery apply) numbers its rows from the class's current head (`fair_key` = head, head + 1, ...), so a
 10-message broadcast queued behind 2,000 older messages of its class interleaves with them one for one
 instead of waiting for all of them. A single message (a code) takes the head itself and goes next.
 The worker claims by (priority, fair_key) per channel (notifications.worker.claim)."""

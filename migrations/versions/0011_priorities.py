@@ -38,6 +38,7 @@ def upgrade():
     sa.Column('tat', sa.Float(), nullable=False),
     sa.Column('last_at', sa.Float(), nullable=False),
     sa.Column('checked_at', sa.Float(), nullable=False),
+    sa.Column('granted', sa.SmallInteger(), nullable=False),
     sa.PrimaryKeyConstraint('key', name=op.f('pk_send_budgets'))
     )
 
