@@ -149,11 +149,6 @@ def preview(message: str, *, language: str = "en", sample: dict | None = None) -
     return {**parts, "segments": segments, "encoding": encoding}
 
 
-def sms_rate() -> float:
-    """Messages per second the SMS channel sends (the worker's setting, default 10)."""
-    return float(current_app.config.get("SMS_RATE_PER_SECOND") or 10)
-
-
 def test_send(session, *, actor: Actor, email: str, clean: dict, cause: str) -> Broadcast:
     """Send the message to the operator's own email only (kind "test")."""
     now = utcnow()
@@ -207,10 +202,47 @@ def progress(session, broadcast_id: int) -> dict:
     now = utcnow()
     rate = session.scalar(base.where(Notification.sent_at >= now - timedelta(minutes=1))) or 0
     pending = counts["queued"] + counts["sending"]
-    speed = rate / 60 if rate else (sms_rate() if "sms" in broadcast.channels else 0)
-    eta = int(pending / speed) if pending and speed else 0
+    ahead = _ahead(session, broadcast_id, now) if pending else {}
+    eta = max((int(n / channel_rate(session, channel, now)) for channel, n in ahead.items()), default=0)
     return {"broadcast": broadcast, "counts": counts, "total": sum(counts.values()), "failures": failures,
-            "sent_last_minute": rate, "pending": pending, "eta_seconds": eta}
+            "sent_last_minute": rate, "pending": pending, "eta_seconds": eta, "ahead": ahead}
+
+
+def sms_rate() -> float:
+    """SMS parts per second all workers together may send (SMS_RATE_PER_SECOND, default 10)."""
+    return float(current_app.config.get("SMS_RATE_PER_SECOND") or 10)
+
+
+def _ahead(session, broadcast_id: int, now: datetime) -> dict[str, int]:
+    """Per channel: the messages that go before this broadcast's last waiting one (its own included): due
+    rows of a higher class, and due rows of its class up to its last round-robin place
+    (notifications.priorities). Rows held for quiet hours or a retry are not counted: they wait anyway."""
+    out = {}
+    last = session.execute(
+        sa.select(Notification.channel, Notification.priority, sa.func.max(Notification.fair_key))
+        .where(Notification.broadcast_id == broadcast_id, Notification.status.in_(
+            (NotificationStatus.QUEUED, NotificationStatus.SENDING)))
+        .group_by(Notification.channel, Notification.priority)).all()
+    for channel, priority, key in last:
+        n = session.scalar(sa.select(sa.func.count()).select_from(Notification).where(
+            Notification.channel == channel, Notification.status == NotificationStatus.QUEUED,
+            Notification.next_attempt_at <= now,
+            sa.or_(Notification.priority < priority,
+                   sa.and_(Notification.priority == priority, Notification.fair_key <= key)))) or 0
+        channel = Channel(channel).value
+        out[channel] = max(out.get(channel, 0), n)
+    return out
+
+
+def channel_rate(session, channel: str, now: datetime) -> float:
+    """Messages per second a channel sends: what all workers together sent in the last minute, or, when
+    that is nothing yet, the provider limit they share (SMS_RATE_PER_SECOND / EMAIL_RATE_PER_SECOND)."""
+    sent = session.scalar(sa.select(sa.func.count()).select_from(Notification).where(
+        Notification.channel == channel, Notification.sent_at >= now - timedelta(minutes=1))) or 0
+    if sent:
+        return sent / 60
+    key = "SMS_RATE_PER_SECOND" if channel == Channel.SMS.value else "EMAIL_RATE_PER_SECOND"
+    return float(current_app.config.get(key) or 10)
 
 
 def retry_failed(session, *, actor: Actor, broadcast_id: int) -> int:

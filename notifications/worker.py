@@ -7,6 +7,7 @@ import contextlib
 import logging
 import random
 import threading
+import time
 from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -274,6 +275,7 @@ class Worker:
         A channel claims again once half of its rows are done, so a claim takes several rows at a time."""
         attempted = 0
         inflight: dict[str, set] = {channel: set() for channel in self.providers}
+        idle_until = {channel: 0.0 for channel in self.providers}  # a channel found empty is asked again later
         window = 2 * self.settings.concurrency
         while True:
             if self._stop_requested and not self.stop.is_set():
@@ -282,7 +284,8 @@ class Worker:
                 self.stop.set()
             taken = 0
             for channel, futures in inflight.items():
-                if self.stop.is_set() or len(futures) > self.settings.concurrency:
+                if self.stop.is_set() or len(futures) > self.settings.concurrency \
+                        or (idle_until[channel] > time.monotonic() and not once):
                     continue
                 try:
                     ids, lease, n = self.claim(window - len(futures), channel)
@@ -295,6 +298,7 @@ class Worker:
                 futures |= {pools[channel].submit(self.send_one, i, lease) for i in ids}
                 attempted += len(ids)
                 taken += n
+                idle_until[channel] = 0.0 if n else time.monotonic() + self.settings.poll_interval
             pending = set().union(*inflight.values())
             if not pending:
                 if taken:  # all held for quiet hours or suppressed: more may be due right behind them
@@ -302,6 +306,7 @@ class Worker:
                 if self.stop.is_set() or once:
                     return attempted
                 self.stop.wait(self.settings.poll_interval)
+                idle_until = dict.fromkeys(idle_until, 0.0)  # waited a poll interval: ask every channel
                 continue
             done, _ = wait(pending, timeout=0.2, return_when=FIRST_COMPLETED)
             for future in done:

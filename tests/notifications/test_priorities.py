@@ -118,3 +118,20 @@ def test_rows_queued_one_by_one_take_the_head_of_their_class(app):
     w = make_worker(app, Recording(), Clock())
     assert single.id in w.claim(2, "sms")[0]
     assert priorities.head(db.session, channel="email", priority=Priority.UPDATE) == 0  # nothing queued there
+
+
+def test_a_broadcasts_eta_counts_what_goes_before_it_at_the_shared_rate(app):
+    app.config.update(SMS_RATE_PER_SECOND=5)
+    big, small = make_incident("Big"), make_incident("Small")
+    add_accounts(big, 60)
+    add_accounts(small, 5, start=100)
+    db.session.commit()
+    a = _broadcast(big)
+    b = _broadcast(small)
+    # b takes turns with a: its last message is 10th in line (5 of a's, 5 of its own): 2 s at 5/s.
+    p = broadcasts.progress(db.session, b.id)
+    assert p["ahead"] == {"sms": 10} and p["eta_seconds"] == 2
+    assert broadcasts.progress(db.session, a.id)["ahead"] == {"sms": 65}
+    u = _broadcast(small, urgent=True)
+    assert broadcasts.progress(db.session, u.id)["ahead"] == {"sms": 5}
+    assert broadcasts.progress(db.session, b.id)["ahead"] == {"sms": 15}  # the urgent one goes first
