@@ -118,8 +118,8 @@ class Config:
     # The mailto: form of List-Unsubscribe (read by a person); unset = MAIL_FROM's address, "" = left out.
     UNSUBSCRIBE_MAILTO = os.environ.get("UNSUBSCRIBE_MAILTO")
 
-    # The notifier worker (notifications/worker.py, `flask notifier run`). Rates are per worker process:
-    # with several workers, divide the provider's limit between them.
+    # The notifier worker (notifications/worker.py, `flask notifier run`). Rates are the provider's limits
+    # for all workers together, on every machine (notifications/budget.py); 0 = the provider sets none.
     SMS_RATE_PER_SECOND = float(os.environ.get("SMS_RATE_PER_SECOND", 10))  # SMS segments per second
     EMAIL_RATE_PER_SECOND = float(os.environ.get("EMAIL_RATE_PER_SECOND", 10))
     # The rates hold at the provider, not only when sends start: see notifications/pacing.py. 0 = cap starts only.

@@ -46,7 +46,7 @@ def stranded(engine) -> set[tuple]:
 def run(url: str, standin, n: int, kind: str) -> None:
     queue_sms(url, n, prefix="crash")
     standin.latency = 0.01
-    settings = dict(SMS_RATE_PER_SECOND=1_000_000, NOTIFIER_LEASE_SECONDS=LEASE_SECONDS)
+    settings = dict(SMS_RATE_PER_SECOND=0, NOTIFIER_LEASE_SECONDS=LEASE_SECONDS)
     engine = sa.create_engine(url)
     log = tempfile.TemporaryFile("w+")
     kills = []  # (messages at the stand-in when killed, claims newly stranded, rows in status sending)

@@ -53,6 +53,8 @@ for line in sys.stdin:
     answer = {"messages": len(standin.messages), "invalid": standin.invalid_requests[:3]}
     if command == "times":
         answer["times"] = sorted(standin.accepted_at)
+    elif command == "bodies":
+        answer["text"] = " | ".join(str(m.get("body", "")) for m in standin.messages)
     print(json.dumps(answer), flush=True)
 standin.stop()
 """
@@ -235,7 +237,7 @@ def run(url: str, standin, n: int, kind: str, *, part: str = "ab", margin: str |
 def unpaced(url: str, standin, n: int) -> None:
     standin.ask("latency 0")
     base = baseline(standin, n)
-    wall, times, cpu = run_worker(url, standin, n, SMS_RATE_PER_SECOND=1_000_000)
+    wall, times, cpu = run_worker(url, standin, n, SMS_RATE_PER_SECOND=0)
     at_standin = (len(times) - 1) / (times[-1] - times[0])
     print("(a) no latency, unpaced")
     print(f"  baseline (raw twilio creates, {CONCURRENCY} threads, this process): {base:,.0f} messages/s")

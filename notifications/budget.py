@@ -2,74 +2,81 @@
 
 The provider counts messages per second for the whole account (or per sender), whoever sends them, so the
 budget lives where every worker can reach it: one row per channel and sender in `send_budgets`. The row
-holds the theoretical arrival time `tat` on the database's clock. A unit is let go only when the clock has
-reached `tat - early`; letting it go moves `tat` to max(tat, now) + cost, where the cost of one unit is
-(1 + margin) / rate. So any two let-goes `rate` units apart are at least 1 + margin - early seconds apart:
-at most `rate` units in any window of that length, counted at the moment each was let go, across all
-processes. The margin covers what happens between that moment and the provider's arrival stamp (see
-notifications.pacing); `early` lets a sender that wakes a little before its slot keep the schedule tight.
+holds the theoretical arrival time `tat` on the database's clock. A unit is let go only once the clock has
+reached `tat - early`; letting it go moves `tat` to max(tat, now - slack) + cost, where the cost of one
+unit is (1 + margin) / rate. Then any two let-goes `rate` units apart are at least
+1 + margin - early - slack seconds apart: at most `rate` units in any window of that length, counted at
+the moment each was let go, across all processes. `early` and `slack` are a third of the margin each: a
+sender may ask a little before its slot (the time to reach the database), and may be a little late (a
+wake-up delayed by a busy machine) without the schedule slipping. The last third covers what happens
+between the let-go and the provider's arrival stamp (see notifications.pacing).
 
-Each attempt is one upsert, on PostgreSQL with the server's clock (workers on several machines share it);
-on SQLite, which is embedded and so on one machine, with this machine's clock. A worker that dies holds
-nothing: the budget is a time, not a count of tokens, so nothing leaks. Inside one process, one thread at a
-time talks to the budget, the others wait their turn in a local lock."""
+Each attempt is one upsert that reads the database's clock once it holds the budget's row (PostgreSQL: the
+server's clock, which workers on several machines share; SQLite, embedded and so on one machine, once it
+holds the write lock): a time read before waiting for another worker's ask would let a late ask go early.
+A worker that dies holds nothing: the budget is a time, not a count of tokens, so nothing leaks. Inside one
+process one thread at a time talks to the budget; the others wait their turn in a local lock."""
 import threading
 import time
 
 import sqlalchemy as sa
 
-from notifications.models import SendBudget
-
 
 class SharedBudget:
-    """At most `rate` units per `1 + margin - early` seconds for `key`, across every process."""
+    """At most `rate` units per `1 + margin - early - slack` seconds for `key`, across every process."""
 
     def __init__(self, engine, key: str, rate: float, *, margin: float = 0.015, early: float | None = None,
-                 sleep=time.sleep, monotonic=time.monotonic, wall=time.time):
+                 sleep=time.sleep, monotonic=time.monotonic, wall=None):
         if rate <= 0:
             raise ValueError("rate must be positive")
         if not 0 <= margin < 1:
             raise ValueError("margin must be at least 0 and under 1 second")
         self.engine, self.key, self.rate = engine, key[:100], rate
         self.spacing = (1.0 + margin) / rate
-        # A third of the margin, and never more than a quarter of a slot: wake-up and round-trip time.
+        # A third of the margin each, and never more than a quarter of a slot: how early an ask may go (the
+        # time to wake up and reach the database), and how late one may go without the schedule slipping
+        # (a wake-up delayed by a busy machine). The last third covers the trip to the provider.
         self.early = min(margin / 3, self.spacing / 4) if early is None else early
+        self.slack = self.early
         self.sleep, self.monotonic, self.wall = sleep, monotonic, wall
         self._gate = threading.Lock()
         self._next = 0.0  # local monotonic time of the next slot as last seen: sleep until then before asking
-        postgres = engine.dialect.name == "postgresql"
-        t = SendBudget.__table__
-        if postgres:
-            from sqlalchemy.dialects.postgresql import insert
-
-            now = sa.select(sa.extract("epoch", sa.func.clock_timestamp()).label("n")).subquery()
-            source = sa.select(sa.bindparam("key", type_=sa.String), now.c.n + sa.bindparam("cost", type_=sa.Float),
-                               now.c.n, now.c.n, sa.literal(1))
-            self._greatest = sa.func.greatest
+        dialect = engine.dialect.name
+        if wall is not None:  # tests: a clock they control
+            now = ":now"
+        elif dialect == "postgresql":
+            now = "extract(epoch from clock_timestamp())::float8"
+        else:  # SQLite: one machine; 'now' is fixed for the statement (millisecond resolution)
+            now = "((julianday('now') - 2440587.5) * 86400.0)"
+        go = "n.n >= b.tat - :early"
+        if dialect == "postgresql":
+            # The SET's sub-select runs after the row is locked, so `now` is read once this ask holds the
+            # budget, not before it waited for another worker's ask.
+            sql = f"""INSERT INTO send_budgets AS b (key, tat, last_at, checked_at, granted)
+                SELECT :key, n.n + :cost, n.n, n.n, 1 FROM (SELECT {now} AS n) n
+                ON CONFLICT (key) DO UPDATE SET (tat, last_at, checked_at, granted) = (
+                    SELECT CASE WHEN {go} THEN greatest(b.tat, n.n - :slack) + :cost ELSE b.tat END,
+                           CASE WHEN {go} THEN n.n ELSE b.last_at END, n.n, CASE WHEN {go} THEN 1 ELSE 0 END
+                    FROM (SELECT {now} AS n) n)
+                RETURNING tat, granted, checked_at"""
         else:
-            from sqlalchemy.dialects.sqlite import insert
-
-            source = sa.select(sa.bindparam("key", type_=sa.String),
-                               sa.bindparam("now", type_=sa.Float) + sa.bindparam("cost", type_=sa.Float),
-                               sa.bindparam("now", type_=sa.Float), sa.bindparam("now", type_=sa.Float),
-                               sa.literal(1))
-            self._greatest = sa.func.max
-        stmt = insert(t).from_select(["key", "tat", "last_at", "checked_at", "granted"], source)
-        now_ = stmt.excluded.checked_at
-        go = now_ >= t.c.tat - sa.bindparam("early", type_=sa.Float)
-        self._stmt = stmt.on_conflict_do_update(index_elements=[t.c.key], set_={
-            "tat": sa.case((go, self._greatest(t.c.tat, now_) + sa.bindparam("cost", type_=sa.Float)), else_=t.c.tat),
-            "last_at": sa.case((go, now_), else_=t.c.last_at),
-            "checked_at": now_,
-            "granted": sa.case((go, 1), else_=0),
-        }).returning(t.c.tat, t.c.granted, t.c.checked_at)
-        self._postgres = postgres
+            # SQLite takes the database's write lock before it reads the time.
+            go = go.replace("n.n", now).replace("b.tat", "tat")
+            sql = f"""INSERT INTO send_budgets (key, tat, last_at, checked_at, granted)
+                VALUES (:key, {now} + :cost, {now}, {now}, 1)
+                ON CONFLICT (key) DO UPDATE SET
+                    tat = CASE WHEN {go} THEN max(tat, {now} - :slack) + :cost ELSE tat END,
+                    last_at = CASE WHEN {go} THEN {now} ELSE last_at END,
+                    checked_at = {now},
+                    granted = CASE WHEN {go} THEN 1 ELSE 0 END
+                RETURNING tat, granted, checked_at"""
+        self._stmt = sa.text(sql)
 
     def try_take(self, units: int = 1) -> float:
         """Take `units` now if the schedule allows: returns 0, or the seconds to wait before asking again."""
         cost = max(1, int(units)) * self.spacing
-        params = {"key": self.key, "cost": cost, "early": self.early}
-        if not self._postgres:
+        params = {"key": self.key, "cost": cost, "early": self.early, "slack": self.slack}
+        if self.wall is not None:
             params["now"] = self.wall()
         with self.engine.begin() as conn:
             tat, granted, checked_at = conn.execute(self._stmt, params).one()

@@ -184,10 +184,11 @@ class Worker:
                  jitter=random.random):
         self.app, self.providers, self.settings, self.clock, self.jitter = app, providers, settings, clock, jitter
         self.Session = sessionmaker(bind=engine, expire_on_commit=False)
-        # One budget per channel and sender, shared with every other worker through the database.
+        # One budget per channel and sender, shared with every other worker through the database; a rate of
+        # 0 means the provider sets no limit (nothing is paced).
         rates = {"sms": settings.sms_rate, "email": settings.email_rate}
         self.limiters = {channel: SharedBudget(engine, f"{channel}:{_sender(providers.get(channel))}", rate,
-                                               margin=settings.pacing_margin)
+                                               margin=settings.pacing_margin) if rate > 0 else None
                          for channel, rate in rates.items()}
         self.stop = threading.Event()
         # Set by signal handlers (request_stop): a plain flag, because a handler runs on the main thread
@@ -346,7 +347,8 @@ class Worker:
             limiter, units = self.limiters[channel], (message.segments if channel == "sms" else 1)
 
             def pace():
-                limiter.acquire(units)
+                if limiter is not None:
+                    limiter.acquire(units)
                 if (lease - self.clock()).total_seconds() < self.settings.lease_seconds / 3:
                     # Waited so long for the rate limiter that the lease could run out mid-send and another
                     # worker resend it: give the row back unsent instead (very low rates, many senders).
