@@ -5,6 +5,7 @@ with no transaction open, and each result is committed on its own, only if the l
 loses nothing; only the rows in flight at that moment can be sent again, once their lease runs out."""
 import contextlib
 import logging
+import queue
 import random
 import threading
 import time
@@ -20,7 +21,7 @@ from core.db import db, utcnow
 from notifications import quiet_hours
 from notifications.models import Channel, Notification, NotificationStatus, OptOut
 from notifications.budget import SharedBudget
-from notifications.pacing import sms_segments
+from notifications.pacing import RateLimiter, sms_segments
 from notifications.providers import LogProvider, NotSent, Provider, ProviderError
 
 log = logging.getLogger("lifeboat.notifier")
@@ -184,13 +185,17 @@ class Worker:
                  jitter=random.random):
         self.app, self.providers, self.settings, self.clock, self.jitter = app, providers, settings, clock, jitter
         self.Session = sessionmaker(bind=engine, expire_on_commit=False)
-        # One budget per channel and sender, shared with every other worker through the database; a rate of
-        # 0 means the provider sets no limit (nothing is paced).
+        # Per channel, one budget shared with every other worker through the database (no two processes
+        # together exceed the provider's limit), then this process's own hard cap on what it lets go in any
+        # window (exact whatever the wake-ups, as one worker alone always was: notifications.pacing).
+        # A rate of 0 means the provider sets no limit: nothing is paced.
         rates = {"sms": settings.sms_rate, "email": settings.email_rate}
-        self.limiters = {channel: SharedBudget(engine, f"{channel}:{_sender(providers.get(channel))}", rate,
-                                               margin=settings.pacing_margin) if rate > 0 else None
+        self.limiters = {channel: (SharedBudget(engine, f"{channel}:{_sender(providers.get(channel))}", rate,
+                                                margin=settings.pacing_margin),
+                                   RateLimiter(rate, margin=settings.pacing_margin)) if rate > 0 else ()
                          for channel, rate in rates.items()}
         self.stop = threading.Event()
+        self._recorder: _Recorder | None = None  # while running: writes outcomes in batches
         # Set by signal handlers (request_stop): a plain flag, because a handler runs on the main thread
         # between two bytecodes and must not take a lock that thread may hold, such as stop's own.
         self._stop_requested = False
@@ -213,12 +218,18 @@ class Worker:
             periodic = threading.Thread(target=self._periodic, name="notifier-periodic", daemon=True)
             periodic.start()
         try:
-            # A pool of senders per channel: a slow channel never takes another's threads.
-            with contextlib.ExitStack() as stack:
-                pools = {channel: stack.enter_context(ThreadPoolExecutor(
-                    max_workers=self.settings.concurrency, thread_name_prefix=f"notifier-{channel}"))
-                    for channel in self.providers}
-                return self._loop(pools, once=once)
+            # A pool of senders per channel: a slow channel never takes another's threads. The recorder
+            # closes after the pools, so every send's outcome is written before run returns.
+            self._recorder = _Recorder(self)
+            try:
+                with contextlib.ExitStack() as stack:
+                    pools = {channel: stack.enter_context(ThreadPoolExecutor(
+                        max_workers=self.settings.concurrency, thread_name_prefix=f"notifier-{channel}"))
+                        for channel in self.providers}
+                    return self._loop(pools, once=once)
+            finally:
+                self._recorder.close()
+                self._recorder = None
         finally:
             if periodic is not None:
                 self.stop.set()
@@ -347,8 +358,8 @@ class Worker:
             limiter, units = self.limiters[channel], (message.segments if channel == "sms" else 1)
 
             def pace():
-                if limiter is not None:
-                    limiter.acquire(units)
+                for gate in limiter:
+                    gate.acquire(units)
                 if (lease - self.clock()).total_seconds() < self.settings.lease_seconds / 3:
                     # Waited so long for the rate limiter that the lease could run out mid-send and another
                     # worker resend it: give the row back unsent instead (very low rates, many senders).
@@ -383,7 +394,8 @@ class Worker:
         if getattr(e, "opt_out", False) or code in OPT_OUT_CODES:
             source = f"{self.providers[message.channel.value].name}:{code}"
             return self._finish(message, lease, status=NotificationStatus.SUPPRESSED, error_code=code,
-                                error_message=text, then=lambda s: _record_opt_out(s, message, source))
+                                error_message=text, then=lambda s: _record_opt_out(s, message, source),
+                                at_once=True)
         if e.retryable and message.attempts < self.settings.max_attempts:
             delay = min(self.settings.backoff_cap, self.settings.backoff_base * 2 ** max(message.attempts - 1, 0))
             delay *= 0.5 + self.jitter()  # jitter, so a provider outage does not end in a thundering herd
@@ -391,33 +403,100 @@ class Worker:
                                 error_message=text, next_attempt_at=self.clock() + timedelta(seconds=delay))
         return self._finish(message, lease, status=NotificationStatus.FAILED, error_code=code, error_message=text)
 
-    def _finish(self, message: Notification, lease: datetime, *, then=None, **values) -> str:
-        """Write the outcome in its own transaction, only while the lease is still ours."""
+    def _finish(self, message: Notification, lease: datetime, *, then=None, at_once: bool = False,
+                **values) -> str:
+        """Record the outcome, only while the lease is still ours: handed to the recorder thread while the
+        worker runs (the sender goes on to its next message); written before returning when `at_once` (an
+        opt-out the next sends must see) or when the worker is not running."""
         if message.body is not None:  # keep what was rendered at send time, for the message log
             values.update(subject=message.subject, body=message.body, html_body=message.html_body)
+        values.update(lease_until=None, updated_at=self.clock())
+        outcome = (message.id, lease, values, then)
+        if self._recorder is not None and not at_once:
+            self._recorder.put(outcome)
+        else:
+            self._record([outcome])
+        return values["status"].value
+
+    def _record(self, outcomes: list) -> None:
+        """Write outcomes in one transaction; if that fails for another reason than the database being
+        unreachable, each in its own, so one bad row cannot keep the others from being recorded."""
+        try:
+            self._write(outcomes)
+        except Exception:
+            if len(outcomes) == 1:
+                log.exception("notifier: recording notification %s failed", outcomes[0][0])
+                return
+            log.warning("notifier: recording %d outcomes together failed; one by one", len(outcomes),
+                        exc_info=True)
+            for outcome in outcomes:
+                self._record([outcome])
+
+    def _write(self, outcomes: list) -> None:
+        table = Notification.__table__
         for attempt in range(3):  # a lost result means a resend later: try hard to record it
             try:
                 with self.Session() as session, session.begin():
-                    # Core, not an ORM bulk update: this runs once per message, and the ORM's bulk-update
-                    # machinery was a tenth of the worker's CPU.
-                    table = Notification.__table__
-                    result = session.execute(
-                        table.update().where(table.c.id == message.id,
-                                             table.c.status == NotificationStatus.SENDING,
-                                             table.c.lease_until == lease)
-                        .values(lease_until=None, updated_at=self.clock(), **values))
-                    if result.rowcount != 1:
-                        log.warning("notifier: lease on notification %s lost; outcome %s not recorded",
-                                    message.id, values["status"])
-                        return "lost"
-                    if then:
-                        then(session)
-                return values["status"].value
+                    for notification_id, lease, values, then in outcomes:
+                        # Core, not an ORM bulk update: this runs once per message, and the ORM's bulk-update
+                        # machinery was a tenth of the worker's CPU.
+                        result = session.execute(
+                            table.update().where(table.c.id == notification_id,
+                                                 table.c.status == NotificationStatus.SENDING,
+                                                 table.c.lease_until == lease).values(**values))
+                        if result.rowcount != 1:
+                            log.warning("notifier: lease on notification %s lost; outcome %s not recorded",
+                                        notification_id, values["status"])
+                        elif then:
+                            then(session)
+                return
             except sa.exc.OperationalError:
                 if attempt == 2:
                     raise
-                log.warning("notifier: recording notification %s failed; retrying", message.id, exc_info=True)
+                log.warning("notifier: recording %d outcome(s) failed; retrying", len(outcomes), exc_info=True)
                 self.stop.wait(0.5 * (attempt + 1))
+
+
+class _Recorder:
+    """One thread that writes the senders' outcomes, as many per transaction as have piled up since the last
+    one. A commit per message was the worker's largest cost; a sender now hands its outcome over and goes on.
+    An outcome waiting here when the process is killed is like a send in flight: its row is still leased,
+    and is sent again once the lease runs out."""
+
+    BATCH = 200
+
+    def __init__(self, worker: "Worker"):
+        self.worker = worker
+        self.outcomes: queue.SimpleQueue = queue.SimpleQueue()
+        self.thread = threading.Thread(target=self._run, name="notifier-recorder", daemon=True)
+        self.thread.start()
+
+    def put(self, outcome) -> None:
+        self.outcomes.put(outcome)
+
+    def close(self) -> None:
+        """Write what is left, then stop."""
+        self.outcomes.put(None)
+        self.thread.join()
+
+    def _run(self) -> None:
+        while True:
+            first = self.outcomes.get()
+            if first is None:
+                return
+            batch, closing = [first], False
+            while len(batch) < self.BATCH:
+                try:
+                    outcome = self.outcomes.get_nowait()
+                except queue.Empty:
+                    break
+                if outcome is None:
+                    closing = True
+                    break
+                batch.append(outcome)
+            self.worker._record(batch)
+            if closing:
+                return
 
 
 def _sender(provider) -> str:
