@@ -90,13 +90,14 @@ def test_an_expired_lease_is_claimed_again_and_the_late_result_of_the_first_work
     clock = Clock(datetime.now(timezone.utc))
     first, second = Recording(), Recording()
     w1, w2 = make_worker(app, first, clock), make_worker(app, second, clock)
-    ids, old_lease, _ = w1.claim(10)
-    assert ids == [n.id] and w2.claim(10)[0] == []
+    [m1], old_lease, _ = w1.claim_rows(10, "sms")
+    assert m1.id == n.id and w2.claim(10)[0] == []
     clock.advance(seconds=61)  # the first worker died or hangs
-    ids2, new_lease, _ = w2.claim(10)
-    assert ids2 == [n.id] and row(n).attempts == 2
-    assert w1.send_one(n.id, old_lease) == "lost" and first.calls == 0
-    assert w2.send_one(n.id, new_lease) == "sent"
+    [m2], new_lease, _ = w2.claim_rows(10, "sms")
+    assert m2.id == n.id and row(n).attempts == 2
+    # The first worker wakes up: its lease ran out, so it sends nothing, and records nothing.
+    assert w1.send_one(m1, old_lease) == "lost" and first.calls == 0
+    assert w2.send_one(m2, new_lease) == "sent"
     assert row(n).status == NotificationStatus.SENT and row(n).provider_id == f"rec-{n.id}"
 
 
@@ -104,9 +105,9 @@ def test_a_row_whose_lease_ran_low_while_waiting_for_the_rate_limiter_is_given_b
     n = queue("a")
     clock, provider = Clock(), Recording()
     w = make_worker(app, provider, clock)
-    ids, lease, _ = w.claim(10)
+    [m], lease, _ = w.claim_rows(10, "sms")
     clock.advance(seconds=45)  # 15 of 60 seconds left: another worker might take it over mid-send
-    assert w.send_one(n.id, lease) == "queued" and provider.calls == 0
+    assert w.send_one(m, lease) == "queued" and provider.calls == 0
     r = row(n)
     assert (r.status, r.attempts, r.lease_until) == (NotificationStatus.QUEUED, 0, None)
 
