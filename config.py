@@ -126,7 +126,7 @@ class Config:
     PACING_MARGIN_MS = float(os.environ.get("PACING_MARGIN_MS", 15))
     # Non-urgent SMS wait while the subscriber's local time is inside this window; "" turns it off.
     QUIET_HOURS = os.environ.get("QUIET_HOURS", "21:00-08:00")
-    NOTIFIER_CONCURRENCY = int(os.environ.get("NOTIFIER_CONCURRENCY", 4))  # sends in flight; --concurrency wins
+    NOTIFIER_CONCURRENCY = int(os.environ.get("NOTIFIER_CONCURRENCY", 4))  # sends in flight per channel; --concurrency wins
     NOTIFIER_MAX_ATTEMPTS = int(os.environ.get("NOTIFIER_MAX_ATTEMPTS", 6))  # then the message is failed
     # A claimed row is another worker's to retry after this; keep it above the provider timeouts.
     NOTIFIER_LEASE_SECONDS = float(os.environ.get("NOTIFIER_LEASE_SECONDS", 60))
