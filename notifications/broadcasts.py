@@ -16,6 +16,7 @@ from ops.audit import Actor, record
 MESSAGE_MAX = 1600  # ten SMS parts of GSM-7
 SUBJECT_MAX = 300
 CONFIRM_ABOVE = 1000  # the console asks for confirmation above this many recipients
+ANALYZE_ABOVE = 50_000  # rows queued at once after which PostgreSQL's statistics of the outbox are renewed
 # Provider error codes that mean "never again to this address": retrying them is pointless.
 OPT_OUT_CODES = ("21610", "opt_out", "unsubscribed")
 _ADDRESS = {Channel.SMS: (Account.phone, Account.sms_opt_out), Channel.EMAIL: (Account.email, Account.email_opt_out)}
@@ -76,7 +77,13 @@ def insert_for(executor, recipients, *, channel: Channel, key, template: str, no
     stmt = _insert(dialect)(Notification.__table__).from_select(cols, rows).on_conflict_do_nothing()
     if not isinstance(executor, sa.engine.Connection):
         executor = executor.connection()  # Core, not the ORM bulk path: its rowcount is exact on PostgreSQL
-    return executor.execute(stmt.execution_options(preserve_rowcount=True)).rowcount
+    n = executor.execute(stmt.execution_options(preserve_rowcount=True)).rowcount
+    if dialect == "postgresql" and n >= ANALYZE_ABOVE:
+        # Fresh statistics for the outbox, now rather than at autovacuum's next look: without them the
+        # planner takes a fresh million rows for one, and each claim sorts them all instead of reading the
+        # first few along ix_notifications_ready (400 ms instead of 0.1 ms a claim).
+        executor.exec_driver_sql("ANALYZE notifications")
+    return n
 
 
 def check_request(data: dict, *, channels_allowed=tuple(Channel)) -> dict:
