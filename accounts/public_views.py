@@ -1,7 +1,9 @@
 """Public self-service pages: /my (ask for a code), /my/verify, /my/account, /m/<token> (personal link).
 
 The personal page never takes an account id from the URL or a form: only from the signed session, which
-is set by a verified code or a valid personal link. Every response here is private and not stored."""
+is set by a verified code or a valid personal link. Every response here is private and not stored; the one
+thing kept is the empty lookup form's HTML, rendered once per process with nothing of any visitor in it, each
+answer putting in its visitor's own CSRF token (core.renders.csrf_form)."""
 import time
 from functools import lru_cache
 
@@ -12,7 +14,7 @@ from wtforms.validators import DataRequired, Length, Regexp
 from accounts import plain_language as pl
 from accounts import selfservice
 from accounts.selfservice import Challenge, CodeRefused, Limited
-from core import markdown
+from core import markdown, renders
 from core.db import db
 from core.forms import WebForm
 
@@ -74,6 +76,10 @@ def _sign_in(account_id: int, affected_id: int | None) -> None:
 
 @bp.route("/my", methods=["GET", "POST"])
 def lookup():
+    if request.method == "GET" and "_flashes" not in session:
+        # The empty form is the same for everyone but its CSRF token: rendered once, not per visitor, so a
+        # crowd at the door costs a token and a cookie each (core.renders.csrf_form). No database either way.
+        return renders.csrf_form("public/my.html", lambda: {"form": LookupForm(meta={"csrf": False})})
     form = LookupForm()
     if not form.validate_on_submit():
         return render_template("public/my.html", form=form), 422 if form.is_submitted() else 200

@@ -34,6 +34,8 @@ from typing import Callable
 import brotli
 import sqlalchemy as sa
 from flask import Response, current_app, g, request
+from flask_wtf.csrf import generate_csrf
+from markupsafe import escape
 from sqlalchemy import event
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.orm import Mapped, Session, mapped_column
@@ -291,3 +293,31 @@ def _unavailable(e: DatabaseDown):
 def init_app(app) -> None:
     app.extensions["lifeboat_renders"] = RenderStore(app)
     app.register_error_handler(DatabaseDown, _unavailable)
+
+
+# ---- private forms: rendered once, the visitor's CSRF token put in per request ---------------------
+
+def csrf_form(template: str, context: Callable[[], dict]) -> Response:
+    """`template`, a page that is the same for every visitor but for its form's CSRF token, answered without
+    rendering it: it is rendered once per process with a marker where the token goes (`csrf_token()` in the
+    template; `context()` gives the rest), then each answer is the bytes before the marker, this visitor's
+    token (Flask-WTF's, kept in their session as for any form) and the bytes after it.
+
+    Nothing of a visitor is kept: the render is made with the marker and with `shared_page` set (no flashed
+    messages), and reads nothing from the request but its endpoint and addresses (the template must not show
+    anything else from it). The answer itself stays private: a per-visitor token, a session cookie, whatever
+    private headers the view adds. Callers render in full when the visitor has something of their own to see
+    (a flashed message, a form's errors)."""
+    cache = current_app.extensions.setdefault("lifeboat_csrf_forms", {})
+    key = (template, request.script_root)
+    parts = cache.get(key)
+    if parts is None or current_app.debug:  # the debug server reloads templates: so does this
+        marker = f"csrf-slot-{secrets.token_hex(16)}"
+        html = current_app.jinja_env.get_template(template).render(
+            **context(), csrf_token=lambda: marker, shared_page=True)
+        before, found, after = html.partition(marker)
+        if not found or marker in after:
+            raise RuntimeError(f"{template} must show csrf_token() exactly once")
+        parts = cache[key] = (before.encode(), after.encode())
+    token = str(escape(generate_csrf()))  # URL-safe characters already: escaping is belt and braces
+    return Response(b"".join((parts[0], token.encode(), parts[1])), mimetype="text/html")

@@ -360,3 +360,54 @@ def test_known_and_unknown_inputs_run_the_same_statements_so_timing_cannot_tell_
     # the input is the asker's own, whether an account has it is not.
     for known, other in (("A1", "A2"), ("A1", "A3"), ("A1", "NOPE-999"), ("+12065557777", "+12065559999")):
         assert runs[other] == runs[known], (known, other)
+
+
+# ---- the lookup form under a crowd (issue 10: GET /my is rendered once, each visitor's token put in) -------
+
+def test_the_lookup_form_is_the_same_for_everyone_but_each_visitors_own_csrf_token(app):
+    setup_accounts()
+    one, two = app.test_client(), app.test_client()
+    first, second = one.get("/my").get_data(as_text=True), two.get("/my").get_data(as_text=True)
+    token_one, token_two = csrf_from(first), csrf_from(second)
+    assert token_one != token_two
+    assert first.replace(token_one, "T") == second.replace(token_two, "T")
+    assert '<form method="post" action="/my"' in first and "Send me a code" in first  # no script needed
+    # Each token opens only its own visitor's form; none, or a wrong one, is refused (Flask-WTF, as before).
+    assert two.post("/my", data={"identifier": "A1", "csrf_token": token_one}).status_code == 400
+    assert one.post("/my", data={"identifier": "A1"}).status_code == 400
+    assert one.post("/my", data={"identifier": "A1", "csrf_token": token_one[:-2] + "xx"}).status_code == 400
+    assert app.test_client().post("/my", data={"identifier": "A1", "csrf_token": token_one}).status_code == 400
+    assert one.post("/my", data={"identifier": "A1", "csrf_token": token_one}).status_code == 303
+    assert two.post("/my", data={"identifier": "A2", "csrf_token": token_two}).status_code == 303
+
+
+def test_the_lookup_form_asks_nothing_of_the_database_and_signs_the_cookie_once(app):
+    """A returning visitor's session is not signed again (it used to be, with the remember-me cookie deleted, on
+    every visit: Flask-Login's session protection, run by a full render, took the anonymous session for a theft)."""
+    client = app.test_client()
+    assert statements_of(app, lambda: client.get("/my")) == []
+    first = client.get("/my")
+    assert [h.split("=")[0] for h in first.headers.getlist("Set-Cookie")] == []  # the session from above holds
+    assert first.headers["Cache-Control"] == "private, no-store" and "Cookie" in first.headers["Vary"]
+    fresh = app.test_client().get("/my")
+    assert [h.split("=")[0] for h in fresh.headers.getlist("Set-Cookie")] == ["session"]
+
+
+def test_a_flashed_message_reaches_its_visitor_and_never_the_stored_form(app):
+    flashed, other = app.test_client(), app.test_client()
+    with flashed.session_transaction() as session:  # the first visitor of this process has a message of their own
+        session["_flashes"] = [("info", "Private note for one visitor")]
+    page = flashed.get("/my")
+    assert page.status_code == 200 and "Private note" in page.get_data(as_text=True)
+    assert "Private note" not in other.get("/my").get_data(as_text=True)
+    again = flashed.get("/my").get_data(as_text=True)
+    assert "Private note" not in again and csrf_from(again)
+    assert flashed.post("/my", data={"identifier": "A1", "csrf_token": csrf_from(page.get_data(as_text=True))}
+                        ).status_code == 303
+
+
+def test_a_refused_lookup_shows_the_form_again_with_its_error_and_a_working_token(client):
+    refused = post_form(client, "/my", {"identifier": "  "})
+    html = refused.get_data(as_text=True)
+    assert refused.status_code == 422 and "Enter your account number or phone number." in html
+    assert client.post("/my", data={"identifier": "A1", "csrf_token": csrf_from(html)}).status_code == 303
