@@ -6,10 +6,10 @@ holds the theoretical arrival time `tat` on the database's clock. A unit is let 
 reached `tat - early`; letting it go moves `tat` to max(tat, now - slack) + cost, where the cost of one
 unit is (1 + margin) / rate. Then any two let-goes `rate` units apart are at least
 1 + margin - early - slack seconds apart: at most `rate` units in any window of that length, counted at
-the moment each was let go, across all processes. `early` and `slack` are a third of the margin each: a
+the moment each was let go, across all processes. `early` and `slack` are a fifth of the margin each: a
 sender may ask a little before its slot (the time to reach the database), and may be a little late (a
-wake-up delayed by a busy machine) without the schedule slipping. The last third covers what happens
-between the let-go and the provider's arrival stamp (see notifications.pacing).
+wake-up delayed by a busy machine) without the schedule slipping. The rest covers what happens between
+the let-go and the provider's arrival stamp (see notifications.pacing).
 
 Each attempt is one upsert that reads the database's clock once it holds the budget's row (PostgreSQL: the
 server's clock, which workers on several machines share; SQLite, embedded and so on one machine, once it
@@ -33,10 +33,11 @@ class SharedBudget:
             raise ValueError("margin must be at least 0 and under 1 second")
         self.engine, self.key, self.rate = engine, key[:100], rate
         self.spacing = (1.0 + margin) / rate
-        # A third of the margin each, and never more than a quarter of a slot: how early an ask may go (the
+        # A fifth of the margin each, and never more than a quarter of a slot: how early an ask may go (the
         # time to wake up and reach the database), and how late one may go without the schedule slipping
-        # (a wake-up delayed by a busy machine). The last third covers the trip to the provider.
-        self.early = min(margin / 3, self.spacing / 4) if early is None else early
+        # (a wake-up delayed by a busy machine). The remaining three fifths cover the trip to the provider,
+        # which varies most when several workers share a machine.
+        self.early = min(margin / 5, self.spacing / 4) if early is None else early
         self.slack = self.early
         self.sleep, self.monotonic, self.wall = sleep, monotonic, wall
         self._gate = threading.Lock()
