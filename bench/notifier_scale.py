@@ -14,7 +14,7 @@ stand-in (in a process of its own, stamping each arrival).
     and 60% and restarted. Lost messages (goal 0) and duplicates at the stand-in beside the rows that were
     in flight at each kill (goal: duplicates <= in flight).
 
-Usage: .venv/bin/python bench/notifier_scale.py [--postgres] [--part flsc] [--backlog N]"""
+Usage: .venv/bin/python bench/notifier_scale.py [--postgres] [--part flsc] [--backlog N] [--margin-ms M]"""
 import collections
 import os
 import re
@@ -158,15 +158,17 @@ def steady_rate(times: list[float]) -> float:
     return (len(steady) - 1) / (steady[-1] - steady[0]) if len(steady) > 2 else float("nan")
 
 
-def shared_limit(url: str, standin, n: int = 1200, limit: int = 40) -> None:
-    print(f"(l) one limit: SMS_RATE_PER_SECOND={limit}, 50 ms latency, {n:,} SMS")
+def shared_limit(url: str, standin, n: int = 1200, limit: int = 40, margin: str | None = None) -> None:
+    extra = {"PACING_MARGIN_MS": margin} if margin else {}
+    print(f"(l) one limit: SMS_RATE_PER_SECOND={limit}, PACING_MARGIN_MS={margin or 'default (15)'}, 50 ms "
+          f"latency, {n:,} SMS")
     standin.ask("latency 0.05")
     for count in (1, 2, 4):
         clear(url)
         queue_sms(url, n, prefix=f"l{count}")
         standin.ask("clear")
         engine = sa.create_engine(url)
-        processes, log = workers(url, standin, count, concurrency=4, SMS_RATE_PER_SECOND=limit)
+        processes, log = workers(url, standin, count, concurrency=4, SMS_RATE_PER_SECOND=limit, **extra)
         try:
             wait_for(lambda: status_counts(engine).get("sent", 0) >= n, 600, processes[0], log)
         finally:
@@ -270,6 +272,7 @@ def main() -> None:
     kind = "postgres" if "--postgres" in args else "sqlite"
     part = args[args.index("--part") + 1] if "--part" in args else "flsc"
     n = int(args[args.index("--backlog") + 1]) if "--backlog" in args else 1_000_000
+    margin = args[args.index("--margin-ms") + 1] if "--margin-ms" in args else None
     url = fresh_database(kind, tmpdir())
     standin = RemoteStandin()
     print(f"notifier at scale, on {kind}")
@@ -277,7 +280,7 @@ def main() -> None:
         if "f" in part:
             fairness(url, standin, n)
         if "l" in part:
-            shared_limit(url, standin)
+            shared_limit(url, standin, margin=margin)
         if "s" in part:
             throughput(url, standin)
         if "c" in part:
