@@ -143,6 +143,30 @@ def apply_early(session, notification_id: int, provider_id: str) -> bool:
     return True
 
 
+def apply_early_many(session, sent: dict[str, int]) -> int:
+    """`apply_early` for many sids at once ({sid: notification id}), as the worker's recorder writes a batch
+    of outcomes: the sids' locks in one statement (in key order, so two batches cannot deadlock), their early
+    receipts deleted in one statement, and each found applied. Returns how many were applied."""
+    sent = {sid: n for sid, n in sent.items() if sid and len(sid) <= _MAX_ID}
+    if not sent:
+        return 0
+    if session.get_bind().dialect.name == "postgresql":
+        keys = sorted({int.from_bytes(hashlib.sha256(sid.encode()).digest()[:4], "big", signed=True)
+                       for sid in sent})
+        session.execute(sa.text("SELECT pg_advisory_xact_lock(:cls, k) FROM unnest(CAST(:keys AS integer[])) "
+                                "WITH ORDINALITY AS u(k, i) ORDER BY i"), {"cls": _LOCK_CLASS, "keys": keys})
+    found = session.execute(sa.delete(EarlyReceipt).where(EarlyReceipt.provider_id.in_(list(sent))).returning(
+        EarlyReceipt.provider_id, EarlyReceipt.status, EarlyReceipt.error_code, EarlyReceipt.error_message,
+        EarlyReceipt.received_at).execution_options(synchronize_session=False)).all()
+    for receipt in found:
+        apply_status(session, provider_id=receipt.provider_id, status=receipt.status,
+                     error_code=receipt.error_code, error_message=receipt.error_message, at=receipt.received_at,
+                     notification_id=sent[receipt.provider_id])
+        log.info("early %s receipt for %s applied to notification %s", receipt.status, receipt.provider_id,
+                 sent[receipt.provider_id])
+    return len(found)
+
+
 def settle(session, provider_id: str) -> bool:
     """The webhook's second look, after committing an early receipt: if the notification now has this sid
     (the worker committed meanwhile), apply and delete the receipt. True when it was applied here."""

@@ -18,7 +18,7 @@ from sqlalchemy.orm import sessionmaker
 
 from accounts.models import Account
 from core.db import db, utcnow
-from notifications import quiet_hours
+from notifications import quiet_hours, receipts
 from notifications.models import Channel, Notification, NotificationStatus, OptOut
 from notifications.budget import SharedBudget
 from notifications.pacing import RateLimiter, sms_segments
@@ -312,9 +312,15 @@ class Worker:
                          sum(len(f) for f in inflight.values()))
                 self.stop.set()
             taken = 0
+            # Outcomes not yet written count as in flight: their rows are still leased, and a backlog there
+            # (a slow database) must slow the claims, not grow what a crash would send twice.
+            unwritten = self._recorder.pending() if self._recorder is not None else 0
+            held_back = False
             for channel, futures in inflight.items():
-                if self.stop.is_set() or len(futures) > self.settings.concurrency \
-                        or (idle_until[channel] > time.monotonic() and not once):
+                if self.stop.is_set() or (idle_until[channel] > time.monotonic() and not once):
+                    continue
+                if len(futures) + unwritten > self.settings.concurrency:
+                    held_back = held_back or not futures  # nothing of this channel to wait for: poll soon
                     continue
                 try:
                     messages, lease, n = self.claim_rows(window - len(futures), channel)
@@ -331,6 +337,9 @@ class Worker:
             pending = set().union(*inflight.values())
             if not pending:
                 if taken:  # all held for quiet hours or suppressed: more may be due right behind them
+                    continue
+                if held_back:  # waiting for the recorder to write what was sent, not for new work
+                    self.stop.wait(0.01)
                     continue
                 if self.stop.is_set() or once:
                     return attempted
@@ -392,8 +401,7 @@ class Worker:
                                     error_message=_ambiguous_text(f"{type(e).__name__}: {e}"))
             return self._finish(message, lease, status=NotificationStatus.SENT, provider=provider.name,
                                 provider_id=sent.provider_id, sent_at=self.clock(), error_code=None,
-                                error_message=None, segments=getattr(sent, "segments", None) or message.segments,
-                                then=lambda s: _apply_early_receipt(s, message.id, sent.provider_id))
+                                error_message=None, segments=getattr(sent, "segments", None) or message.segments)
 
     def _failed(self, message: Notification, lease: datetime, e: ProviderError) -> str:
         code, text = str(e.code), (e.message or "")[:500]
@@ -445,7 +453,7 @@ class Worker:
         table = Notification.__table__
         for attempt in range(3):  # a lost result means a resend later: try hard to record it
             try:
-                lost = 0
+                lost, sent = 0, {}
                 with self.Session() as session, session.begin():
                     for notification_id, lease, values, then in outcomes:
                         # Core, not an ORM bulk update: this runs once per message, and the ORM's bulk-update
@@ -458,8 +466,15 @@ class Worker:
                             lost += 1
                             log.warning("notifier: lease on notification %s lost; outcome %s not recorded",
                                         notification_id, values["status"])
-                        elif then:
-                            then(session)
+                        else:
+                            if then:
+                                then(session)
+                            if values["status"] == NotificationStatus.SENT and values.get("provider_id"):
+                                sent[values["provider_id"]] = notification_id
+                    # A delivery receipt may have beaten us to it (Twilio calls back within milliseconds):
+                    # apply it now, in the transaction that records the provider's ids (notifications.receipts).
+                    if sent:
+                        receipts.apply_early_many(session, sent)
                 return lost
             except sa.exc.OperationalError:
                 if attempt == 2:
@@ -479,11 +494,18 @@ class _Recorder:
     def __init__(self, worker: "Worker"):
         self.worker = worker
         self.outcomes: queue.SimpleQueue = queue.SimpleQueue()
+        self._pending, self._lock = 0, threading.Lock()
         self.thread = threading.Thread(target=self._run, name="notifier-recorder", daemon=True)
         self.thread.start()
 
     def put(self, outcome) -> None:
+        with self._lock:
+            self._pending += 1
         self.outcomes.put(outcome)
+
+    def pending(self) -> int:
+        """Outcomes handed over and not yet written."""
+        return self._pending
 
     def close(self) -> None:
         """Write what is left, then stop."""
@@ -506,6 +528,8 @@ class _Recorder:
                     break
                 batch.append(outcome)
             self.worker._record(batch)
+            with self._lock:
+                self._pending -= len(batch)
             if closing:
                 return
 
