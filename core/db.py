@@ -70,7 +70,8 @@ def str_enum(enum_cls, length: int = 32) -> sa.Enum:
 #   while reading the main database (imports, offer issue, recovery edits): it used to begin a deferred
 #   transaction that read first and wrote to the main database later.
 # - A SELECT ... FOR UPDATE (row locks on PostgreSQL; SQLAlchemy drops the clause on SQLite) says the transaction
-#   will write what it reads: on SQLite it begins the transaction IMMEDIATE too (see _sqlite_for_update).
+#   will write what it reads: on SQLite it begins the transaction IMMEDIATE too (see _sqlite_for_update), and so
+#   does a SAVEPOINT taken outside a transaction (see _sqlite_savepoint).
 # - Work that writes only TEMP tables for a long time (an import's first phase) opens a deferred transaction
 #   itself (begin_deferred), so it does not hold the lock other writers need.
 # The busy timeout is how long a writer waits for another's transaction before it fails. Imports, broadcasts and
@@ -117,6 +118,18 @@ def _sqlite_for_update(conn, cursor, statement, parameters, context, executemany
         return
     compiled = getattr(context, "compiled", None)
     if compiled is None or getattr(compiled.statement, "_for_update_arg", None) is None:
+        return
+    dbapi_connection = conn.connection.dbapi_connection
+    if not dbapi_connection.in_transaction:
+        dbapi_connection.execute("BEGIN IMMEDIATE")
+
+
+@event.listens_for(Engine, "savepoint")
+def _sqlite_savepoint(conn, name):
+    """SQLite: a SAVEPOINT outside a transaction would start one of its own, deferred, and its RELEASE would
+    commit it: what the savepoint wrote would commit at once, whatever the caller's transaction did next. Begin
+    the caller's transaction first (IMMEDIATE: a savepoint is taken around a write), so the savepoint nests in it."""
+    if conn.dialect.name != "sqlite":
         return
     dbapi_connection = conn.connection.dbapi_connection
     if not dbapi_connection.in_transaction:

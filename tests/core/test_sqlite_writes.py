@@ -18,7 +18,7 @@ import sqlalchemy as sa
 
 from accounts import recovery_import, service as accounts_service
 from accounts.models import ImportStatus, RecoveryStatus
-from core.db import begin_deferred, db
+from core.db import begin_deferred, db, utcnow
 from offers import service as offers_service
 from tests.accounts.factories import ACTOR, RECOVERY_HEADER, attach, make_incident, run_import
 from tests.offers.helpers import incident_with, issue, make_program
@@ -149,6 +149,19 @@ def test_the_isolation_level_comes_back_after_a_connection_ran_in_autocommit(app
             assert conn.connection.dbapi_connection.isolation_level == "IMMEDIATE"
     finally:
         engine.dispose()
+
+
+def test_a_savepoint_nests_in_the_callers_transaction_instead_of_committing_on_its_own(app, notifier):
+    """notifications.optouts.opt_out and incidents.service flush inside begin_nested(). A SAVEPOINT that started
+    SQLite's transaction committed it at its RELEASE: the caller's rollback did not undo what it wrote."""
+    from notifications.models import OptOut
+
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(OptOut)) == 0  # a read: no transaction yet
+    with db.session.begin_nested():
+        db.session.add(OptOut(channel="sms", address="+12065550100", source="test", created_at=utcnow()))
+    assert not notifier.write()  # the caller's transaction holds the lock, from the savepoint on
+    db.session.rollback()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(OptOut)) == 0
 
 
 # ---- the operator's writes that failed while the notifier wrote --------------------------------------
