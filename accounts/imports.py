@@ -16,7 +16,7 @@ from flask import current_app
 from accounts.csvio import CSVFormatError, CSVRows, ErrorReport, RowError, write_error_csv
 from accounts.models import ImportJob, ImportKind, ImportStatus
 from core.bulk import create_stage, drop_stage, load
-from core.db import db, utcnow
+from core.db import begin_deferred, db, utcnow
 from ops.audit import Actor, record
 
 PROGRESS_EVERY = 10_000
@@ -118,6 +118,8 @@ def run_job(*, spec: ImportSpec, job_id: int, stream: BinaryIO, actor: Actor,
                         _save_progress(job, on_progress)
                 job.rows_read, job.bytes_read = n, rows.bytes_read
 
+            # Phase 1 writes only the temp table: it must not hold SQLite's write lock while it reads the file.
+            begin_deferred(conn)
             load(conn, stage, spec.stage_names, good_rows())
             conn.commit()  # ends phase 1; the temp table lives on with this connection
         except CSVFormatError as e:
