@@ -366,6 +366,12 @@ class Worker:
                 _render(message)
                 # Rendering may issue a personal link (accounts.links): it must exist before the message does.
                 db.session.commit()
+            except sa.exc.OperationalError:  # the database, not the template: try again later, unsent
+                db.session.rollback()
+                log.warning("notifier: rendering notification %s could not be saved; given back",
+                            notification_id, exc_info=True)
+                return self._finish(message, lease, status=NotificationStatus.QUEUED,
+                                    attempts=Notification.__table__.c.attempts - 1)
             except Exception as e:  # a template bug fails this row, not the worker
                 db.session.rollback()
                 log.exception("notifier: cannot render notification %s", notification_id)
@@ -376,8 +382,13 @@ class Worker:
             limiter, units = self.limiters[channel], (message.segments if channel == "sms" else 1)
 
             def pace():
-                for gate in limiter:
-                    gate.acquire(units)
+                try:
+                    for gate in limiter:
+                        gate.acquire(units)
+                except sa.exc.DBAPIError:  # the shared budget could not be read: nothing went out
+                    log.warning("notifier: send budget unavailable; notification %s given back unsent",
+                                notification_id, exc_info=True)
+                    raise NotSent from None
                 if (lease - self.clock()).total_seconds() < self.settings.lease_seconds / 3:
                     # Waited so long for the rate limiter that the lease could run out mid-send and another
                     # worker resend it: give the row back unsent instead (very low rates, many senders).

@@ -40,7 +40,7 @@ class Notifier:
 
     def write(self) -> bool:
         try:
-            self.conn.execute("INSERT INTO send_budgets (key, tat, last_at, checked_at) VALUES ('probe', 0, 0, 0) "
+            self.conn.execute("INSERT INTO send_budgets (key, tat, last_at, checked_at, granted) VALUES ('probe', 0, 0, 0, 1) "
                               "ON CONFLICT (key) DO UPDATE SET tat = tat + 1")
             self.results.append(True)
         except sqlite3.OperationalError as e:
@@ -67,7 +67,7 @@ def test_a_transaction_whose_first_write_is_a_temp_table_holds_the_lock_and_writ
         conn.exec_driver_sql("CREATE TEMP TABLE stage (n INTEGER)")
         conn.exec_driver_sql("INSERT INTO stage SELECT COUNT(*) FROM accounts")  # reads the main database
         assert not notifier.write()  # it waits for us (here: gives up at once) instead of changing our snapshot
-        conn.exec_driver_sql("INSERT INTO send_budgets (key, tat, last_at, checked_at) SELECT 'ours', n, 0, 0 FROM stage")
+        conn.exec_driver_sql("INSERT INTO send_budgets (key, tat, last_at, checked_at, granted) SELECT 'ours', n, 0, 0, 1 FROM stage")
         conn.commit()
     assert notifier.write()
 
@@ -79,7 +79,7 @@ def test_a_write_transaction_waits_for_another_writers_lock(app):
 
     def hold():
         holder.execute("BEGIN IMMEDIATE")
-        holder.execute("INSERT INTO send_budgets (key, tat, last_at, checked_at) VALUES ('held', 0, 0, 0)")
+        holder.execute("INSERT INTO send_budgets (key, tat, last_at, checked_at, granted) VALUES ('held', 0, 0, 0, 1)")
         holding.set()
         done.wait(0.3)  # long enough that we start waiting while it holds the lock
         holder.execute("COMMIT")
@@ -91,7 +91,7 @@ def test_a_write_transaction_waits_for_another_writers_lock(app):
         with db.engine.connect() as conn:
             conn.exec_driver_sql("CREATE TEMP TABLE stage (n INTEGER)")
             conn.exec_driver_sql("INSERT INTO stage SELECT COUNT(*) FROM send_budgets")  # waits here
-            conn.exec_driver_sql("INSERT INTO send_budgets (key, tat, last_at, checked_at) SELECT 'ours', n, 0, 0 "
+            conn.exec_driver_sql("INSERT INTO send_budgets (key, tat, last_at, checked_at, granted) SELECT 'ours', n, 0, 0, 1 "
                                  "FROM stage")
             conn.commit()
     finally:
@@ -105,7 +105,7 @@ def test_reads_take_no_lock_while_another_connection_writes(app):
     """Public pages and the console's reads never wait for a writer (WAL), nor hold one up."""
     holder = sqlite3.connect(db.engine.url.database, isolation_level=None, check_same_thread=False)
     holder.execute("BEGIN IMMEDIATE")
-    holder.execute("INSERT INTO send_budgets (key, tat, last_at, checked_at) VALUES ('held', 0, 0, 0)")
+    holder.execute("INSERT INTO send_budgets (key, tat, last_at, checked_at, granted) VALUES ('held', 0, 0, 0, 1)")
     try:
         assert db.session.scalar(sa.text("SELECT COUNT(*) FROM send_budgets")) == 0  # the committed state
         db.session.commit()
