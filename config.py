@@ -144,3 +144,8 @@ class Config:
     NOTIFIER_PERIODIC_SECONDS = float(os.environ.get("NOTIFIER_PERIODIC_SECONDS", 30))
     NOTIFIER_BACKOFF_SECONDS = float(os.environ.get("NOTIFIER_BACKOFF_SECONDS", 15))  # first retry, then doubled
     NOTIFIER_BACKOFF_CAP_SECONDS = float(os.environ.get("NOTIFIER_BACKOFF_CAP_SECONDS", 3600))
+    # Each worker writes its send counts and provider latencies to its row in notifier_workers this often (and
+    # when it stops); /metrics adds the rows up. A worker that reported within NOTIFIER_ALIVE_SECONDS is alive.
+    NOTIFIER_TELEMETRY_SECONDS = float(os.environ.get("NOTIFIER_TELEMETRY_SECONDS", 5))
+    NOTIFIER_ALIVE_SECONDS = float(os.environ.get("NOTIFIER_ALIVE_SECONDS", 30))
+    PERIODIC_TELEMETRY_FOLD_SECONDS = int(os.environ.get("PERIODIC_TELEMETRY_FOLD_SECONDS", 3600))
