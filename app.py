@@ -3,7 +3,7 @@ from flask import Flask
 
 import config
 from core import db as core_db
-from core import renders, web
+from core import health, renders, web
 from core.db import db
 
 
@@ -25,6 +25,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     core_db.init_migrate(app)
     web.init_app(app)  # CSRF, error pages, template filters, security headers, compression
     renders.init_app(app)  # stored renders of the public pages
+    health.init_app(app)  # /healthz, /readyz
 
     from ops import auth, cli as ops_cli, views as ops_views, api as ops_api
     from incidents import views as incident_views, public, statuspage
