@@ -149,3 +149,8 @@ class Config:
     NOTIFIER_TELEMETRY_SECONDS = float(os.environ.get("NOTIFIER_TELEMETRY_SECONDS", 5))
     NOTIFIER_ALIVE_SECONDS = float(os.environ.get("NOTIFIER_ALIVE_SECONDS", 30))
     PERIODIC_TELEMETRY_FOLD_SECONDS = int(os.environ.get("PERIODIC_TELEMETRY_FOLD_SECONDS", 3600))
+
+    # /metrics (Prometheus text format) answers a scraper sending "Authorization: Bearer <secret>", where the
+    # secret is this token (at least 16 characters, e.g. `python -c "import secrets; print(secrets.token_urlsafe(32))"`)
+    # or any live ops API token (`flask --app app tokens create EMAIL`). Empty: only API tokens are accepted.
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")
