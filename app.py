@@ -3,7 +3,7 @@ from flask import Flask
 
 import config
 from core import db as core_db
-from core import renders, web
+from core import health, renders, web
 from core.db import db
 
 
@@ -25,8 +25,9 @@ def create_app(test_config: dict | None = None) -> Flask:
     core_db.init_migrate(app)
     web.init_app(app)  # CSRF, error pages, template filters, security headers, compression
     renders.init_app(app)  # stored renders of the public pages
+    health.init_app(app)  # /healthz, /readyz
 
-    from ops import auth, cli as ops_cli, views as ops_views, api as ops_api
+    from ops import auth, cli as ops_cli, views as ops_views, api as ops_api, monitoring as ops_monitoring
     from incidents import views as incident_views, public, statuspage
     import incidents.api  # noqa: F401  (adds the incident routes to the ops API blueprint)
     import accounts.api  # noqa: F401  (adds the affected-account and recovery routes)
@@ -35,6 +36,7 @@ def create_app(test_config: dict | None = None) -> Flask:
 
     auth.init_app(app)
     app.register_blueprint(ops_views.bp)
+    ops_monitoring.init_app(app)  # /metrics, and the registries of metrics and console home panels
     app.register_blueprint(ops_api.bp)
     app.register_blueprint(incident_views.bp)
     public.init_app(app)  # the status page, history, Atom: served from stored renders
@@ -54,6 +56,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     app.register_blueprint(optout_views.bp)
     from notifications import unsubscribe  # signed one-click unsubscribe links (RFC 8058)
     app.register_blueprint(unsubscribe.bp)
+    from notifications import monitoring as notifier_monitoring  # the queue on /ops and in /metrics
+    notifier_monitoring.init_app(app)
     ops_cli.init_app(app)
 
     from accounts import cli as accounts_cli

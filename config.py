@@ -144,3 +144,13 @@ class Config:
     NOTIFIER_PERIODIC_SECONDS = float(os.environ.get("NOTIFIER_PERIODIC_SECONDS", 30))
     NOTIFIER_BACKOFF_SECONDS = float(os.environ.get("NOTIFIER_BACKOFF_SECONDS", 15))  # first retry, then doubled
     NOTIFIER_BACKOFF_CAP_SECONDS = float(os.environ.get("NOTIFIER_BACKOFF_CAP_SECONDS", 3600))
+    # Each worker writes its send counts and provider latencies to its row in notifier_workers this often (and
+    # when it stops); /metrics adds the rows up. A worker that reported within NOTIFIER_ALIVE_SECONDS is alive.
+    NOTIFIER_TELEMETRY_SECONDS = float(os.environ.get("NOTIFIER_TELEMETRY_SECONDS", 5))
+    NOTIFIER_ALIVE_SECONDS = float(os.environ.get("NOTIFIER_ALIVE_SECONDS", 30))
+    PERIODIC_TELEMETRY_FOLD_SECONDS = int(os.environ.get("PERIODIC_TELEMETRY_FOLD_SECONDS", 3600))
+
+    # /metrics (Prometheus text format) answers a scraper sending "Authorization: Bearer <secret>", where the
+    # secret is this token (at least 16 characters, e.g. `python -c "import secrets; print(secrets.token_urlsafe(32))"`)
+    # or any live ops API token (`flask --app app tokens create EMAIL`). Empty: only API tokens are accepted.
+    METRICS_TOKEN = os.environ.get("METRICS_TOKEN", "")

@@ -60,6 +60,8 @@ TASKS: tuple[Task, ...] = (
          "Delete early delivery receipts that never matched a message (older than 7 days)."),
     Task("imports.prune", "accounts.retention:prune_due", 60 * 60,
          "Delete uploaded import files and rejected-row CSVs of imports finished long ago."),
+    Task("telemetry.fold", "notifications.telemetry:fold_stale", 60 * 60,
+         "Fold the send counts of notifier workers gone for an hour into one row (/metrics sums stay the same)."),
 )
 
 

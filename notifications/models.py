@@ -33,6 +33,8 @@ class Notification(db.Model):
         # The claim's order: per channel, queued rows by class, then round-robin position; next_attempt_at
         # last, so rows held for later are skipped from the index alone (notifications.priorities).
         sa.Index("ix_notifications_ready", "channel", "status", "priority", "fair_key", "next_attempt_at"),
+        # "Sent in the last minute" per channel (/ops): a short range at the index's end, read from it alone.
+        sa.Index("ix_notifications_sent", "sent_at", "channel"),
     )
 
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -158,3 +160,22 @@ class SendBudget(db.Model):
     last_at: Mapped[float] = mapped_column(sa.Float)  # when a unit was last let go
     checked_at: Mapped[float] = mapped_column(sa.Float)  # when it was last asked
     granted: Mapped[int] = mapped_column(sa.SmallInteger)  # 1 if that ask was let go, 0 if told to wait
+
+
+class NotifierWorker(db.Model):
+    """One notifier worker process (or one `notifier run --once`): its sends by outcome and error code and its
+    provider latencies since it started, written every few seconds by notifications.telemetry and summed by
+    /metrics. The row RETIRED holds the counts of workers gone for a while (folded in by a scheduled task),
+    so the sums never go down and the table stays small."""
+
+    __tablename__ = "notifier_workers"
+
+    RETIRED = "retired"
+
+    id: Mapped[str] = mapped_column(sa.String(32), primary_key=True)
+    host: Mapped[str] = mapped_column(sa.String(255), default="")
+    pid: Mapped[int] = mapped_column(default=0)
+    started_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    seen_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow, index=True)  # last flush
+    stopped_at: Mapped[datetime | None] = mapped_column(UTCDateTime)  # set by the last flush of a clean stop
+    counters: Mapped[dict] = mapped_column(sa.JSON, default=dict)  # {"sends|sms|failed|30003": 2, ...}

@@ -18,7 +18,7 @@ from sqlalchemy.orm import sessionmaker
 
 from accounts.models import Account
 from core.db import db, utcnow
-from notifications import quiet_hours, receipts
+from notifications import quiet_hours, receipts, telemetry
 from notifications.models import Channel, Notification, NotificationStatus, OptOut
 from notifications.budget import SharedBudget
 from notifications.pacing import RateLimiter, sms_segments
@@ -204,6 +204,8 @@ class Worker:
         # Set by signal handlers (request_stop): a plain flag, because a handler runs on the main thread
         # between two bytecodes and must not take a lock that thread may hold, such as stop's own.
         self._stop_requested = False
+        self.telemetry = telemetry.for_app(app, engine)  # sends by outcome and provider latency, for /metrics
+        self.providers = self.telemetry.timed(providers)
 
     def request_stop(self) -> None:
         """Finish the sends in flight, then stop. Safe in a signal handler: it takes no lock (Event.set from a
@@ -230,6 +232,7 @@ class Worker:
     def run(self, *, once: bool = False) -> int:
         """Send until `self.stop` is set (in-flight sends finish first), or until nothing is due when `once`."""
         self._warm_up(periodic=not once and self.settings.periodic_interval > 0)
+        self.telemetry.start(heartbeat=not once)
         periodic = None
         if not once and self.settings.periodic_interval > 0:
             periodic = threading.Thread(target=self._periodic, name="notifier-periodic", daemon=True)
@@ -260,6 +263,7 @@ class Worker:
                         close()
                     except Exception:
                         log.warning("notifier: closing provider %s failed", provider, exc_info=True)
+            self.telemetry.close()
 
     def _warm_up(self, *, periodic: bool) -> None:
         """Import now what the first sends and the first periodic pass would import lazily: an import holds
@@ -440,6 +444,7 @@ class Worker:
         if message.body is not None:  # keep what was rendered at send time, for the message log
             values.update(subject=message.subject, body=message.body, html_body=message.html_body)
         values.update(lease_until=None, updated_at=self.clock())
+        self.telemetry.finished(message, values)
         outcome = (message.id, lease, values, then)
         if self._recorder is not None and not at_once:
             self._recorder.put(outcome)
@@ -475,6 +480,7 @@ class Worker:
                                                  table.c.lease_until == lease).values(**values))
                         if result.rowcount != 1:
                             lost += 1
+                            self.telemetry.lost(notification_id)
                             log.warning("notifier: lease on notification %s lost; outcome %s not recorded",
                                         notification_id, values["status"])
                         else:

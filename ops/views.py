@@ -10,6 +10,7 @@ from wtforms.fields.choices import SelectChoice
 from core.db import db, utcnow
 from core.errors import ServiceError
 from ops import audit, service
+from ops.monitoring import home_panels
 from ops.auth import SignInThrottled, authenticate, client_ip, current_actor, role_required
 from ops.forms import (ChangePasswordForm, ConfirmForm, OperatorCreateForm, ResetPasswordForm, RoleForm,
                        SignInForm, TokenCreateForm)
@@ -100,7 +101,11 @@ def sign_out():
 @bp.get("/")
 @role_required(Role.VIEWER)
 def home():
-    return redirect(url_for("incidents_console.dashboard"))
+    """The console's home: the panels other domains registered (ops.monitoring), e.g. the notifier's queue."""
+    panels = home_panels(db.session)
+    if not panels:
+        return redirect(url_for("incidents_console.dashboard"))
+    return render_template("ops/home.html", panels=panels)
 
 
 @bp.route("/account", methods=["GET", "POST"])
