@@ -22,14 +22,13 @@ import signal
 import subprocess
 import sys
 import tempfile
-import threading
 import time
 
 import sqlalchemy as sa
 
 from common import drop_database, fresh_database, tmpdir
-from worker_throughput import (FLASK, ROOT, RemoteStandin, busiest_second, queue_sms, status_counts, stop,
-                               wait_for)
+from worker_throughput import (FLASK, ROOT, RemoteStandin, baseline, busiest_second, queue_sms, status_counts,
+                               stop, wait_for)
 
 NUMBER = re.compile(r"message #(\d+):")
 
@@ -153,6 +152,22 @@ def fairness(url: str, standin, n: int) -> None:
 
 
 # -- (l) one limit across processes ------------------------------------------------------------------------
+def drain(url: str, standin, n: int, count: int, **settings) -> list[float]:
+    """Queue N SMS, run `count` workers until all are sent; returns the stand-in's arrival times."""
+    clear(url)
+    queue_sms(url, n, prefix=f"d{count}")
+    standin.ask("clear")
+    engine = sa.create_engine(url)
+    processes, log = workers(url, standin, count, **settings)
+    try:
+        wait_for(lambda: status_counts(engine).get("sent", 0) >= n, 900, processes[0], log)
+    finally:
+        for p in processes:
+            stop(p)
+        engine.dispose()
+    return standin.ask("times")["times"]
+
+
 def steady_rate(times: list[float]) -> float:
     steady = [t for t in times if times[0] + 1 <= t <= times[-1] - 0.5]
     return (len(steady) - 1) / (steady[-1] - steady[0]) if len(steady) > 2 else float("nan")
@@ -164,67 +179,21 @@ def shared_limit(url: str, standin, n: int = 1200, limit: int = 40, margin: str 
           f"latency, {n:,} SMS")
     standin.ask("latency 0.05")
     for count in (1, 2, 4):
-        clear(url)
-        queue_sms(url, n, prefix=f"l{count}")
-        standin.ask("clear")
-        engine = sa.create_engine(url)
-        processes, log = workers(url, standin, count, concurrency=4, SMS_RATE_PER_SECOND=limit, **extra)
-        try:
-            wait_for(lambda: status_counts(engine).get("sent", 0) >= n, 600, processes[0], log)
-        finally:
-            for p in processes:
-                stop(p)
-            engine.dispose()
-        times = standin.ask("times")["times"]
+        times = drain(url, standin, n, count, concurrency=4, SMS_RATE_PER_SECOND=limit, **extra)
         rate = steady_rate(times)
         print(f"  {count} worker(s): busiest second {busiest_second(times)} (goal <= {limit}); steady "
               f"{rate:.2f}/s = {rate / limit:.1%} of the limit (goal >= 95%)")
 
 
 # -- (s) throughput that scales out --------------------------------------------------------------------------
-def raw_client(standin, n: int, threads: int) -> float:
-    from_number = standin.env()["TWILIO_FROM_NUMBER"]
-    counter = iter(range(n))
-    lock = threading.Lock()
-
-    def sender():
-        client = standin.client(timeout=10)
-        while True:
-            with lock:
-                i = next(counter, None)
-            if i is None:
-                return
-            client.messages.create(to=f"+1425{3000000 + i:07d}", from_=from_number, body=f"baseline #{i}")
-
-    pool = [threading.Thread(target=sender) for _ in range(threads)]
-    t = time.perf_counter()
-    for thread in pool:
-        thread.start()
-    for thread in pool:
-        thread.join()
-    return n / (time.perf_counter() - t)
-
-
 def throughput(url: str, standin, n: int = 6000) -> None:
     print(f"(s) throughput, limit off (SMS_RATE_PER_SECOND=0), 5 ms latency, {n:,} SMS, --concurrency 8")
     standin.ask("latency 0.005")
     figures = {}
     for count in (1, 2):
-        clear(url)
-        queue_sms(url, n, prefix=f"s{count}")
+        figures[count] = steady_rate(drain(url, standin, n, count, SMS_RATE_PER_SECOND=0))
         standin.ask("clear")
-        engine = sa.create_engine(url)
-        processes, log = workers(url, standin, count, SMS_RATE_PER_SECOND=0)
-        try:
-            wait_for(lambda: status_counts(engine).get("sent", 0) >= n, 900, processes[0], log)
-        finally:
-            for p in processes:
-                stop(p)
-            engine.dispose()
-        times = standin.ask("times")["times"]
-        figures[count] = steady_rate(times)
-        standin.ask("clear")
-        figures[f"raw{count}"] = raw_client(standin, n, 8 * count)
+        figures[f"raw{count}"] = baseline(standin, n, threads=8 * count)
     one, two = figures[1], figures[2]
     print(f"  1 process: {one:,.0f}/s; raw client, 8 threads: {figures['raw1']:,.0f}/s -> {one / figures['raw1']:.0%} "
           "(goal >= 50%)")

@@ -150,8 +150,9 @@ def busiest_second(times: list[float]) -> int:
 
 
 # -- the benchmark -------------------------------------------------------------------------------------------
-def baseline(standin, n: int) -> float:
-    """Raw twilio client creates, 8 threads, one client each: messages/s (the stand-in's own speed)."""
+def baseline(standin, n: int, threads: int = CONCURRENCY) -> float:
+    """Raw twilio client creates from `threads` threads (8), one client each: messages/s (the stand-in's own
+    speed)."""
     from_number = standin.env()["TWILIO_FROM_NUMBER"]
     counter = iter(range(n))
     lock = threading.Lock()
@@ -165,11 +166,11 @@ def baseline(standin, n: int) -> float:
                 return
             client.messages.create(to=f"+1425{3000000 + i:07d}", from_=from_number, body=f"baseline #{i}")
 
-    threads = [threading.Thread(target=sender) for _ in range(CONCURRENCY)]
+    pool = [threading.Thread(target=sender) for _ in range(threads)]
     t = time.perf_counter()
-    for thread in threads:
+    for thread in pool:
         thread.start()
-    for thread in threads:
+    for thread in pool:
         thread.join()
     return n / (time.perf_counter() - t)
 
