@@ -100,7 +100,8 @@ def _picks(channel: str | None, now: datetime) -> list[sa.Select]:
               .order_by(Notification.priority, Notification.fair_key, Notification.next_attempt_at,
                         Notification.id))
     if channel is not None:
-        expired, queued = expired.where(Notification.channel == channel), queued.where(Notification.channel == channel)
+        expired = expired.where(Notification.channel == channel)
+        queued = queued.where(Notification.channel == channel)
     return [expired, queued]
 
 
@@ -112,8 +113,8 @@ def claim(session, *, limit: int, settings: Settings, now: datetime,
 
     Two workers can never both claim a row: on PostgreSQL the rows are picked with FOR UPDATE SKIP LOCKED
     (another worker's picks are skipped, not waited for), then leased by id; on SQLite each pick is one
-    UPDATE ... RETURNING (SQLite runs one writer at a time). In the same transaction, opted-out rows are suppressed and SMS inside quiet hours are put
-    back until the window ends (neither is sent)."""
+    UPDATE ... RETURNING (SQLite runs one writer at a time). In the same transaction, opted-out rows are
+    suppressed and SMS inside quiet hours are put back until the window ends (neither is sent)."""
     lease = now + timedelta(seconds=settings.lease_seconds)
     postgres = session.get_bind().dialect.name == "postgresql"
     lease_them = (sa.update(Notification)
@@ -136,7 +137,8 @@ def claim(session, *, limit: int, settings: Settings, now: datetime,
             # One statement under SQLite's write lock: nothing can change between the pick and the lease.
             # (A re-check here made SQLite read every due row through ix_notifications_due: 200 ms, holding
             # the write lock, with a 1,000,000-message backlog.)
-            rows += session.execute(lease_them.where(Notification.id.in_(pick.limit(want).scalar_subquery()))).all()
+            picked = pick.limit(want).scalar_subquery()
+            rows += session.execute(lease_them.where(Notification.id.in_(picked))).all()
     if not rows:
         session.commit()
         return [], lease, 0
