@@ -44,16 +44,16 @@ def _json_aa(dialect: str, aa_id):
 
 def insert_for(executor, recipients, *, channel: Channel, key, template: str, now: datetime,
                broadcast_id: int | None = None, urgent: bool = False, delay_seconds: int = 0,
-               extra_where=None, kind: str | None = None) -> int:
+               extra_where=None) -> int:
     """Queue one row per recipient on `channel` in ONE INSERT ... SELECT ... ON CONFLICT DO NOTHING.
 
     `recipients` is a select of (aa_id, account_id); `key(r)` builds the dedupe key from its columns.
     Skips opted-out accounts and addresses and accounts without an address on the channel;
-    `extra_where(r)` may add a condition. The rows get the class of `kind` (default: the template) and are
-    numbered from the class's head, so they share the channel round-robin with what is already queued."""
+    `extra_where(r)` may add a condition. The rows get their template's priority class and are numbered
+    from the class's head, so they share the channel round-robin with what is already queued."""
     dialect = _dialect(executor)
     channel = Channel(channel)
-    priority = priorities.of(kind or template, urgent=urgent)
+    priority = priorities.of(template, urgent=urgent)
     start = priorities.head(executor, channel=channel.value, priority=priority)
     r = recipients.subquery("r")
     address, flag = _ADDRESS[channel]
