@@ -577,18 +577,6 @@ def _render(message: Notification) -> None:
         message.segments = sms_segments(message.body or "")
 
 
-def _apply_early_receipt(session, notification_id: int, provider_id: str | None) -> None:
-    """A delivery receipt may have beaten us to it (Twilio calls back within milliseconds): apply it now,
-    in the transaction that records the provider id (notifications.receipts)."""
-    if not provider_id:
-        return
-    try:
-        from notifications import receipts
-    except ImportError:
-        return
-    receipts.apply_early(session, notification_id, provider_id)
-
-
 def _ambiguous_text(detail: str) -> str:
     return (f"No answer after the request was sent ({detail}); the message may have been delivered, so it was "
             "not resent. Retry it explicitly if it did not arrive.")[:500]
