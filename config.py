@@ -128,8 +128,11 @@ class Config:
     QUIET_HOURS = os.environ.get("QUIET_HOURS", "21:00-08:00")
     NOTIFIER_CONCURRENCY = int(os.environ.get("NOTIFIER_CONCURRENCY", 4))  # sends in flight per channel; --concurrency wins
     NOTIFIER_MAX_ATTEMPTS = int(os.environ.get("NOTIFIER_MAX_ATTEMPTS", 6))  # then the message is failed
-    # A claimed row is another worker's to retry after this; keep it above the provider timeouts.
-    NOTIFIER_LEASE_SECONDS = float(os.environ.get("NOTIFIER_LEASE_SECONDS", 60))
+    # A claimed row is another worker's to retry after this; keep it above the provider timeouts. Unset: 60 s on
+    # PostgreSQL, 180 s on SQLite, where recording an outcome may wait out the 60 s busy timeout behind a long
+    # import (notifications.worker.default_lease).
+    NOTIFIER_LEASE_SECONDS = float(os.environ["NOTIFIER_LEASE_SECONDS"]) if os.environ.get("NOTIFIER_LEASE_SECONDS") \
+        else None
     # Scheduled tasks (core/periodic.py), run by the notifier worker or `flask periodic run`; 0 turns a task off.
     PERIODIC_OFFERS_EXPIRE_SECONDS = int(os.environ.get("PERIODIC_OFFERS_EXPIRE_SECONDS", 300))
     PERIODIC_OFFERS_REMIND_SECONDS = int(os.environ.get("PERIODIC_OFFERS_REMIND_SECONDS", 900))

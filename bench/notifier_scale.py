@@ -8,8 +8,10 @@ stand-in (in a process of its own, stamping each arrival).
     stand-in's busiest 1-second window (goal <= 40) and the share of the limit used over the steady part
     (goal >= 95%); beside it the same with 1 worker.
 (s) throughput that scales out, limit off, 5 ms latency: messages/s of 1 and 2 worker processes
-    (--concurrency 8 each) beside the raw `twilio` client from 8 and 16 threads against the same stand-in
-    (the baseline, same run). Goals: 2 processes >= 1.7x one; one >= 50% of the raw client from 8 threads.
+    (--concurrency 8 each) beside the raw `twilio` client from 1 and 2 processes of 8 threads (and from 16
+    threads in one) against the same stand-in (the baselines, same run). Goals: 2 processes >= 1.7x one;
+    one >= 50% of the raw client from 8 threads. The raw client's own 2-process scaling is what the host
+    allows anyone: both senders and the stand-in share its cores.
 (c) crash safety: 2 workers send 5,000 SMS (unpaced, 10 ms latency, lease 3 s); one is SIGKILLed at 30%
     and 60% and restarted. Lost messages (goal 0) and duplicates at the stand-in beside the rows that were
     in flight at each kill (goal: duplicates <= in flight).
@@ -186,6 +188,46 @@ def shared_limit(url: str, standin, n: int = 1200, limit: int = 40, margin: str 
 
 
 # -- (s) throughput that scales out --------------------------------------------------------------------------
+RAW = """
+import json, sys, threading
+from twilio.http.http_client import TwilioHttpClient
+from twilio.rest import Client
+env, start, n, threads = json.loads(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+counter, lock = iter(range(start, start + n)), threading.Lock()
+sys.stdin.readline()  # go
+def sender():
+    client = Client(env["TWILIO_ACCOUNT_SID"], env["TWILIO_AUTH_TOKEN"], http_client=TwilioHttpClient(timeout=10))
+    client.api.base_url = env["TWILIO_API_BASE_URL"]
+    while True:
+        with lock:
+            i = next(counter, None)
+        if i is None:
+            return
+        client.messages.create(to=f"+1425{3000000 + i:07d}", from_=env["TWILIO_FROM_NUMBER"], body=f"raw #{i}")
+pool = [threading.Thread(target=sender) for _ in range(threads)]
+[t.start() for t in pool]
+[t.join() for t in pool]
+"""
+
+
+def raw_processes(standin, n: int, processes: int, threads: int = 8) -> float:
+    """The raw client from `processes` processes of `threads` threads each, started together: messages/s.
+    What the host itself allows two senders of any make (the stand-in and both share its 2 cores)."""
+    import json
+
+    share = n // processes
+    children = [subprocess.Popen([sys.executable, "-c", RAW, json.dumps(standin.env()), str(k * share), str(share),
+                                  str(threads)], stdin=subprocess.PIPE, text=True) for k in range(processes)]
+    time.sleep(1.5)  # imported and waiting
+    t = time.perf_counter()
+    for child in children:
+        child.stdin.write("go\n")
+        child.stdin.flush()
+    for child in children:
+        child.wait(600)
+    return share * processes / (time.perf_counter() - t)
+
+
 def throughput(url: str, standin, n: int = 6000) -> None:
     print(f"(s) throughput, limit off (SMS_RATE_PER_SECOND=0), 5 ms latency, {n:,} SMS, --concurrency 8")
     standin.ask("latency 0.005")
@@ -193,12 +235,15 @@ def throughput(url: str, standin, n: int = 6000) -> None:
     for count in (1, 2):
         figures[count] = steady_rate(drain(url, standin, n, count, SMS_RATE_PER_SECOND=0))
         standin.ask("clear")
-        figures[f"raw{count}"] = baseline(standin, n, threads=8 * count)
-    one, two = figures[1], figures[2]
-    print(f"  1 process: {one:,.0f}/s; raw client, 8 threads: {figures['raw1']:,.0f}/s -> {one / figures['raw1']:.0%} "
+        figures[f"raw{count}"] = raw_processes(standin, n, count)
+        standin.ask("clear")
+    figures["raw16"] = baseline(standin, n, threads=16)
+    one, two, raw1, raw2 = figures[1], figures[2], figures["raw1"], figures["raw2"]
+    print(f"  1 process: {one:,.0f}/s; raw client, 1 process x 8 threads: {raw1:,.0f}/s -> {one / raw1:.0%} "
           "(goal >= 50%)")
-    print(f"  2 processes: {two:,.0f}/s = {two / one:.2f}x one (goal >= 1.7x); raw client, 16 threads: "
-          f"{figures['raw2']:,.0f}/s -> {two / figures['raw2']:.0%}")
+    print(f"  2 processes: {two:,.0f}/s = {two / one:.2f}x one (goal >= 1.7x); raw client, 2 processes x 8 threads: "
+          f"{raw2:,.0f}/s = {raw2 / raw1:.2f}x its 1 process (the host's own scaling), 1 process x 16 threads: "
+          f"{figures['raw16']:,.0f}/s; ours -> {two / raw2:.0%} of the raw client from 2 processes")
 
 
 # -- (c) crash safety ---------------------------------------------------------------------------------------

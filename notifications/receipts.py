@@ -155,9 +155,10 @@ def apply_early_many(session, sent: dict[str, int]) -> int:
                        for sid in sent})
         session.execute(sa.text("SELECT pg_advisory_xact_lock(:cls, k) FROM unnest(CAST(:keys AS integer[])) "
                                 "WITH ORDINALITY AS u(k, i) ORDER BY i"), {"cls": _LOCK_CLASS, "keys": keys})
-    found = session.execute(sa.delete(EarlyReceipt).where(EarlyReceipt.provider_id.in_(list(sent))).returning(
-        EarlyReceipt.provider_id, EarlyReceipt.status, EarlyReceipt.error_code, EarlyReceipt.error_message,
-        EarlyReceipt.received_at).execution_options(synchronize_session=False)).all()
+    early = EarlyReceipt.__table__  # Core: this runs for every batch the recorder writes
+    found = session.execute(sa.delete(early).where(early.c.provider_id.in_(list(sent))).returning(
+        early.c.provider_id, early.c.status, early.c.error_code, early.c.error_message,
+        early.c.received_at)).all()
     for receipt in found:
         apply_status(session, provider_id=receipt.provider_id, status=receipt.status,
                      error_code=receipt.error_code, error_message=receipt.error_message, at=receipt.received_at,

@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import sessionmaker
 
 from accounts.models import Account
-from core.db import db, utcnow
+from core.db import SQLITE_BUSY_TIMEOUT_MS, db, utcnow
 from notifications import quiet_hours, receipts, telemetry
 from notifications.models import Channel, Notification, NotificationStatus, OptOut
 from notifications.budget import SharedBudget
@@ -51,7 +51,7 @@ class Settings:
     def from_config(cls, config, **overrides) -> "Settings":
         """Settings from the app config, with keyword overrides (e.g. concurrency from the command line)."""
         values = dict(
-            lease_seconds=float(config.get("NOTIFIER_LEASE_SECONDS", 60)),
+            lease_seconds=float(config.get("NOTIFIER_LEASE_SECONDS") or default_lease(config)),
             max_attempts=int(config.get("NOTIFIER_MAX_ATTEMPTS", 6)),
             backoff_base=float(config.get("NOTIFIER_BACKOFF_SECONDS", 15)),
             backoff_cap=float(config.get("NOTIFIER_BACKOFF_CAP_SECONDS", 3600)),
@@ -67,6 +67,17 @@ class Settings:
             values["concurrency"] = int(config["NOTIFIER_CONCURRENCY"])
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)
+
+
+def default_lease(config) -> float:
+    """The lease when NOTIFIER_LEASE_SECONDS is unset: above a send's timeout plus its wait for the budget
+    (60 s), and on SQLite also above the busy timeout, which recording an outcome may wait out behind a long
+    import or broadcast holding the write lock (and its first retry may wait as long again): a lease that
+    ran out meanwhile would let another worker claim the row and send it again. 180 s with the 60 s busy
+    timeout."""
+    if str(config.get("SQLALCHEMY_DATABASE_URI", "")).startswith("sqlite"):
+        return 60.0 + 2 * SQLITE_BUSY_TIMEOUT_MS / 1000
+    return 60.0
 
 
 def providers_from_config(config) -> dict[str, Provider]:
@@ -318,14 +329,15 @@ class Worker:
                          sum(len(f) for f in inflight.values()))
                 self.stop.set()
             taken = 0
-            # Outcomes not yet written count as in flight: their rows are still leased, and a backlog there
-            # (a slow database) must slow the claims, not grow what a crash would send twice.
+            # Outcomes not yet written are in flight too: their rows are still leased, and a backlog there
+            # (a slow database) must stop the claims, not grow what a crash would send twice. Up to a window
+            # of them is the recorder's normal pace (it gathers a batch for a few milliseconds).
             unwritten = self._recorder.pending() if self._recorder is not None else 0
             held_back = False
             for channel, futures in inflight.items():
                 if self.stop.is_set() or (idle_until[channel] > time.monotonic() and not once):
                     continue
-                if len(futures) + unwritten > self.settings.concurrency:
+                if len(futures) > self.settings.concurrency or unwritten > window:
                     held_back = held_back or not futures  # nothing of this channel to wait for: poll soon
                     continue
                 try:
@@ -468,38 +480,57 @@ class Worker:
             return sum(self._record([outcome]) for outcome in outcomes)
 
     def _write(self, outcomes: list) -> int:
-        table = Notification.__table__
         for attempt in range(3):  # a lost result means a resend later: try hard to record it
             try:
-                lost, sent = 0, {}
                 with self.Session() as session, session.begin():
-                    for notification_id, lease, values, then in outcomes:
-                        # Core, not an ORM bulk update: this runs once per message, and the ORM's bulk-update
-                        # machinery was a tenth of the worker's CPU.
-                        result = session.execute(
-                            table.update().where(table.c.id == notification_id,
-                                                 table.c.status == NotificationStatus.SENDING,
-                                                 table.c.lease_until == lease).values(**values))
-                        if result.rowcount != 1:
-                            lost += 1
-                            self.telemetry.lost(notification_id)
-                            log.warning("notifier: lease on notification %s lost; outcome %s not recorded",
-                                        notification_id, values["status"])
-                        else:
-                            if then:
-                                then(session)
-                            if values["status"] == NotificationStatus.SENT and values.get("provider_id"):
-                                sent[values["provider_id"]] = notification_id
-                    # A delivery receipt may have beaten us to it (Twilio calls back within milliseconds):
-                    # apply it now, in the transaction that records the provider's ids (notifications.receipts).
-                    if sent:
-                        receipts.apply_early_many(session, sent)
-                return lost
+                    return self._write_in(session, outcomes)
             except sa.exc.OperationalError:
                 if attempt == 2:
                     raise
                 log.warning("notifier: recording %d outcome(s) failed; retrying", len(outcomes), exc_info=True)
                 self.stop.wait(0.5 * (attempt + 1))
+
+    def _write_in(self, session, outcomes: list) -> int:
+        """The outcomes whose rows are still leased as claimed are written; the others are lost (the lease ran
+        out and another worker took the row). The rows still ours are found and locked in one statement; the
+        outcomes that set the same columns to plain values (every sent one) are then written in one
+        executemany, and the rest one by one. A statement per message, each compiled and sent on its own, was
+        the larger part of the recorder's time."""
+        table = Notification.__table__
+        by_lease: dict = {}
+        for notification_id, lease, _values, _then in outcomes:
+            by_lease.setdefault(lease, []).append(notification_id)
+        ours = set(session.scalars(
+            sa.select(table.c.id)
+            .where(table.c.status == NotificationStatus.SENDING,
+                   sa.or_(*(sa.and_(table.c.id.in_(ids), table.c.lease_until == lease)
+                            for lease, ids in by_lease.items())))
+            .order_by(table.c.id).with_for_update()))  # in id order: two recorders cannot deadlock
+        lost, sent, together = 0, {}, {}
+        for notification_id, lease, values, then in outcomes:
+            if notification_id not in ours:
+                lost += 1
+                self.telemetry.lost(notification_id)
+                log.warning("notifier: lease on notification %s lost; outcome %s not recorded",
+                            notification_id, values["status"])
+                continue
+            if then is None and not any(isinstance(v, sa.ClauseElement) for v in values.values()):
+                together.setdefault(tuple(sorted(values)), []).append({"b_id": notification_id, **{
+                    f"b_{k}": v for k, v in values.items()}})
+            else:
+                session.execute(table.update().where(table.c.id == notification_id).values(**values))
+                if then:
+                    then(session)
+            if values["status"] == NotificationStatus.SENT and values.get("provider_id"):
+                sent[values["provider_id"]] = notification_id
+        for columns, rows in together.items():
+            session.execute(table.update().where(table.c.id == sa.bindparam("b_id"))
+                            .values({c: sa.bindparam(f"b_{c}") for c in columns}), rows)
+        # A delivery receipt may have beaten us to it (Twilio calls back within milliseconds): apply it now,
+        # in the transaction that records the provider's ids (notifications.receipts).
+        if sent:
+            receipts.apply_early_many(session, sent)
+        return lost
 
 
 class _Recorder:
@@ -509,6 +540,9 @@ class _Recorder:
     and is sent again once the lease runs out."""
 
     BATCH = 200
+    # After the first outcome, how long to wait for more before writing: a batch costs about the same few
+    # statements whatever its size, and senders finish a few milliseconds apart.
+    LINGER = 0.005
 
     def __init__(self, worker: "Worker"):
         self.worker = worker
@@ -537,9 +571,10 @@ class _Recorder:
             if first is None:
                 return
             batch, closing = [first], False
+            until = time.monotonic() + self.LINGER
             while len(batch) < self.BATCH:
                 try:
-                    outcome = self.outcomes.get_nowait()
+                    outcome = self.outcomes.get(timeout=max(until - time.monotonic(), 0))
                 except queue.Empty:
                     break
                 if outcome is None:

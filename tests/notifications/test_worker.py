@@ -6,7 +6,7 @@ from datetime import datetime, timedelta, timezone
 import sqlalchemy as sa
 
 from accounts.models import Account
-from core.db import db
+from core.db import SQLITE_BUSY_TIMEOUT_MS, db
 from notifications import service, worker
 from notifications.models import Broadcast, Channel, Notification, NotificationStatus, OptOut
 from notifications.providers import ProviderError, Sent
@@ -59,7 +59,7 @@ def queue(key, recipient="+12065550100", channel=Channel.SMS, **kw):
 
 
 def make_worker(app, provider, clock=None, **settings):
-    settings = {"sms_rate": 1000, "email_rate": 1000, "concurrency": 2, **settings}
+    settings = {"sms_rate": 1000, "email_rate": 1000, "concurrency": 2, "lease_seconds": 60, **settings}
     return worker.build(app, providers={"sms": provider, "email": provider}, clock=clock or Clock(), **settings)
 
 
@@ -99,6 +99,38 @@ def test_an_expired_lease_is_claimed_again_and_the_late_result_of_the_first_work
     assert w1.send_one(m1, old_lease) == "lost" and first.calls == 0
     assert w2.send_one(m2, new_lease) == "sent"
     assert row(n).status == NotificationStatus.SENT and row(n).provider_id == f"rec-{n.id}"
+
+
+def test_one_batch_of_outcomes_writes_each_row_as_its_own_outcome_says_and_skips_leases_lost(app):
+    """The recorder writes a batch together: the sent ones in one executemany, the rest one by one; a row
+    whose lease another worker took over keeps that worker's state."""
+    rows = [queue(k) for k in "abcde"]
+    clock = Clock(datetime.now(timezone.utc))
+    w1, w2 = make_worker(app, Recording(), clock), make_worker(app, Recording(), clock)
+    claimed, lease, _ = w1.claim_rows(10, "sms")
+    assert [m.id for m in claimed] == [r.id for r in rows]
+    a, b, c, d, e = claimed
+    # e's lease runs out and w2 takes it over before w1's outcomes are written.
+    db.session.execute(sa.update(Notification).where(Notification.id == e.id).values(
+        lease_until=clock.now - timedelta(seconds=1)))
+    db.session.commit()
+    clock.advance(seconds=1)
+    [e2], lease2, _ = w2.claim_rows(10, "sms")
+    assert e2.id == e.id
+    sent = lambda m: (m.id, lease, dict(status=NotificationStatus.SENT, provider="rec", provider_id=f"p-{m.id}",
+                                        sent_at=clock.now, error_code=None, error_message=None, lease_until=None,
+                                        updated_at=clock.now), None)
+    outcomes = [sent(a), sent(b), sent(e),
+                (c.id, lease, dict(status=NotificationStatus.QUEUED, attempts=Notification.__table__.c.attempts - 1,
+                                   lease_until=None, updated_at=clock.now), None),
+                (d.id, lease, dict(status=NotificationStatus.FAILED, error_code="21211", error_message="bad number",
+                                   lease_until=None, updated_at=clock.now), None)]
+    assert w1._record(outcomes) == 1  # e's outcome is not ours to write
+    assert [(row(m).status, row(m).provider_id) for m in (a, b)] == [
+        (NotificationStatus.SENT, f"p-{a.id}"), (NotificationStatus.SENT, f"p-{b.id}")]
+    assert (row(c).status, row(c).attempts, row(c).lease_until) == (NotificationStatus.QUEUED, 0, None)
+    assert (row(d).status, row(d).error_code) == (NotificationStatus.FAILED, "21211")
+    assert (row(e).status, row(e).lease_until, row(e).provider_id) == (NotificationStatus.SENDING, lease2, None)
 
 
 def test_a_row_whose_lease_ran_low_while_waiting_for_the_rate_limiter_is_given_back_unsent(app):
@@ -255,3 +287,15 @@ def test_the_command_refuses_a_malformed_quiet_hours_setting(app, runner):
     app.config["QUIET_HOURS"] = "9pm-8am"
     result = runner.invoke(args=["notifier", "run", "--once"])
     assert result.exit_code == 2 and "QUIET_HOURS must look like 21:00-08:00" in result.output
+
+
+def test_the_default_lease_outlasts_sqlites_busy_timeout():
+    """On SQLite the recorder may wait out the busy timeout behind a long import before it can write a send's
+    outcome; the lease must outlast that wait, or another worker could claim the row and send it again."""
+    from notifications.worker import Settings
+
+    sqlite = Settings.from_config({"SQLALCHEMY_DATABASE_URI": "sqlite:///x.db"})
+    assert sqlite.lease_seconds == 180 and sqlite.lease_seconds > 2 * SQLITE_BUSY_TIMEOUT_MS / 1000
+    assert Settings.from_config({"SQLALCHEMY_DATABASE_URI": "postgresql+psycopg://h/db"}).lease_seconds == 60
+    assert Settings.from_config({"SQLALCHEMY_DATABASE_URI": "sqlite:///x.db",
+                                 "NOTIFIER_LEASE_SECONDS": 5}).lease_seconds == 5
