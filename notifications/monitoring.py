@@ -140,7 +140,7 @@ def collect(session):
     total = totals(session)
     sends = CounterMetricFamily(
         "lifeboat_notifier_sends",
-        "Send attempts by channel, outcome (sent, failed, ambiguous, suppressed, retry, requeued, lost) and "
+        "Send attempts by channel, outcome (sent, failed, ambiguous, suppressed, retry, requeued, lost, held) and "
         "provider error code, summed over every notifier worker.", labels=["channel", "outcome", "error_code"])
     seen = set()
     for k, v in sorted(total.items()):

@@ -10,7 +10,8 @@ seconds of counts. A scheduled task folds the rows of workers gone for an hour i
 transaction, so the sums never go down (Prometheus would read that as a restart) and the table stays small.
 
 The worker's side is a few calls: `for_app` and `timed(providers)` when it is built, `finished` for each
-message's result (and `lost` when writing it found the lease gone), `start` and `close` around its run."""
+message's result (and `lost` when writing it found the lease gone), `set_aside` for claimed rows that were
+suppressed or held for quiet hours instead of sent, `start` and `close` around its run."""
 import logging
 import os
 import socket
@@ -32,7 +33,7 @@ log = logging.getLogger("lifeboat.notifier")
 BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 INF = "+Inf"
 # Outcomes of one attempt, as /metrics labels them.
-OUTCOMES = ("sent", "failed", "ambiguous", "suppressed", "retry", "requeued", "lost")
+OUTCOMES = ("sent", "failed", "ambiguous", "suppressed", "retry", "requeued", "lost", "held")
 # A worker's row is folded into RETIRED once it has not been written for this long (stopped or died).
 RETIRE_AFTER = timedelta(hours=1)
 RECENT = 10_000  # results remembered for `lost`: a result is written within seconds of being decided
@@ -106,6 +107,12 @@ class Telemetry:
             self._recent[message.id] = channel
             if len(self._recent) > RECENT:
                 del self._recent[next(iter(self._recent))]
+
+    def set_aside(self, counts: dict) -> None:
+        """Count the claimed rows that were not attempted: ({channel, "suppressed"}: n) to opted-out addresses,
+        ({channel, "held"}: n) SMS put back until quiet hours end (each time it is put back)."""
+        self._add({key("sends", channel, outcome, "opt_out" if outcome == "suppressed" else ""): n
+                   for (channel, outcome), n in counts.items()})
 
     def lost(self, notification_id: int) -> None:
         """Count a result that could not be written because the lease had run out (another worker may send the

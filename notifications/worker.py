@@ -116,8 +116,8 @@ def _picks(channel: str | None, now: datetime) -> list[sa.Select]:
     return [expired, queued]
 
 
-def claim(session, *, limit: int, settings: Settings, now: datetime,
-          channel: str | None = None) -> tuple[list[int], datetime, int]:
+def claim(session, *, limit: int, settings: Settings, now: datetime, channel: str | None = None,
+          set_aside: dict | None = None) -> tuple[list[int], datetime, int]:
     """Lease up to `limit` due rows (of `channel`, or of any) in priority order and commit; returns (ids to
     send now, in that order; their lease; how many rows were taken in all, including those suppressed or
     held for quiet hours).
@@ -125,7 +125,8 @@ def claim(session, *, limit: int, settings: Settings, now: datetime,
     Two workers can never both claim a row: on PostgreSQL the rows are picked with FOR UPDATE SKIP LOCKED
     (another worker's picks are skipped, not waited for), then leased by id; on SQLite each pick is one
     UPDATE ... RETURNING (SQLite runs one writer at a time). In the same transaction, opted-out rows are
-    suppressed and SMS inside quiet hours are put back until the window ends (neither is sent)."""
+    suppressed and SMS inside quiet hours are put back until the window ends (neither is sent); when given,
+    `set_aside` is filled with how many of each, by channel ({("sms", "suppressed"): 2, ("sms", "held"): 5})."""
     lease = now + timedelta(seconds=settings.lease_seconds)
     postgres = session.get_bind().dialect.name == "postgresql"
     lease_them = (sa.update(Notification)
@@ -154,12 +155,13 @@ def claim(session, *, limit: int, settings: Settings, now: datetime,
         session.commit()
         return [], lease, 0
     order = {r.id: (r.priority, r.fair_key, r.id) for r in rows}
-    ids = _triage(session, [r.id for r in rows], settings=settings, now=now)
+    ids = _triage(session, [r.id for r in rows], settings=settings, now=now, set_aside=set_aside)
     session.commit()
     return sorted(ids, key=order.__getitem__), lease, len(rows)
 
 
-def _triage(session, ids: list[int], *, settings: Settings, now: datetime) -> list[int]:
+def _triage(session, ids: list[int], *, settings: Settings, now: datetime,
+            set_aside: dict | None = None) -> list[int]:
     """Suppress opted-out rows and push back quiet-hours SMS among the claimed `ids`; return the rest."""
     rows = session.execute(
         sa.select(Notification.id, Notification.channel, Notification.urgent, Account.time_zone,
@@ -180,6 +182,10 @@ def _triage(session, ids: list[int], *, settings: Settings, now: datetime) -> li
             later.append({"id": row.id, "next_attempt_at": until})
         else:
             send.append(row.id)
+            continue
+        if set_aside is not None:
+            what = (Channel(row.channel).value, "suppressed" if opted else "held")
+            set_aside[what] = set_aside.get(what, 0) + 1
     if suppressed:
         session.execute(sa.update(Notification).where(Notification.id.in_(suppressed)).values(
             status=NotificationStatus.SUPPRESSED, lease_until=None, error_code="opt_out",
@@ -233,9 +239,12 @@ class Worker:
     def claim_rows(self, limit: int, channel: str) -> tuple[list[Notification], datetime, int]:
         """Claim, and load the claimed rows in one more round trip (not one per message: that read was a
         third of a sender's time)."""
+        set_aside: dict = {}
         with self.Session() as session:
             ids, lease, taken = claim(session, limit=limit, settings=self.settings, now=self.clock(),
-                                      channel=channel)
+                                      channel=channel, set_aside=set_aside)
+            if set_aside:
+                self.telemetry.set_aside(set_aside)
             if not ids:
                 return [], lease, taken
             rows = {n.id: n for n in session.scalars(sa.select(Notification).where(Notification.id.in_(ids)))}

@@ -98,6 +98,32 @@ def test_metrics_count_every_outcome_with_its_error_code_and_the_provider_latenc
     assert sample(m, "lifeboat_notifier_workers_alive") == 0  # a --once run is not a running worker
 
 
+def test_rows_set_aside_at_claim_time_are_counted_suppressed_or_held(app, scrape):
+    """A claim suppresses rows to opted-out addresses and puts SMS back until quiet hours end; neither
+    reaches the provider, and both are counted, so /metrics adds up to what the workers took."""
+    from accounts.models import Account
+    from notifications import quiet_hours
+    from notifications.models import OptOut
+
+    db.session.add(OptOut(channel=Channel.SMS, address="+12065550100", source="sms:STOP"))
+    night = Account(account_number="Q-1", phone="+12065550101", time_zone="UTC")
+    db.session.add(night)
+    db.session.commit()
+    queue("stopped", recipient="+12065550100")
+    queue("night", recipient="+12065550101", account_id=night.id)
+    queue("mail", Channel.EMAIL)
+    now = utcnow()  # quiet from an hour ago to an hour from now, in the account's zone (UTC)
+    around_now = quiet_hours.parse(f"{now - timedelta(hours=1):%H:%M}-{now + timedelta(hours=1):%H:%M}")
+    w = worker.build(app, providers={}, quiet=around_now, sms_rate=0, email_rate=0)
+    for channel in ("sms", "email"):
+        w.claim_rows(10, channel)
+    w.telemetry.flush()
+    m = scrape()
+    assert sends(m, "sms", "suppressed", "opt_out") == 1
+    assert sends(m, "sms", "held") == 1
+    assert sends(m, "email", "held") == 0 and sends(m, "email", "suppressed", "opt_out") == 0
+
+
 def test_queue_depth_is_counted_by_channel_class_and_state_with_the_oldest_due_age(app, scrape):
     now = utcnow()
     for i in range(3):
