@@ -7,9 +7,9 @@ import re
 
 from core.db import db
 from notifications import worker
-from tests.accounts.test_views_imports import started_job, upload, wait_for_job
+from tests.accounts.uploads import started_job, upload, wait_for_job
 from tests.conftest import post_form
-from tests.notifications.test_webhooks import PUBLIC, inbound, reply_of
+from tests.notifications.twilio_helpers import PUBLIC, inbound, reply_of
 
 LINK = re.compile(re.escape(PUBLIC) + r"/m/([A-Za-z0-9_-]+)")
 

@@ -143,3 +143,21 @@ def api_token(app):
     _token, secret = ops_service.create_token(db.session, actor=Actor.cli("test"), operator_id=operator.id)
     db.session.commit()
     return operator, secret
+
+
+@pytest.fixture
+def api(client, api_token):
+    """An API client (tests/ops/api_client.py) with an operator's token: every answer, JSON or CSV, is checked
+    against the OpenAPI document."""
+    from tests.ops.api_client import CsvAwareClient
+
+    return CsvAwareClient(client, api_token[1])
+
+
+@pytest.fixture
+def twilio_app(app):
+    """The app with the Twilio stand-in's auth token, so its signed webhooks are accepted."""
+    from tests.peers.twilio_standin import AUTH_TOKEN
+
+    app.config["TWILIO_AUTH_TOKEN"] = AUTH_TOKEN
+    return app

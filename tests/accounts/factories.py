@@ -1,6 +1,8 @@
 """Small factories for account tests."""
 import io
 
+import sqlalchemy as sa
+
 from accounts.account_import import AccountImport
 from accounts.imports import create_job, run_job
 from accounts.recovery_import import RecoveryImport
@@ -39,3 +41,14 @@ def attach(incident_id: int, *numbers: str):
     job = run_import(incident_id, HEADER + rows)
     assert job.status.value == "done", (job.message, job.errors)
     return job
+
+
+def count_rows(model, *where) -> int:
+    """Rows of `model` matching `where`."""
+    return db.session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
+
+
+def recover(incident_id: int, rows: str) -> None:
+    """Import recovery rows (after RECOVERY_HEADER) for the incident; they must all apply."""
+    job = run_import(incident_id, RECOVERY_HEADER + rows, kind="recovery")
+    assert job.status.value == "done", job.errors

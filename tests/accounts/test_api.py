@@ -3,7 +3,6 @@ summary, list, export and categories. Every answer is checked against the OpenAP
 import csv
 import io
 
-import pytest
 import sqlalchemy as sa
 
 from accounts.models import Account, AffectedAccount, ImportJob, RecoveryEvent
@@ -11,45 +10,12 @@ from core.db import db
 from ops import service as ops_service
 from ops.audit import Actor
 from ops.models import AuditEntry
-from tests.accounts.factories import HEADER, RECOVERY_HEADER, attach, make_incident, run_import
+from tests.accounts.factories import HEADER, attach, count_rows, run_import
 from tests.conftest import make_operator
-from tests.ops.test_openapi import PREFIX, ApiClient, _template, api_operations
+from tests.ops.api_client import PREFIX, CsvAwareClient, api_operations
 
 GOOD = HEADER + "A1,Ann Lee,(206) 555-0100,ann@example.com,en\nA2,Bruno,,bruno@example.com,es\n"
 BAD_LINE = "A3,Bad Phone,12,nobody@,en\n"
-
-
-class CsvAwareClient(ApiClient):
-    """ApiClient that also accepts documented text/csv answers (bodies are checked by the tests)."""
-
-    def put(self, path, **kw):
-        return self.request("PUT", path, **kw)
-
-    def check(self, method, path, response):
-        if response.mimetype != "text/csv":
-            return super().check(method, path, response)
-        adapter = self.client.application.url_map.bind("localhost")
-        rule, _args = adapter.match(PREFIX + path, method=method, return_rule=True)
-        template = _template(rule.rule)
-        answer = self.doc["paths"][template][method.lower()]["responses"][str(response.status_code)]
-        assert "text/csv" in answer["content"], f"{method} {template} answered CSV, which is not documented"
-        self.seen.add((template, method.lower()))
-
-
-@pytest.fixture(autouse=True)
-def _private_instance_folder(app, tmp_path):
-    """Error CSVs go to this test's own folder, never the project's instance/imports/."""
-    app.instance_path = str(tmp_path)
-
-
-@pytest.fixture
-def api(client, api_token):
-    return CsvAwareClient(client, api_token[1])
-
-
-@pytest.fixture
-def incident(app):
-    return make_incident()
 
 
 def _viewer_api(client) -> CsvAwareClient:
@@ -67,15 +33,6 @@ def _post_csv(api, incident_id: int, text: str | bytes, query: str = ""):
 def _numbers(incident_id: int) -> set[str]:
     return set(db.session.scalars(sa.select(Account.account_number).join(AffectedAccount)
                                   .where(AffectedAccount.incident_id == incident_id)))
-
-
-def _count(model, *where) -> int:
-    return db.session.scalar(sa.select(sa.func.count()).select_from(model).where(*where))
-
-
-def _recover(incident_id: int, rows: str) -> None:
-    job = run_import(incident_id, RECOVERY_HEADER + rows, kind="recovery")
-    assert job.status.value == "done", job.errors
 
 
 # ---- attaching accounts ----------------------------------------------------------------------------
@@ -126,13 +83,13 @@ def test_posting_the_same_accounts_again_changes_nothing(api, incident):
     job = again.get_json()
     assert (job["rows_created"], job["rows_updated"], job["rows_unchanged"], job["rows_attached"]) == (0, 0, 2, 0)
     assert job["id"] != first["id"]
-    assert _count(Account) == 2 and _count(AffectedAccount) == 2
+    assert count_rows(Account) == 2 and count_rows(AffectedAccount) == 2
     # An Idempotency-Key is accepted and harmless: the import itself is idempotent.
     keyed = api.post(
         f"/incidents/{incident.id}/affected-accounts", data=GOOD, content_type="text/csv",
         headers={"Idempotency-Key": "k1"})
     assert keyed.status_code == 200 and keyed.get_json()["rows_unchanged"] == 2
-    assert _count(Account) == 2
+    assert count_rows(Account) == 2
 
 
 def test_invalid_csv_rows_are_listed_by_line_column_and_reason_and_nothing_is_applied(api, incident):
@@ -144,7 +101,7 @@ def test_invalid_csv_rows_are_listed_by_line_column_and_reason_and_nothing_is_ap
     assert {(r["line"], r["column"]) for r in rows} == {(4, "phone"), (4, "email"), (5, "account_number")}
     assert "already appears on line 2" in next(r["reason"] for r in rows if r["line"] == 5)
     assert body["job"]["status"] == "rejected" and body["job"]["rows_invalid"] == 2
-    assert _count(Account) == 0
+    assert count_rows(Account) == 0
     assert api.get(f"/imports/{body['job']['id']}").get_json()["status"] == "rejected"
 
 
@@ -157,7 +114,7 @@ def test_invalid_json_accounts_name_their_field(api, incident):
     assert set(body["error"]["fields"]) == {"accounts[1].phone", "accounts[1].email", "accounts[2].account_number"}
     assert "already appears on line 2" in body["error"]["fields"]["accounts[2].account_number"]
     assert {e["field"] for e in body["job"]["errors"]} == set(body["error"]["fields"])
-    assert _count(Account) == 0
+    assert count_rows(Account) == 0
 
 
 def test_skip_invalid_applies_the_valid_rows_and_keeps_the_rejected_ones_in_an_error_csv(api, client, incident):
@@ -200,7 +157,7 @@ def test_bad_json_types_unknown_fields_and_line_breaks_are_refused_before_any_jo
     assert api.post(url, json={"accounts": []}).get_json()["error"]["fields"] == {"accounts": "Give at least 1."}
     assert api.post(url, data="{", content_type="application/json").status_code == 400
     assert api.post(url, json=[1]).status_code == 400
-    assert _count(ImportJob) == 0
+    assert count_rows(ImportJob) == 0
 
 
 def test_an_unreadable_csv_fails_with_400_and_a_failed_job(api, incident):
@@ -212,7 +169,7 @@ def test_an_unreadable_csv_fails_with_400_and_a_failed_job(api, incident):
     assert no_header.status_code == 400 and "header row" in no_header.get_json()["error"]["message"]
     empty = _post_csv(api, incident.id, b"")
     assert empty.status_code == 400 and "empty" in empty.get_json()["error"]["message"]
-    assert _count(Account) == 0
+    assert count_rows(Account) == 0
 
 
 def test_other_content_types_unknown_incidents_and_bad_flags_are_refused(api, incident):
@@ -224,14 +181,14 @@ def test_other_content_types_unknown_incidents_and_bad_flags_are_refused(api, in
     assert bad.status_code == 422 and bad.get_json()["error"]["fields"] == {"skip_invalid": "Use true or false."}
     assert api.get("/imports/999").status_code == 404
     assert api.get("/imports/999/errors.csv").status_code == 404
-    assert _count(ImportJob) == 0
+    assert count_rows(ImportJob) == 0
 
 
 def test_a_body_over_the_size_limit_is_refused_with_413(app, api, incident):
     app.config["MAX_CONTENT_LENGTH"] = 100
     response = _post_csv(api, incident.id, GOOD + "A3,x,,,en\n" * 20)
     assert response.status_code == 413
-    assert _count(ImportJob) == 0 and _count(Account) == 0
+    assert count_rows(ImportJob) == 0 and count_rows(Account) == 0
 
 
 def test_an_import_started_in_the_console_or_cli_can_be_followed(api, incident):
@@ -253,7 +210,7 @@ def test_a_viewer_token_reads_but_cannot_import_or_change_recovery(client, incid
     assert viewer.put(f"/incidents/{incident.id}/accounts/A1/recovery",
                       json={"categories": [{"category": "contacts", "state": "lost"}]}).status_code == 403
     assert viewer.put(f"/incidents/{incident.id}/recovery-categories", json={"categories": ["x"]}).status_code == 403
-    assert _count(ImportJob) == 1 and _count(RecoveryEvent) == 0
+    assert count_rows(ImportJob) == 1 and count_rows(RecoveryEvent) == 0
 
 
 def test_every_accounts_operation_is_documented_and_answers_as_documented(app, api, incident):
@@ -287,4 +244,4 @@ def test_a_streamed_body_that_breaks_off_over_the_limit_marks_the_job_failed(app
     job = db.session.scalar(sa.select(ImportJob))
     db.session.refresh(job)
     assert job.status.value == "failed" and "nothing was applied" in job.message
-    assert _count(Account) == 0
+    assert count_rows(Account) == 0

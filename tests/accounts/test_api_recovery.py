@@ -7,14 +7,9 @@ from accounts import service
 from accounts.models import RecoveryEvent
 from core.db import db
 from ops.models import AuditEntry
-from tests.accounts.factories import attach
-from tests.accounts.test_api import (  # noqa: F401  (fixtures: api, incident, _private_instance_folder)
-    _count, _private_instance_folder, _recover, api, incident)
+from tests.accounts.factories import attach, count_rows, recover
 from tests.conftest import make_operator, sign_in
-from tests.ops.test_openapi import PREFIX
-
-
-# ---- recovery of one account -------------------------------------------------------------------------
+from tests.ops.api_client import PREFIX
 
 def test_putting_recovery_sets_the_states_with_history_and_answers_the_current_recovery(api, incident):
     attach(incident.id, "A1")
@@ -31,8 +26,8 @@ def test_putting_recovery_sets_the_states_with_history_and_answers_the_current_r
     assert by_key["photos"]["updated_by"].startswith("api@example.com")
     assert by_key["calendar"] == {"category": "calendar", "state": "unknown", "items_total": None,
                                   "items_recovered": None, "note": "", "updated_at": None, "updated_by": ""}
-    assert _count(RecoveryEvent) == 2
-    assert _count(AuditEntry, AuditEntry.action == "recovery.update") == 1
+    assert count_rows(RecoveryEvent) == 2
+    assert count_rows(AuditEntry, AuditEntry.action == "recovery.update") == 1
     done = api.put(f"/incidents/{incident.id}/accounts/A1/recovery",
                    json={"categories": [{"category": "calendar", "state": "recovered"}]}).get_json()
     assert done["overall_state"] == "partially_recovered"
@@ -45,7 +40,7 @@ def test_putting_the_same_recovery_twice_records_no_new_history(api, incident):
     again = api.put(f"/incidents/{incident.id}/accounts/A1/recovery", json=body)
     assert first.status_code == again.status_code == 200
     assert first.get_json() == again.get_json()
-    assert _count(RecoveryEvent) == 1
+    assert count_rows(RecoveryEvent) == 1
 
 
 def test_recovery_errors_name_the_item_and_field(api, incident):
@@ -69,7 +64,7 @@ def test_recovery_errors_name_the_item_and_field(api, incident):
                                               {"category": "contacts", "state": "recovered"}]})
     assert "already appear" in twice.get_json()["error"]["fields"]["categories[1].category"]
     assert api.put(url, json={"categories": []}).get_json()["error"]["fields"] == {"categories": "Give at least 1."}
-    assert _count(RecoveryEvent) == 0
+    assert count_rows(RecoveryEvent) == 0
     assert api.put(f"/incidents/{incident.id}/accounts/NOPE/recovery", json={"categories": [
         {"category": "contacts", "state": "lost"}]}).status_code == 404
     assert api.put(f"/incidents/999/accounts/A1/recovery", json={"categories": [
@@ -78,7 +73,7 @@ def test_recovery_errors_name_the_item_and_field(api, incident):
 
 def test_an_account_shows_contact_details_recovery_and_its_history(api, incident):
     attach(incident.id, "A1", "B/2")
-    _recover(incident.id, "A1,contacts,at_risk,,,\n")
+    recover(incident.id, "A1,contacts,at_risk,,,\n")
     api.put(f"/incidents/{incident.id}/accounts/A1/recovery",
             json={"categories": [{"category": "contacts", "state": "recovered", "note": "Restored"}]})
     account = api.get(f"/incidents/{incident.id}/accounts/A1").get_json()
@@ -100,7 +95,7 @@ def test_an_account_shows_contact_details_recovery_and_its_history(api, incident
 
 def test_the_summary_has_the_same_counts_as_the_console_dashboard(api, client, incident):
     attach(incident.id, "A1", "A2", "A3")
-    _recover(incident.id, "A1,contacts,recovered,5,5,\nA1,calendar,recovered,,,\nA1,photos,recovered,,,\n"
+    recover(incident.id, "A1,contacts,recovered,5,5,\nA1,calendar,recovered,,,\nA1,photos,recovered,,,\n"
                           "A2,contacts,at_risk,,,\nA3,photos,lost,4,0,\n")
     summary = api.get(f"/incidents/{incident.id}/recovery-summary").get_json()
     assert summary == service.recovery_summary(db.session, incident_id=incident.id)
@@ -117,7 +112,7 @@ def test_the_summary_has_the_same_counts_as_the_console_dashboard(api, client, i
 
 def test_the_list_pages_and_filters_affected_accounts(api, incident):
     attach(incident.id, *[f"A{i}" for i in range(1, 8)])
-    _recover(incident.id, "A2,contacts,lost,,,\nA3,contacts,recovered,,,\nA3,calendar,recovered,,,\n"
+    recover(incident.id, "A2,contacts,lost,,,\nA3,contacts,recovered,,,\nA3,calendar,recovered,,,\n"
                           "A3,photos,recovered,,,\n")
     base = f"/incidents/{incident.id}/affected-accounts"
     page = api.get(f"{base}?limit=3&offset=2").get_json()
@@ -138,7 +133,7 @@ def test_the_list_pages_and_filters_affected_accounts(api, incident):
 
 def test_the_export_streams_every_account_with_its_states_as_csv(api, incident):
     attach(incident.id, "A1", "A2")
-    _recover(incident.id, "A1,contacts,partially_recovered,10,7,\n")
+    recover(incident.id, "A1,contacts,partially_recovered,10,7,\n")
     response = api.get(f"/incidents/{incident.id}/affected-accounts.csv")
     assert response.status_code == 200 and response.mimetype == "text/csv"
     assert response.headers["Content-Disposition"] == f'attachment; filename="incident-{incident.id}-accounts.csv"'
@@ -150,7 +145,7 @@ def test_the_export_streams_every_account_with_its_states_as_csv(api, incident):
         "unknown", "unknown", "a2@example.com")
     negotiated = api.get(f"/incidents/{incident.id}/affected-accounts", headers={"Accept": "text/csv"})
     assert negotiated.mimetype == "text/csv" and negotiated.get_data() == response.get_data()
-    assert _count(AuditEntry, AuditEntry.action == "accounts.export") == 2
+    assert count_rows(AuditEntry, AuditEntry.action == "accounts.export") == 2
     assert api.get("/incidents/999/affected-accounts.csv").status_code == 404
 
 
@@ -162,10 +157,10 @@ def test_categories_are_read_and_chosen_and_in_use_ones_cannot_be_removed(api, i
     assert [(c["key"], c["label"]) for c in response.get_json()["categories"]] == [
         ("photos", "Photos"), ("contacts", "Contacts"), ("calendar", "Calendar"), ("notes", "Notes")]
     attach(incident.id, "A1")
-    _recover(incident.id, "A1,notes,lost,,,\n")
+    recover(incident.id, "A1,notes,lost,,,\n")
     refused = api.put(url, json={"categories": ["contacts"]})
     assert refused.status_code == 422 and "Cannot remove" in refused.get_json()["error"]["fields"]["categories"]
     not_a_list = api.put(url, json={"categories": "contacts"})
     assert not_a_list.get_json()["error"]["fields"] == {"categories": "Must be a list."}
-    assert _count(AuditEntry, AuditEntry.action == "recovery.categories") == 2  # the factory's and ours
+    assert count_rows(AuditEntry, AuditEntry.action == "recovery.categories") == 2  # the factory's and ours
     assert api.put("/incidents/999/recovery-categories", json={"categories": ["x"]}).status_code == 404

@@ -1,5 +1,5 @@
 """Recovery progress over time: the series from the snapshots, and its accessible SVG chart."""
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 

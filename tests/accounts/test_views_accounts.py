@@ -9,7 +9,7 @@ from accounts import service
 from accounts.models import RecoveryEvent, RecoveryStatus
 from core.db import db
 from ops.models import AuditEntry
-from tests.accounts.factories import ACTOR, RECOVERY_HEADER, attach, make_incident, run_import
+from tests.accounts.factories import RECOVERY_HEADER, attach, make_incident, run_import
 from tests.conftest import csrf_from, make_operator, post_form, sign_in
 
 

@@ -1,16 +1,15 @@
 """Console imports: upload and paste run as background jobs; progress page, errors, policy, error CSV."""
 import io
-import time
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 
-from accounts import jobs
 from accounts.models import Account, AffectedAccount, ImportJob, ImportStatus, RecoveryStatus
 from core.db import db
 from tests.accounts.factories import HEADER, RECOVERY_HEADER, attach, make_incident
 from tests.conftest import csrf_from, make_operator, sign_in
+from tests.accounts.uploads import started_job, upload, wait_for_job
 
 GOOD = HEADER + "A1,Ann Lee,(206) 555-0100,ann@example.com,en\nA2,Bruno,,bruno@example.com,es\n"
 BAD = GOOD + "A3,Bad Phone,12,nobody@,en\n"
@@ -20,38 +19,6 @@ BAD = GOOD + "A3,Bad Phone,12,nobody@,en\n"
 def _private_instance_folder(app, tmp_path):
     """Uploads and error CSVs go to this test's own folder, never the project's instance/imports/."""
     app.instance_path = str(tmp_path)
-
-
-def wait_for_job(job_id: int, timeout: float = 30) -> ImportJob:
-    """Poll the database until the background import ends."""
-    deadline = time.monotonic() + timeout
-    while True:
-        db.session.rollback()
-        db.session.expire_all()
-        job = db.session.get(ImportJob, job_id)
-        if job.status in (ImportStatus.DONE, ImportStatus.REJECTED, ImportStatus.FAILED) \
-                and not jobs.is_running_here(job_id):  # the thread has let go of its session too
-            return job
-        assert time.monotonic() < deadline, f"import {job_id} still {job.status}"
-        time.sleep(0.05)
-
-
-def upload(client, incident_id: int, data: bytes, *, kind: str = "accounts", skip: bool = False,
-           filename: str = "accounts.csv"):
-    page = client.get(f"/ops/incidents/{incident_id}/import/{kind}")
-    assert page.status_code == 200
-    form = {"csrf_token": csrf_from(page.get_data(as_text=True)), "file": (io.BytesIO(data), filename)}
-    if skip:
-        form["skip_invalid"] = "y"
-    return client.post(f"/ops/incidents/{incident_id}/import/{kind}/upload", data=form,
-                       content_type="multipart/form-data")
-
-
-def started_job(response) -> int:
-    assert response.status_code == 303, response.get_data(as_text=True)[:2000]
-    location = response.headers["Location"]
-    assert "/ops/imports/" in location
-    return int(location.rsplit("/", 1)[1])
 
 
 def numbers(incident_id: int) -> set[str]:

@@ -7,7 +7,7 @@ from core.db import db
 from incidents.models import Component, ComponentStatusEvent, Incident
 from ops.models import AuditEntry
 from tests.conftest import post_form
-from tests.ops.test_openapi import PREFIX, api  # noqa: F401  (api is a fixture)
+from tests.ops.api_client import PREFIX
 
 
 def _component(api, name: str, **fields) -> dict:

@@ -5,7 +5,7 @@ from core.db import db
 from incidents.models import Component, ComponentGroup, ComponentStatus
 from ops.models import AuditEntry
 from tests.conftest import post_form
-from tests.incidents.test_views import make_component, text
+from tests.incidents.helpers import make_component, text
 
 
 def test_an_operator_creates_a_group_and_a_component_in_it(signed_in):

@@ -4,7 +4,7 @@ import sqlalchemy as sa
 from core.db import db
 from incidents.models import Component, ComponentStatus, Incident, IncidentKind, IncidentStatus
 from tests.conftest import csrf_from, post_form
-from tests.incidents.test_views import make_component, text
+from tests.incidents.helpers import make_component, text
 
 
 def plan(client, **overrides):

@@ -7,7 +7,7 @@ from incidents import service
 from incidents.models import Incident
 from ops.models import AuditEntry
 from tests.conftest import csrf_from, make_operator, sign_in
-from tests.incidents.test_views import ACTOR, make_component, make_incident, text
+from tests.incidents.helpers import ACTOR, make_component, make_incident, text
 
 
 @pytest.fixture

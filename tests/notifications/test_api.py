@@ -7,7 +7,7 @@ from ops import service as ops_service
 from ops.audit import Actor
 from tests.conftest import make_operator
 from tests.notifications.helpers import add_accounts, make_incident, rows
-from tests.ops.test_openapi import ApiClient, api  # noqa: F401  (fixture)
+from tests.ops.api_client import ApiClient
 
 
 def _incident_with(n=3):

@@ -10,7 +10,6 @@ from notifications import templates
 from notifications.models import Broadcast, Channel, Notification, NotificationStatus
 from tests.accounts.factories import ACTOR, RECOVERY_HEADER, attach, make_incident, run_import
 from tests.notifications.helpers import rows
-from tests.ops.test_openapi import api  # noqa: F401  (fixture)
 
 
 def _broadcasts():

@@ -10,8 +10,7 @@ import re
 from tests.acceptance_helpers import (PUBLIC, connect_peers, deliver, emails_to, file_incident, import_csv,
                                       open_link, sms_bodies, text_us)
 from tests.conftest import post_form
-from tests.ops.test_openapi import ApiClient
-
+from tests.ops.api_client import ApiClient
 ACCOUNTS = """account_number,name,phone,email,locale
 N1,Ann Lee,+12065550201,ann@example.com,en
 N2,Bruno Díaz,+12065550202,,es-MX

@@ -60,7 +60,9 @@ def test_a_message_longer_than_the_whole_rate_still_goes_alone():
     assert clock.now == 1003.0
 
 
-def test_senders_with_latency_in_threads_still_reach_the_rate_without_exceeding_it():
+def test_senders_with_latency_in_threads_never_exceed_the_rate():
+    """Many threads share one limiter. How close they come to the rate is a benchmark's question
+    (bench/worker_throughput.py, part b); on a fake clock the first test here shows the limiter reaches it."""
     rate, latency = 100, 0.05
     limiter = RateLimiter(rate)
     sent, lock = [], threading.Lock()
@@ -73,14 +75,11 @@ def test_senders_with_latency_in_threads_still_reach_the_rate_without_exceeding_
             time.sleep(latency)  # the provider call: 8 senders x 20/s = 160/s possible, paced to 100/s
 
     threads = [threading.Thread(target=sender) for _ in range(8)]
-    started = time.monotonic()
     for t in threads:
         t.start()
     for t in threads:
         t.join()
-    assert most_in_any_second(sent) <= rate
-    # 240 units at 100/s, evenly spaced: about 2.4 s, i.e. at least 98% of the rate.
-    assert time.monotonic() - started < 2.4 / 0.98 + 0.3
+    assert len(sent) == 240 and most_in_any_second(sent) <= rate
 
 
 def test_sms_segments_follow_gsm7_and_ucs2_rules():

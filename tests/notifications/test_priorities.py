@@ -14,7 +14,7 @@ from notifications.models import Channel, Notification
 from notifications.priorities import Priority
 from ops.audit import Actor
 from tests.notifications.helpers import add_accounts, make_incident
-from tests.notifications.test_worker import Clock, Recording, make_worker
+from tests.notifications.fakes import Clock, Recording, make_worker
 
 TEMPLATES = Path(__file__).resolve().parents[2] / "notifications" / "message_templates"
 

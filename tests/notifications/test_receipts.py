@@ -9,7 +9,7 @@ from core.db import db
 from notifications import receipts, service, worker
 from notifications.models import Channel, EarlyReceipt, Notification, NotificationStatus, OptOut
 from notifications.providers import LogProvider, Sent, from_config
-from tests.notifications.test_webhooks import ANN, callback, twilio_app  # noqa: F401  (twilio_app: a fixture)
+from tests.notifications.twilio_helpers import ANN, callback
 
 SID = "SM" + "e" * 32
 

@@ -13,9 +13,13 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
 from core.db import db
 from tests.notifications.helpers import add_accounts, make_incident
-from tests.notifications.test_worker_process import output_of, start_notifier, wait_until
+from tests.notifications.processes import output_of, start_notifier, wait_until
+
+pytestmark = pytest.mark.slow  # starts real processes
 
 ROOT = Path(__file__).resolve().parents[2]
 GUNICORN = str(Path(sys.executable).with_name("gunicorn"))

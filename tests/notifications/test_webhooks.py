@@ -1,6 +1,5 @@
 """Twilio webhooks: signed delivery receipts and two-way SMS (STOP, START, HELP, STATUS), answered in TwiML."""
 import re
-import xml.etree.ElementTree as ET
 
 import pytest
 import sqlalchemy as sa
@@ -11,38 +10,10 @@ from notifications import service, worker
 from notifications.models import Channel, EarlyReceipt, InboundMessage, Notification, NotificationStatus, OptOut
 from notifications.providers import LogProvider
 from tests.accounts.factories import HEADER, RECOVERY_HEADER, make_incident, run_import
-from tests.peers.twilio_standin import AUTH_TOKEN, sign
+from tests.notifications.twilio_helpers import ANN, PUBLIC, callback, inbound, post_signed, reply_of
+from tests.peers.twilio_standin import sign
 
-PUBLIC = "http://status.example.com"  # PUBLIC_BASE_URL of the test app
-ANN = "+12065550100"
 STRANGER = "+12065559999"
-
-
-@pytest.fixture
-def twilio_app(app):
-    app.config["TWILIO_AUTH_TOKEN"] = AUTH_TOKEN
-    return app
-
-
-def post_signed(client, path: str, params: dict, *, token: str = AUTH_TOKEN, url: str | None = None):
-    signature = sign(url or PUBLIC + path, params, token)
-    return client.post(path, data=params, headers={"X-Twilio-Signature": signature})
-
-
-def inbound(client, body: str, *, sid: str = "SM" + "1" * 32, sender: str = ANN):
-    params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": "AC" + "0" * 32, "From": sender,
-              "To": "+15005550006", "Body": body, "NumMedia": "0"}
-    return post_signed(client, "/webhooks/twilio/inbound", params)
-
-
-def reply_of(response) -> str:
-    """The text of the TwiML <Message>, checking the document is <Response> with at most one <Message>."""
-    assert response.status_code == 200 and response.mimetype == "text/xml"
-    root = ET.fromstring(response.get_data())
-    assert root.tag == "Response"
-    messages = root.findall("Message")
-    assert len(messages) <= 1 and len(root) == len(messages)
-    return messages[0].text if messages else ""
 
 
 def sent_sms(sid: str, recipient: str = ANN, key: str = "k1") -> Notification:
@@ -50,14 +21,6 @@ def sent_sms(sid: str, recipient: str = ANN, key: str = "k1") -> Notification:
     n.status, n.provider, n.provider_id = NotificationStatus.SENT, "twilio", sid
     db.session.commit()
     return n
-
-
-def callback(client, sid: str, status: str, error_code: str | None = None, to: str = ANN):
-    params = {"MessageSid": sid, "SmsSid": sid, "AccountSid": "AC" + "0" * 32, "From": "+15005550006", "To": to,
-              "MessageStatus": status, "SmsStatus": status, "ApiVersion": "2010-04-01"}
-    if error_code:
-        params["ErrorCode"] = error_code
-    return post_signed(client, "/webhooks/twilio/status", params)
 
 
 def add_account(number="A1", phone=ANN, locale="en", incident=None, state=None):

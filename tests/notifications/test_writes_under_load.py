@@ -22,6 +22,7 @@ import time
 from datetime import timedelta
 from pathlib import Path
 
+import pytest
 import sqlalchemy as sa
 
 from accounts import jobs
@@ -33,7 +34,9 @@ from notifications.models import Broadcast, Notification, NotificationStatus
 from offers.models import OfferGrant, OfferProgram
 from tests.accounts.factories import HEADER, RECOVERY_HEADER, attach, make_incident, run_import
 from tests.conftest import csrf_from, make_operator, post_form, sign_in
-from tests.ops.test_openapi import ApiClient
+from tests.ops.api_client import ApiClient
+
+pytestmark = pytest.mark.slow  # starts real processes
 
 ROOT = Path(__file__).resolve().parents[2]
 FLASK = str(Path(sys.executable).with_name("flask"))

@@ -14,14 +14,7 @@ from ops.audit import Actor
 from ops.models import AuditEntry
 from tests.conftest import make_operator
 from tests.offers.helpers import incident_with
-from tests.ops.test_openapi import ApiClient
-
-
-@pytest.fixture
-def api(client, api_token):
-    return ApiClient(client, api_token[1])
-
-
+from tests.ops.api_client import CsvAwareClient
 @pytest.fixture
 def incident(app):
     return incident_with({"A1": {"photos": "lost"}, "A2": {"photos": "recovered"},
@@ -86,17 +79,6 @@ def test_grants_are_revoked_and_fulfilled_through_the_api(api, incident):
 
 
 # ---- edit, close and the accepted CSV ---------------------------------------------------------------
-
-class CsvAwareClient(ApiClient):
-    """ApiClient that also accepts a documented text/csv answer (the test reads the CSV itself)."""
-
-    def check(self, method, path, response):
-        if response.mimetype != "text/csv":
-            return super().check(method, path, response)
-        operation = self.doc["paths"]["/offer-programs/{program_id}/accepted.csv"]["get"]
-        assert "text/csv" in operation["responses"][str(response.status_code)]["content"]
-        self.seen.add(("/offer-programs/{program_id}/accepted.csv", "get"))
-
 
 def token_for(role: str) -> str:
     operator = make_operator(role, email=f"{role}-token@example.com")

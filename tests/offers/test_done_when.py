@@ -18,7 +18,7 @@ from offers.models import OfferProgram
 from tests.acceptance_helpers import (PUBLIC, connect_peers, deliver, email_text, emails_to, file_incident,
                                       import_csv, open_link, sms_bodies, text_us)
 from tests.conftest import csrf_from, post_form
-from tests.offers.test_api import CsvAwareClient
+from tests.ops.api_client import CsvAwareClient
 
 ACCOUNTS = """account_number,name,phone,email,locale
 A1,Ann Lee,+12065550101,ann@example.com,en

@@ -9,7 +9,7 @@ from core.db import db, utcnow
 from notifications.templates import sms_segments
 from offers.models import GrantState, OfferGrant
 from offers.service import display_code
-from tests.notifications.test_webhooks import inbound, reply_of, twilio_app  # noqa: F401  (fixture)
+from tests.notifications.twilio_helpers import inbound, reply_of
 from tests.offers.helpers import incident_with, issue, make_program
 
 FIRST, SECOND = "+12065550000", "+12065550001"  # phones tests.accounts.factories.attach gives A1, A2

@@ -6,8 +6,7 @@ from ops import service as ops_service
 from ops.audit import Actor
 from ops.models import ApiToken, AuditEntry
 from tests.conftest import make_operator, sign_in
-from tests.ops.test_openapi import ApiClient
-
+from tests.ops.api_client import ApiClient
 PREFIX = "/api/ops/v1"
 
 

@@ -9,7 +9,7 @@ from ops import service as ops_service
 from ops.audit import Actor
 from ops.models import AuditEntry, IdempotencyRecord
 from tests.conftest import make_operator
-from tests.ops.test_openapi import PREFIX, ApiClient, api  # noqa: F401  (api is a fixture)
+from tests.ops.api_client import PREFIX, ApiClient
 
 BODY = {"name": "Contacts sync failing", "impact": "major", "message": "We are investigating."}
 

@@ -13,7 +13,7 @@ from werkzeug.test import EnvironBuilder
 
 from core.db import utcnow
 from ops import openapi
-from tests.ops.test_openapi import PREFIX, ApiClient, api, api_operations  # noqa: F401  (api is a fixture)
+from tests.ops.api_client import PREFIX, api_operations
 
 BIG_IDS = ("2147483648", "99999999999999999999")  # one past a database INTEGER, and past a BIGINT
 
