@@ -1,4 +1,7 @@
-"""`flask --app app backup PATH` and `flask --app app restore PATH`.
+"""`flask --app app backup PATH [--portable]` and `flask --app app restore PATH`.
+
+Portable archives (`--portable`, core/portable.py) restore into either database; the native ones below are
+faster and restore into the same kind of database they came from.
 
 SQLite: the online backup API (a consistent copy while the app keeps running). PostgreSQL: pg_dump's custom
 format, restored with pg_restore. A restore replaces the database only when it is empty or with --force,
@@ -14,6 +17,7 @@ import click
 import sqlalchemy as sa
 from flask.cli import with_appcontext
 
+from core import portable as portable_archive
 from core.db import db
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -114,8 +118,11 @@ def backup_postgresql(path: Path) -> None:
 @click.command("backup")
 @click.argument("path", type=click.Path(dir_okay=False, writable=True, path_type=Path))
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
+@click.option("--portable", is_flag=True,
+              help="Write the documented archive (JSON Lines per table, manifest with checksums) that restores "
+                   "into SQLite or PostgreSQL alike (core/portable.py).")
 @with_appcontext
-def backup_command(path: Path, force: bool) -> None:
+def backup_command(path: Path, force: bool, portable: bool) -> None:
     """Write a consistent copy of the database to PATH, while the app keeps running."""
     if path.exists() and not force:
         raise BackupError(f"{path} already exists; choose another name or pass --force to overwrite it.")
@@ -123,6 +130,12 @@ def backup_command(path: Path, force: bool) -> None:
         raise BackupError(f"The folder {path.parent} does not exist.")
     rows = count_rows(db.session)
     db.session.remove()
+    if portable:
+        manifest = portable_archive.write(db.engine, path)
+        click.echo(f"Backed up {_describe(db.engine.url)} to {path}, portable, at schema revision "
+                   f"{manifest['schema_revision']} ({sum(t['rows'] for t in manifest['tables'])} rows in "
+                   f"{len(manifest['tables'])} tables, {path.stat().st_size} bytes).")
+        return
     if _dialect() == "sqlite":
         backup_sqlite(path)
     elif _dialect() == "postgresql":
@@ -197,9 +210,12 @@ def restore_command(path: Path, force: bool) -> None:
     """Replace the (empty) database with the backup at PATH, then bring its schema up to date."""
     from flask_migrate import upgrade
 
+    if portable_archive.is_portable(path):
+        return _restore_portable(path, force)
     kind, dialect = _kind_of_file(path), _dialect()
     if kind is None:
-        raise BackupError(f"{path} is not a Lifeboat backup (neither a SQLite database nor a pg_dump archive).")
+        raise BackupError(f"{path} is not a Lifeboat backup (not a SQLite database, a pg_dump archive or a "
+                          "portable archive).")
     if kind != dialect:
         raise BackupError(f"{path} is a {kind} backup, but the database is {dialect}; "
                           f"restore it into a {kind} database.")
@@ -226,6 +242,43 @@ def restore_command(path: Path, force: bool) -> None:
     click.echo(f"Restored {path} into {_describe(db.engine.url)}: "
                f"{sum(restored.values())} rows in {len(restored)} tables"
                f"{' (replacing the data that was there)' if sum(rows.values()) else ''}.")
+
+
+def _restore_portable(path: Path, force: bool) -> None:
+    """Check the archive whole, empty the database (with --force), migrate it to the archive's revision, load
+    the rows in one transaction, then migrate to the current schema."""
+    from flask_migrate import downgrade, upgrade
+
+    try:
+        manifest = portable_archive.read_manifest(path)
+    except portable_archive.PortableError as e:
+        raise BackupError(str(e)) from None
+    rows = count_rows(db.session)
+    if sum(rows.values()) and not force:
+        busy = ", ".join(f"{name} ({n})" for name, n in rows.items() if n)
+        raise BackupError(f"The database is not empty: {busy}. Restoring would replace all of it; "
+                          "pass --force to do so.")
+    db.session.remove()
+    db.engine.dispose()
+    revision = manifest["schema_revision"]
+    try:
+        downgrade(revision="base")  # nothing of the old data or schema stays behind
+        upgrade(revision=revision)
+    except Exception as e:  # e.g. a revision this version of Lifeboat does not know
+        raise BackupError(f"Cannot prepare the schema at revision {revision}: {e}") from None
+    try:
+        portable_archive.load(db.engine, path, manifest)
+    except portable_archive.PortableError as e:
+        raise BackupError(str(e)) from None
+    except sa.exc.DBAPIError as e:
+        raise BackupError(f"The rows could not be loaded, so nothing was restored: {e.orig}") from None
+    db.engine.dispose()
+    upgrade()
+    restored = count_rows(db.session)
+    db.session.remove()
+    click.echo(f"Restored {path} ({manifest['source']}, schema revision {revision}) into "
+               f"{_describe(db.engine.url)}: {sum(restored.values())} rows in {len(restored)} tables, every "
+               f"checksum and count verified{' (replacing the data that was there)' if sum(rows.values()) else ''}.")
 
 
 def init_app(app) -> None:
