@@ -70,7 +70,8 @@ def create_app(test_config: dict | None = None) -> Flask:
     periodic_cli.init_app(app)
     app.register_blueprint(periodic_views.bp)
 
-    from core import backup, demo
+    from core import demo
+    from ops import backup
     backup.init_app(app)
     demo.init_app(app)
     return app

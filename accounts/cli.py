@@ -23,7 +23,7 @@ def _run_import(spec: ImportSpec, incident_id: int, path: str, skip_invalid: boo
 
     if db.session.get(Incident, incident_id) is None:
         raise click.ClickException(f"No incident with id {incident_id}.")
-    actor = Actor.cli(f"cli ({os.environ.get('USER', 'unknown')})")
+    actor = Actor.cli()
     size = os.path.getsize(path)
     job = create_job(db.session, spec=spec, incident_id=incident_id, actor=actor, filename=os.path.basename(path),
                      skip_invalid=skip_invalid, size_bytes=size)
@@ -101,7 +101,7 @@ def prune_imports(days: int | None):
     from accounts import retention
     from core.db import utcnow
 
-    actor = Actor.cli(f"cli ({os.environ.get('USER', 'unknown')})")
+    actor = Actor.cli()
     pruned = retention.prune(db.session, actor=actor, now=utcnow(), days=days)
     db.session.commit()
     click.echo(f"Deleted {pruned.files} file(s) of {pruned.jobs} import(s) that ended more than "

@@ -1,7 +1,6 @@
 """`flask --app app offers issue|announce|remind|expire|export|fulfil|edit|close`: the finance and support
 side of offers."""
 import csv
-import os
 import sys
 from datetime import datetime
 
@@ -17,7 +16,7 @@ offers_cli = AppGroup("offers", help="Compensation offers.")
 
 
 def _actor() -> Actor:
-    return Actor.cli(f"cli ({os.environ.get('USER', 'unknown')})")
+    return Actor.cli()
 
 
 @offers_cli.command("issue")

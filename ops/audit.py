@@ -1,4 +1,7 @@
 """The audit log: every operator write, with who, what, when and the record before and after."""
+import getpass
+import os
+import socket
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -16,8 +19,17 @@ class Actor:
     ip: str | None = None
 
     @classmethod
-    def cli(cls, what: str = "cli") -> "Actor":
-        return cls(operator_id=None, label=what)
+    def cli(cls, what: str | None = None) -> "Actor":
+        """The command line: labelled with the OS user and host who ran it ("cli root@db-1"), or `what` for
+        the machine's own work (the demo seed, tests)."""
+        return cls(operator_id=None, label=what or f"cli {_os_user()}@{socket.gethostname()}")
+
+
+def _os_user() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no login name and no password entry (a bare container)
+        return f"uid {os.getuid()}" if hasattr(os, "getuid") else "unknown"
 
 
 def snapshot(obj, fields: tuple[str, ...]) -> dict:

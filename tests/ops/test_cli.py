@@ -1,10 +1,15 @@
+"""The operators and tokens commands; each change is audited as the OS user and host who ran it."""
+import getpass
 import hashlib
+import socket
 
 import sqlalchemy as sa
 
 from core.db import db
 from ops.models import ApiToken, AuditEntry, Operator, Role
 from tests.conftest import PASSWORD, make_operator
+
+CLI = f"cli {getpass.getuser()}@{socket.gethostname()}"  # who ran the command, as the audit log names them
 
 
 def operator(email: str) -> Operator:
@@ -20,7 +25,7 @@ def test_operators_create_reads_the_password_from_stdin(runner):
     created = operator("ana@example.com")
     assert created.role == Role.ADMIN and created.password_hash.startswith("$argon2id$")
     entry = db.session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "operator.create"))
-    assert entry.actor == "cli" and entry.operator_id is None and entry.after["email"] == "ana@example.com"
+    assert entry.actor == CLI and entry.operator_id is None and entry.after["email"] == "ana@example.com"
 
 
 def test_operators_create_prompts_for_the_password_twice(runner):
@@ -66,7 +71,7 @@ def test_operators_set_role_and_disable_are_audited(runner):
     assert result.exit_code == 0, result.output
     disabled = operator("viewer@example.com")
     assert not disabled.active and disabled.session_version == version + 1
-    actions = db.session.scalars(sa.select(AuditEntry.action).where(AuditEntry.actor == "cli")).all()
+    actions = db.session.scalars(sa.select(AuditEntry.action).where(AuditEntry.actor == CLI)).all()
     assert "operator.set_role" in actions and "operator.disable" in actions
     assert runner.invoke(args=["operators", "enable", "viewer@example.com"]).exit_code == 0
     assert operator("viewer@example.com").active
@@ -105,7 +110,7 @@ def test_tokens_revoke_by_id(runner):
     db.session.expire_all()
     assert db.session.get(ApiToken, token.id).revoked_at is not None
     assert "revoked" in runner.invoke(args=["tokens", "list"]).output
-    assert db.session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "token.revoke")).actor == "cli"
+    assert db.session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "token.revoke")).actor == CLI
 
 
 def test_token_commands_explain_what_went_wrong(runner):

@@ -1,6 +1,6 @@
 """`flask --app app backup PATH [--portable]` and `flask --app app restore PATH`.
 
-Portable archives (`--portable`, core/portable.py) restore into either database; the native ones below are
+Portable archives (`--portable`, ops/portable.py) restore into either database; the native ones below are
 faster and restore into the same kind of database they came from.
 
 SQLite: the online backup API (a consistent copy while the app keeps running). PostgreSQL: pg_dump's custom
@@ -17,8 +17,11 @@ import click
 import sqlalchemy as sa
 from flask.cli import with_appcontext
 
-from core import portable as portable_archive
+from ops import portable as portable_archive
 from core.db import db
+from ops import audit
+from ops.audit import Actor
+from ops.models import AuditEntry
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PG_MAGIC = b"PGDMP"
@@ -82,6 +85,17 @@ def count_rows(session) -> dict[str, int]:
             for t in db.metadata.sorted_tables if t.name in existing}
 
 
+def _audit(action: str, path: Path, **after) -> None:
+    """Record a backup or restore in the audit log (a restore's entry goes into the restored database), as
+    the OS user and host who ran it. A database with no schema yet has no audit log to write to."""
+    if not sa.inspect(db.engine).has_table(AuditEntry.__tablename__):
+        return
+    audit.record(db.session, actor=Actor.cli(), action=action, entity_type="database",
+                 entity_id=db.engine.dialect.name, after={"path": str(path.resolve()), **after})
+    db.session.commit()
+    db.session.remove()
+
+
 # ---- backup -------------------------------------------------------------------------------------
 
 def backup_sqlite(path: Path) -> None:
@@ -120,7 +134,7 @@ def backup_postgresql(path: Path) -> None:
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
 @click.option("--portable", is_flag=True,
               help="Write the documented archive (JSON Lines per table, manifest with checksums) that restores "
-                   "into SQLite or PostgreSQL alike (core/portable.py).")
+                   "into SQLite or PostgreSQL alike (ops/portable.py).")
 @with_appcontext
 def backup_command(path: Path, force: bool, portable: bool) -> None:
     """Write a consistent copy of the database to PATH, while the app keeps running."""
@@ -132,6 +146,8 @@ def backup_command(path: Path, force: bool, portable: bool) -> None:
     db.session.remove()
     if portable:
         manifest = portable_archive.write(db.engine, path)
+        _audit("backup.write", path, portable=True, rows=sum(t["rows"] for t in manifest["tables"]),
+               schema_revision=manifest["schema_revision"])
         click.echo(f"Backed up {_describe(db.engine.url)} to {path}, portable, at schema revision "
                    f"{manifest['schema_revision']} ({sum(t['rows'] for t in manifest['tables'])} rows in "
                    f"{len(manifest['tables'])} tables, {path.stat().st_size} bytes).")
@@ -142,6 +158,7 @@ def backup_command(path: Path, force: bool, portable: bool) -> None:
         backup_postgresql(path)
     else:
         raise BackupError(f"Backups of {_dialect()} databases are not supported.")
+    _audit("backup.write", path, portable=False, rows=sum(rows.values()))
     click.echo(f"Backed up {_describe(db.engine.url)} to {path} "
                f"({sum(rows.values())} rows in {len(rows)} tables, {path.stat().st_size} bytes).")
 
@@ -238,7 +255,7 @@ def restore_command(path: Path, force: bool) -> None:
     db.engine.dispose()
     upgrade()  # an older backup comes up to the current schema
     restored = count_rows(db.session)
-    db.session.remove()
+    _audit("backup.restore", path, portable=False, rows=sum(restored.values()), replaced=bool(sum(rows.values())))
     click.echo(f"Restored {path} into {_describe(db.engine.url)}: "
                f"{sum(restored.values())} rows in {len(restored)} tables"
                f"{' (replacing the data that was there)' if sum(rows.values()) else ''}.")
@@ -275,7 +292,8 @@ def _restore_portable(path: Path, force: bool) -> None:
     db.engine.dispose()
     upgrade()
     restored = count_rows(db.session)
-    db.session.remove()
+    _audit("backup.restore", path, portable=True, rows=sum(restored.values()), replaced=bool(sum(rows.values())),
+           source=manifest["source"], schema_revision=revision)
     click.echo(f"Restored {path} ({manifest['source']}, schema revision {revision}) into "
                f"{_describe(db.engine.url)}: {sum(restored.values())} rows in {len(restored)} tables, every "
                f"checksum and count verified{' (replacing the data that was there)' if sum(rows.values()) else ''}.")

@@ -1,5 +1,5 @@
 """Portable backups: the whole database as one documented archive that restores into SQLite or PostgreSQL,
-whichever the target is (`flask backup PATH --portable`, `flask restore PATH`; see core/backup.py).
+whichever the target is (`flask backup PATH --portable`, `flask restore PATH`; see ops/backup.py).
 
 The archive is a gzip-compressed tar file holding:
 - `manifest.json`: {"format": "lifeboat-portable", "version": 1, "created_at", "source" (the dialect),

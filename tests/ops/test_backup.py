@@ -1,4 +1,5 @@
-"""`flask --app app backup PATH` / `restore PATH`: every row survives a round trip into a fresh database."""
+"""`flask --app app backup PATH [--portable]` / `restore PATH`: every row survives a round trip into a fresh
+database, of the same kind (native) or either kind (portable); both are audited."""
 import contextlib
 import hashlib
 import io
@@ -13,6 +14,7 @@ import sqlalchemy as sa
 from app import create_app
 from core.db import db
 from incidents.models import Incident
+from ops.models import AuditEntry
 from tests.conftest import make_operator
 
 
@@ -49,14 +51,24 @@ def fresh_app(database_url, tmp_path):
 
 
 def every_row() -> dict:
-    """Every row of every table (the schema version included), in a stable order."""
+    """Every row of every table (the schema version included), in a stable order; the audit entries of backups
+    and restores themselves are left out (a backup's entry is written after its copy is taken)."""
     out = {}
     tables = list(db.metadata.sorted_tables) + [sa.table("alembic_version", sa.column("version_num"))]
     for table in tables:
         order = list(getattr(table.primary_key, "columns", [])) or list(table.c)  # JSON columns cannot be sorted
-        out[table.name] = [tuple(r) for r in db.session.execute(sa.select(table).order_by(*order))]
+        query = sa.select(table).order_by(*order)
+        if table.name == AuditEntry.__tablename__:
+            query = query.where(~table.c.action.in_(["backup.write", "backup.restore"]))
+        out[table.name] = [tuple(r) for r in db.session.execute(query)]
     db.session.remove()
     return out
+
+
+def audited(action: str) -> list[AuditEntry]:
+    entries = list(db.session.scalars(sa.select(AuditEntry).where(AuditEntry.action == action)))
+    db.session.remove()
+    return entries
 
 
 def invoke(app, *args):
@@ -73,11 +85,16 @@ def test_a_backup_restored_into_a_fresh_database_has_every_row(app, runner, seed
     assert result.exit_code == 0, result.output
     assert "Backed up" in result.output
 
+    [entry] = audited("backup.write")  # as the OS user and host who ran it
+    assert entry.actor.startswith("cli ") and "@" in entry.actor and entry.after["path"] == str(backup.resolve())
+
     restored = invoke(fresh_app, "restore", str(backup))
     assert restored.exit_code == 0, restored.output
     assert "Restored" in restored.output
     with fresh_app.app_context():
         assert every_row() == before
+        [entry] = audited("backup.restore")  # the restored database records the restore
+        assert entry.after["path"] == str(backup.resolve()) and entry.after["portable"] is False
 
 
 def test_restore_refuses_to_replace_data_without_force(app, runner, seeded, tmp_path):
@@ -230,6 +247,8 @@ def test_a_portable_archive_goes_to_the_other_database_and_back_with_every_row(a
         assert "every checksum and count verified" in restored.output
         with other.app_context():
             assert every_row() == before
+            [entry] = audited("backup.restore")
+            assert entry.after["portable"] is True and entry.after["source"] == here
         assert invoke(other, "backup", str(second), "--portable").exit_code == 0
 
     with app_on(here, tmp_path, "back") as back:
