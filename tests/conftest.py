@@ -20,10 +20,24 @@ PASSWORD = "correct horse battery staple"
 def _database_url(tmp_path_factory) -> str:
     url = os.environ.get("DATABASE_URL", "")
     if url.startswith("postgresql"):
-        return url
+        worker = os.environ.get("PYTEST_XDIST_WORKER")  # pytest -n N: each process empties tables after each
+        return _own_database(url, worker) if worker else url  # test, so each needs a database of its own
     if os.environ.get("LIFEBOAT_REQUIRE_POSTGRES") == "1":
         raise RuntimeError("LIFEBOAT_REQUIRE_POSTGRES=1 but DATABASE_URL is not a PostgreSQL URL")
     return f"sqlite:///{tmp_path_factory.mktemp('db') / 'test.db'}"
+
+
+def _own_database(url: str, worker: str) -> str:
+    """DATABASE_URL's database with the xdist worker's name appended ("lifeboat_ci_gw0"), created when
+    missing; .ci/run drops them with its own."""
+    base = sa.make_url(url)
+    name = f"{base.database}_{worker}"
+    admin = sa.create_engine(base.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as conn:
+        if not conn.scalar(sa.text("SELECT 1 FROM pg_database WHERE datname = :n"), {"n": name}):
+            conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    admin.dispose()
+    return base.set(database=name).render_as_string(hide_password=False)
 
 
 @pytest.fixture(scope="session")
