@@ -70,7 +70,7 @@ def create_app(test_config: dict | None = None) -> Flask:
     periodic_cli.init_app(app)
     app.register_blueprint(periodic_views.bp)
 
-    from core import demo
+    from demo import seed as demo
     from ops import backup
     backup.init_app(app)
     demo.init_app(app)

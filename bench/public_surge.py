@@ -47,7 +47,7 @@ def main() -> None:
 
 def seed(url: str, n: int) -> dict:
     from app import create_app
-    from core import demo
+    from demo import seed as demo
     from core.db import db, utcnow
     from incidents import service
     from ops.audit import Actor

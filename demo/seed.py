@@ -4,7 +4,9 @@ Everything goes through the real service functions (as the "demo" actor); afterw
 backdated so the status page and its 90-day history bars look like a week into the 2009 Sidekick outage.
 Each part of the demo is its own function, so later parts (accounts, recovery, offers) slot in beside them."""
 import hashlib
+import io
 import os
+import random
 import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -15,7 +17,11 @@ import sqlalchemy as sa
 from flask import current_app
 from flask.cli import with_appcontext
 
-from core import demo_text as text
+from accounts import service as accounts_service
+from accounts.account_import import AccountImport
+from accounts.imports import create_job, run_job
+from accounts.recovery_import import RecoveryImport
+from demo import text
 from core.db import db, utcnow
 from incidents import service as incidents_service
 from incidents.models import Component, Incident
@@ -112,14 +118,6 @@ def seed_affected_accounts(incident_id: int, n: int = DEMO_ACCOUNTS) -> str:
     """Attach n subscribers to the Sidekick incident and record where their data stands, through the
     real CSV imports (so the console shows jobs, a dashboard and a progress chart). Runs after the
     first commit: imports are jobs that commit their own outcome."""
-    import io
-    import random
-
-    from accounts import service as accounts_service
-    from accounts.account_import import AccountImport
-    from accounts.imports import create_job, run_job
-    from accounts.recovery_import import RecoveryImport
-
     accounts_service.set_categories(db.session, actor=ACTOR, incident_id=incident_id, keys=DEMO_CATEGORIES)
     rng = random.Random(2009)
     first = ["Ana", "Ben", "Chloé", "Dev", "Eun-ji", "Femi", "Gus", "Hana", "Iker", "Jo", "Kai", "Lucía"]
