@@ -10,7 +10,6 @@ from pathlib import Path
 from flask import Response, jsonify, request, send_file, stream_with_context
 from werkzeug.routing import PathConverter
 
-import accounts.openapi  # noqa: F401  (registers this domain's piece of the OpenAPI document)
 from accounts import jobs, service
 from accounts.account_import import ACCOUNT_COLUMNS, AccountImport
 from accounts.imports import create_job, errors_dir, run_job

@@ -12,7 +12,9 @@ import sqlalchemy as sa
 
 from accounts.models import AffectedAccount, RecoveryCategory, RecoveryState, RecoveryStatus
 from core.errors import ValidationError
+from core.markdown import plain
 from incidents.models import Incident, IncidentKind, IncidentStatus
+from incidents.service import get_incident
 from notifications import broadcasts
 from notifications.models import Channel, Notification, NotificationStatus
 from ops.audit import Actor
@@ -60,8 +62,6 @@ def recipients(incident_id: int, audience) -> sa.Select:
 
 
 def _incident(session, incident_id: int) -> Incident:
-    from incidents.service import get_incident
-
     return get_incident(session, incident_id=incident_id, kind=IncidentKind.INCIDENT)
 
 
@@ -91,13 +91,11 @@ def estimate(session, *, incident_id: int, audience, channels: list[str]) -> dic
 
 
 def notify_update(session, *, actor: Actor, update) -> None:
-    """Hook for incidents.service: an update posted with notify queues an "update" broadcast (a resolving
+    """Subscriber of incidents.events.update_posted: an update posted with notify queues an "update" broadcast (a resolving
     one the final "resolution" notice) to every affected account, in the caller's transaction."""
     incident = update.incident
     if not update.notify or incident.kind != IncidentKind.INCIDENT:
         return
-    from core.markdown import plain
-
     kind = "resolution" if update.status == IncidentStatus.RESOLVED else "update"
     clean = {"message": plain(update.body)[:broadcasts.MESSAGE_MAX], "subject": incident.name,
              "channels": [c.value for c in Channel], "urgent": bool(update.urgent)}

@@ -1,4 +1,7 @@
-"""Accounts (subscribers), their attachment to incidents, and per-category recovery status."""
+"""Accounts (subscribers), their attachment to incidents, and per-category recovery status.
+
+The contact record itself (Account: phone, email, language, opt-outs) is the notifier's, in
+notifications.models, because the notifier sits below this domain; it is re-exported here."""
 import enum
 from datetime import datetime
 
@@ -6,6 +9,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
 from core.db import UTCDateTime, db, str_enum, utcnow
+from notifications.models import Account  # noqa: F401  (re-exported: the contact record)
 
 
 class RecoveryState(enum.StrEnum):
@@ -19,24 +23,6 @@ class RecoveryState(enum.StrEnum):
     @property
     def label(self) -> str:
         return self.value.replace("_", " ").capitalize()
-
-
-class Account(db.Model):
-    """A subscriber, keyed by the operator's own account number."""
-
-    __tablename__ = "accounts"
-
-    id: Mapped[int] = mapped_column(primary_key=True)
-    account_number: Mapped[str] = mapped_column(sa.String(64), unique=True)
-    name: Mapped[str] = mapped_column(sa.String(200), default="")
-    phone: Mapped[str | None] = mapped_column(sa.String(20), index=True)  # E.164
-    email: Mapped[str | None] = mapped_column(sa.String(254), index=True)  # normalised, lower case
-    language: Mapped[str] = mapped_column(sa.String(16), default="en")
-    time_zone: Mapped[str | None] = mapped_column(sa.String(64))
-    sms_opt_out: Mapped[bool] = mapped_column(default=False)
-    email_opt_out: Mapped[bool] = mapped_column(default=False)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
-    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class AccountChange(db.Model):

@@ -1,7 +1,7 @@
 """The affected-accounts and recovery part of the ops API's OpenAPI document (routes in accounts/api.py)."""
 from accounts.models import ImportKind, ImportStatus, RecoveryState
 from ops.openapi import (
-    CATEGORY_KEY, DATE_TIME_OUT, END, LIMIT, OFFSET, enum, nullable, obj, operation, path_id, piece, query, ref,
+    CATEGORY_KEY, DATE_TIME_OUT, END, LIMIT, OFFSET, enum, nullable, obj, operation, path_id, query, ref,
     text, whole,
 )
 
@@ -23,8 +23,8 @@ def _closed(schemas: dict) -> dict:
     return schemas
 
 
-@piece
-def _accounts() -> dict:
+def openapi_piece() -> dict:
+    """The affected accounts' and recovery paths and schemas (registered by accounts.wiring)."""
     state = enum(RecoveryState)
     count = {"type": ["integer", "null"], "minimum": 0, "maximum": 2_000_000_000}
     incident_id = path_id("incident_id", "incident")

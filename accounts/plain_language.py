@@ -4,15 +4,14 @@ Sentences are built so that they never need grammatical agreement with the categ
 gender and number): the category is always the object ("We recovered your photos", "Hemos recuperado sus
 fotos"), with its possessive form looked up per category."""
 from accounts.models import RecoveryState
+from notifications.templates import LANGUAGES, language_for  # noqa: F401  (LANGUAGES re-exported)
 
-LANGUAGES = ("en", "es")
 S = RecoveryState
 
 
 def language_of(tag: str | None) -> str:
-    """'es-MX' -> 'es'; anything we do not write in -> 'en'."""
-    lang = (tag or "en").split("-")[0].lower()
-    return lang if lang in LANGUAGES else "en"
+    """'es-MX' -> 'es'; anything we do not write in -> 'en' (the notifier's rule: its templates decide)."""
+    return language_for(tag)
 
 
 # key -> (object phrase, unit for counts, singular unit). Unknown keys fall back to the category label.

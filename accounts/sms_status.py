@@ -71,3 +71,8 @@ def status_reply(session, phone: str) -> str:
         lines.append(f"{pl.UI[own]['account'].format(number=account.account_number)}: "
                      f"{_summary(session, account, own)}")
     return "\n".join(lines)
+
+
+def keyword_reply(session, *, phone: str, body: str) -> str:
+    """The notifier's handler for STATUS / ESTADO (notifications.webhooks.register_keyword)."""
+    return status_reply(session, phone)

@@ -6,8 +6,10 @@ lease) that is committed before the task runs, so when several workers share a P
 due run happens once: the second UPDATE finds the lease already set and changes no row. The task's work
 and its outcome (last_result, next_run_at, lease cleared) commit together; a task that raises is rolled
 back, logged and recorded in last_error, and the other tasks still run. A worker that dies mid-task leaves
-its lease, and another worker runs the task once the lease runs out (tasks are idempotent)."""
-import importlib
+its lease, and another worker runs the task once the lease runs out (tasks are idempotent).
+
+Core knows no domain's tasks: each domain registers its own from its `init_app(app)` (`register(Task(...))`),
+so this module never imports upward."""
 import logging
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -16,6 +18,7 @@ from typing import Callable, Sequence
 import sqlalchemy as sa
 from flask import current_app
 
+from core import ratelimit
 from core.db import db, utcnow
 from core.periodic_models import PeriodicRun
 
@@ -27,12 +30,11 @@ TEXT_MAX = 500  # the width of last_result / last_error
 
 @dataclass(frozen=True)
 class Task:
-    """A periodic task: `target` is "module:function", imported when the task first runs (no import
-    cycles, nothing loaded at import time); the function takes (session, now), does not commit, and
-    returns a short text for the status table."""
+    """A periodic task: `function` takes (session, now), does not commit, and returns a short text for the
+    status table."""
 
     name: str
-    target: str
+    function: Callable
     every_seconds: int  # the default; PERIODIC_<NAME>_SECONDS in the config overrides it (0 turns it off)
     description: str
 
@@ -44,25 +46,19 @@ class Task:
         """Seconds between runs (from the config, else the default); 0 means the task is off."""
         return max(0, int(_number(config, self.config_key, self.every_seconds)))
 
-    def function(self) -> Callable:
-        module, _, attr = self.target.partition(":")
-        return getattr(importlib.import_module(module), attr)
+
+# The registry: filled by each domain's init_app, in layer order (that is also the order of a pass and of the
+# status table). A list changed in place, so `periodic.TASKS` always shows what is registered.
+TASKS: list[Task] = []
 
 
-TASKS: tuple[Task, ...] = (
-    Task("offers.expire", "offers.schedule:expire_due", 5 * 60,
-         "Mark offered grants past their program's validity as expired."),
-    Task("offers.remind", "offers.schedule:remind_due", 15 * 60,
-         "Send each open program's one reminder when its reminder window opens."),
-    Task("ratelimit.prune", "core.periodic:prune_rate_limits", 60 * 60,
-         "Forget sign-in and link rate-limit hits older than a day."),
-    Task("receipts.prune", "notifications.receipts:prune_unmatched", 60 * 60,
-         "Delete early delivery receipts that never matched a message (older than 7 days)."),
-    Task("imports.prune", "accounts.retention:prune_due", 60 * 60,
-         "Delete uploaded import files and rejected-row CSVs of imports finished long ago."),
-    Task("telemetry.fold", "notifications.telemetry:fold_stale", 60 * 60,
-         "Fold the send counts of notifier workers gone for an hour into one row (/metrics sums stay the same)."),
-)
+def register(task: Task) -> None:
+    """Add a task, or replace the one of the same name (each app built in a process registers again)."""
+    for i, known in enumerate(TASKS):
+        if known.name == task.name:
+            TASKS[i] = task
+            return
+    TASKS.append(task)
 
 
 def _number(config, key: str, default: float) -> float:
@@ -129,7 +125,7 @@ def _run_one(session, task: Task, *, now: datetime, interval: int, lease_seconds
         return None
     next_run_at = now + timedelta(seconds=interval)
     try:
-        result = _text(task.function()(session, now))
+        result = _text(task.function(session, now))
         # The work and its record commit together: a crash in between can only make the task run again.
         if not _finish(session, task.name, lease, next_run_at=next_run_at, finished_at=clock(), result=result,
                        error=None):
@@ -260,7 +256,11 @@ def every(seconds: int) -> str:
 
 def prune_rate_limits(session, now: datetime) -> str:
     """Sign-in and link rate-limit hits older than a day (every limit's window is shorter)."""
-    from core import ratelimit
-
     n = ratelimit.prune(session, older_than_seconds=int(current_app.config.get("RATELIMIT_KEEP_SECONDS", 86400)))
     return f"{n} rate-limit hits deleted"
+
+
+def init_app(app) -> None:
+    """Register core's own task (the other domains register theirs from their init_app)."""
+    register(Task("ratelimit.prune", prune_rate_limits, 60 * 60,
+                  "Forget sign-in and link rate-limit hits older than a day."))

@@ -8,9 +8,9 @@ import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
-from accounts.audiences import notify_update
 from core.db import utcnow
 from core.errors import NotFound, ValidationError
+from incidents import events
 from incidents.models import (
     CLOSED_STATUSES, INCIDENT_STATUSES, MAINTENANCE_STATUSES, Component, ComponentGroup,
     ComponentStatus, ComponentStatusEvent, Impact, Incident, IncidentKind, IncidentStatus,
@@ -360,7 +360,7 @@ def create_incident(session, *, actor: Actor, data: dict) -> Incident:
                          component_statuses=statuses, notify=bool(data.get("notify")),
                          urgent=bool(data.get("urgent")), at=now)
     session.flush()
-    notify_update(session, actor=actor, update=update)  # notifier: queued in this transaction
+    events.update_posted(session, actor=actor, update=update)  # subscribers queue messages in this transaction
     record(session, actor=actor, action="incident.create", entity_type="incident", entity_id=incident.id,
            after={**snapshot(incident, INCIDENT_FIELDS), "message": message})
     return incident
@@ -388,7 +388,7 @@ def post_update(session, *, actor: Actor, incident_id: int, data: dict) -> Incid
         incident.postmortem_body = message
         incident.postmortem_published_at = update.created_at
     session.flush()
-    notify_update(session, actor=actor, update=update)  # notifier: queued in this transaction
+    events.update_posted(session, actor=actor, update=update)  # subscribers queue messages in this transaction
     record(session, actor=actor, action=f"{incident.kind.value}.update", entity_type=incident.kind.value,
            entity_id=incident.id, before=before,
            after={**snapshot(incident, INCIDENT_FIELDS), "update_id": update.id, "message": message})

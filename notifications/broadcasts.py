@@ -6,11 +6,10 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
-from accounts.models import Account
 from core.db import utcnow
 from core.errors import NotFound, ValidationError
 from notifications import priorities, templates
-from notifications.models import Broadcast, Channel, Notification, NotificationStatus, OptOut
+from notifications.models import Account, Broadcast, Channel, Notification, NotificationStatus, OptOut
 from ops.audit import Actor, record
 
 MESSAGE_MAX = 1600  # ten SMS parts of GSM-7

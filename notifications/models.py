@@ -1,4 +1,5 @@
-"""The outbox: one row per message to one recipient on one channel, and the record of what happened to it."""
+"""The outbox: one row per message to one recipient on one channel, and the record of what happened to it;
+and the recipient itself, the subscriber's contact record (Account)."""
 import enum
 from datetime import datetime
 
@@ -21,6 +22,25 @@ class NotificationStatus(enum.StrEnum):
     UNDELIVERED = "undelivered"
     FAILED = "failed"
     SUPPRESSED = "suppressed"
+
+
+class Account(db.Model):
+    """A subscriber, keyed by the operator's own account number: the recipient the notifier writes to
+    (addresses, language, time zone, per-channel opt-outs). Incidents and recovery refer to it from above."""
+
+    __tablename__ = "accounts"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    account_number: Mapped[str] = mapped_column(sa.String(64), unique=True)
+    name: Mapped[str] = mapped_column(sa.String(200), default="")
+    phone: Mapped[str | None] = mapped_column(sa.String(20), index=True)  # E.164
+    email: Mapped[str | None] = mapped_column(sa.String(254), index=True)  # normalised, lower case
+    language: Mapped[str] = mapped_column(sa.String(16), default="en")
+    time_zone: Mapped[str | None] = mapped_column(sa.String(64))
+    sms_opt_out: Mapped[bool] = mapped_column(default=False)
+    email_opt_out: Mapped[bool] = mapped_column(default=False)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 
 
 class Notification(db.Model):

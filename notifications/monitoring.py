@@ -19,6 +19,7 @@ from core.db import utcnow
 from notifications import telemetry
 from notifications.models import Channel, Notification, NotificationStatus, NotifierWorker
 from notifications.priorities import LABELS, Priority
+from ops import monitoring as ops_monitoring
 
 RATE_WINDOW = timedelta(minutes=1)
 
@@ -206,7 +207,5 @@ def age_text(seconds: float | None) -> str:
 
 
 def init_app(app) -> None:
-    from ops import monitoring
-
-    monitoring.register_collector(app, "notifier", collect)
-    monitoring.register_home_panel(app, "notifier", "ops/home_queue.html", panel)
+    ops_monitoring.register_collector(app, "notifier", collect)
+    ops_monitoring.register_home_panel(app, "notifier", "ops/home_queue.html", panel)

@@ -8,10 +8,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.exc import IntegrityError
 
-from accounts.models import Account
 from core.db import utcnow
 from core.errors import NotFound, ValidationError
-from notifications.models import Channel, InboundMessage, Notification, NotificationStatus, OptOut
+from notifications.models import Account, Channel, InboundMessage, Notification, NotificationStatus, OptOut
 from ops.audit import Actor, record
 
 SUPPRESSED_CODE = "opt_out"

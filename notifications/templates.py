@@ -2,17 +2,23 @@
 
 Files live in notifications/message_templates/ as `{template}.{language}.{part}.j2`, part one of
 subject, sms, txt (email text) and html (email HTML, autoescaped). An operator's broadcast text is itself
-rendered in the sandbox, so it may say "Hello {{ name }}" but can never reach Python attributes."""
+rendered in the sandbox, so it may say "Hello {{ name }}" but can never reach Python attributes.
+
+The notifier knows recipients, not incidents or offers: the fields a message needs beyond the account's name
+come from context providers that the higher domains register from their init_app (`register_context`), each
+for the outbox rows whose data carries its key (recovery: "aa", offers: "grant")."""
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
-from accounts import plain_language
+from core.db import db
+from notifications.models import Account, Broadcast
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "message_templates"
-LANGUAGES = plain_language.LANGUAGES
+LANGUAGES = ("en", "es")  # the languages templates (and the domains' plain-language texts) are written in
 PARTS = ("subject", "sms", "txt", "html")
 
 # GSM 03.38: the basic character set (one septet each) and the extension table (escape + septet: two).
@@ -40,7 +46,8 @@ TEMPLATED_KINDS = ("broadcast", "test")  # update and resolution messages are in
 
 def language_for(tag: str | None) -> str:
     """'es-MX' -> 'es'; languages without templates -> 'en'."""
-    return plain_language.language_of(tag)
+    lang = (tag or "en").split("-")[0].lower()
+    return lang if lang in LANGUAGES else "en"
 
 
 def sms_segments(text: str) -> tuple[int, str]:
@@ -77,11 +84,22 @@ def render_parts(template: str, language: str, context: dict) -> dict[str, str]:
     return {part: _files.get_template(f"{template}.{lang}.{part}.j2").render(context).strip() for part in PARTS}
 
 
+# ---- context providers, by the data key that marks a message's kind --------------------------------------
+# provider(session, notification, account, lang) -> dict of template fields, called when the row's data
+# carries the key it was registered for.
+ContextProvider = Callable[..., dict]
+_providers: dict[str, ContextProvider] = {}
+
+
+def register_context(key: str, provider: ContextProvider) -> None:
+    """Let a domain supply the template fields of the messages whose data carries `key` (a new app built in
+    the same process registers again: the latest wins)."""
+    _providers[key] = provider
+
+
 def render(notification) -> Rendered:
     """Subject, body and HTML body of an outbox row whose body is empty (the worker calls this right
     before sending): the template with the account's name, a fresh personal link and recovery summary."""
-    from core.db import db
-
     context = personal_context(db.session, notification)
     parts = render_parts(notification.template, notification.language, context)
     channel = getattr(notification.channel, "value", notification.channel)
@@ -92,30 +110,15 @@ def render(notification) -> Rendered:
 
 def personal_context(session, notification) -> dict:
     """The fields templates may use, for one outbox row (missing ones are empty)."""
-    from accounts.models import Account, AffectedAccount
-    from notifications.models import Broadcast
-
     data = dict(notification.data or {})
     lang = language_for(notification.language)
     account = session.get(Account, notification.account_id) if notification.account_id else None
     context = {"name": account.name if account else data.get("name", ""), "link": "", "summary": [],
                "headline": "", "offer_code": data.get("offer_code", ""), "subject": notification.subject or ""}
-    if data.get("grant"):
-        # An offer message (offers.notify): one query for the grant and its program, worded in the
-        # account's language. Kept behind a lazy import like accounts': the notifier only relays the fields.
-        from offers.text import offer_fields
-
-        context.update(offer_fields(session, data["grant"], lang, account.time_zone if account else None))
-    aa_id = data.get("aa")
-    affected = session.get(AffectedAccount, aa_id) if aa_id else None
-    if affected is not None:
-        from accounts.links import issue_link, link_url
-
-        context["link"] = link_url(issue_link(session, affected.id))
-        context["headline"] = plain_language.headline(affected.state, lang)
-        if not (notification.template or "").startswith("offer"):  # offer messages do not list the recovery
-            context["summary"] = recovery_summary(session, affected, lang)
-    elif data.get("link"):
+    for key, provider in _providers.items():
+        if data.get(key):
+            context.update(provider(session, notification, account, lang))
+    if not context["link"] and data.get("link"):
         context["link"] = data["link"]
     if notification.broadcast_id:
         broadcast = session.get(Broadcast, notification.broadcast_id)
@@ -124,19 +127,3 @@ def personal_context(session, notification) -> dict:
         templated = broadcast.kind in TEMPLATED_KINDS
         context["message"] = render_text(broadcast.message, context) if templated else broadcast.message
     return context
-
-
-def recovery_summary(session, affected, lang: str) -> list[str]:
-    """One plain sentence per category of the account's incident ('We recovered your photos.')."""
-    import sqlalchemy as sa
-
-    from accounts.models import RecoveryCategory, RecoveryState, RecoveryStatus
-
-    rows = session.execute(
-        sa.select(RecoveryCategory.key, RecoveryCategory.label, RecoveryStatus.state)
-        .outerjoin(RecoveryStatus, sa.and_(RecoveryStatus.category_id == RecoveryCategory.id,
-                                           RecoveryStatus.affected_account_id == affected.id))
-        .where(RecoveryCategory.incident_id == affected.incident_id)
-        .order_by(RecoveryCategory.position, RecoveryCategory.id)).all()
-    return [plain_language.category_sentence(key, label, state or RecoveryState.UNKNOWN, lang)
-            for key, label, state in rows]

@@ -14,9 +14,13 @@ Inbound keywords (first word, case and punctuation ignored): STOP words opt the 
 <Response/> when sent alone, because Twilio's opt-out handling already confirms a bare STOP (two texts would
 confuse); START/YES/UNSTOP opt back in, HELP/INFO and anything else get help, STATUS gets the subscriber's
 recovery summary and personal link (accounts.sms_status). If the Messaging Service is set to answer HELP and
-START itself, switch those replies off there, or the subscriber gets both."""
+START itself, switch those replies off there, or the subscriber gets both.
+
+The notifier owns STOP, START and HELP. Keywords about what it does not know (STATUS: recovery; ACCEPT:
+offers) are answered by handlers those domains register from their init_app (`register_keyword`)."""
 import logging
 import string
+from typing import Callable
 
 import sqlalchemy as sa
 from flask import Blueprint, Response, current_app, request
@@ -24,12 +28,12 @@ from sqlalchemy.exc import IntegrityError
 from twilio.request_validator import SIGNATURE_SETTINGS_HEADER, RequestValidator, get_signature_algorithm
 from twilio.twiml.messaging_response import MessagingResponse
 
-from accounts import sms_status
 from core.db import db, utcnow
 from core.errors import ValidationError
 from core.web import csrf
 from notifications import optouts, receipts
-from notifications.models import Channel, InboundMessage, Notification
+from notifications.models import Account, Channel, InboundMessage, Notification
+from notifications.templates import language_for
 
 log = logging.getLogger("lifeboat.notifier")
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -41,9 +45,20 @@ KEYWORDS = {
     **dict.fromkeys(("STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "REVOKE", "OPTOUT", "CANCEL"), "stop"),
     **dict.fromkeys(("START", "YES", "UNSTOP"), "start"),
     **dict.fromkeys(("HELP", "INFO", "AYUDA"), "help"),
-    **dict.fromkeys(("STATUS", "ESTADO"), "status"),
-    **dict.fromkeys(("ACCEPT", "ACEPTO", "ACEPTAR"), "accept"),  # compensation offers: offers.sms
-}
+}  # and the words registered by other domains (register_keyword)
+
+# keyword category -> handler(session, *, phone, body) returning the reply text
+KeywordHandler = Callable[..., str]
+_handlers: dict[str, KeywordHandler] = {}
+
+
+def register_keyword(category: str, words, handler: KeywordHandler) -> None:
+    """Let a domain answer the inbound texts whose first word is one of `words` (upper case). A new app built
+    in the same process registers again: the latest wins."""
+    if category in {"stop", "start", "help", "other"}:
+        raise ValueError(f"the notifier answers {category!r} itself")
+    KEYWORDS.update(dict.fromkeys(words, category))
+    _handlers[category] = handler
 
 REPLIES = {
     "en": {
@@ -155,7 +170,7 @@ def keyword_of(body: str) -> str:
 
 def answer(session, *, from_number: str, keyword: str, single_word: bool = True, body: str = "") -> str:
     """Act on a keyword and return the reply text ('' for a bare STOP, which Twilio confirms)."""
-    lang = sms_status.language_for_phone(session, from_number) or "en"
+    lang = _language_for_phone(session, from_number)
     name = current_app.config.get("SMS_SERVICE_NAME") or "Lifeboat"
     if keyword == "stop":
         optouts.opt_out(session, Channel.SMS, from_number, "sms:STOP")
@@ -165,12 +180,16 @@ def answer(session, *, from_number: str, keyword: str, single_word: bool = True,
     if keyword == "start":
         optouts.opt_in(session, Channel.SMS, from_number, "sms:START")
         return REPLIES[lang]["start"].format(name=name)
-    if keyword == "status":
-        return sms_status.status_reply(session, from_number)
-    if keyword == "accept":
-        from offers.sms import accept_reply
-        return accept_reply(session, phone=from_number, body=body)
+    if keyword in _handlers:
+        return _handlers[keyword](session, phone=from_number, body=body)
     return REPLIES[lang][keyword if keyword == "help" else "other"].format(name=name)
+
+
+def _language_for_phone(session, phone: str) -> str:
+    """'en' or 'es' for the first account with this phone number ('en' when none has it)."""
+    language = session.scalar(sa.select(Account.language).where(Account.phone == (phone or "").strip())
+                              .order_by(Account.id).limit(1))
+    return language_for(language) if language is not None else "en"
 
 
 def _stored_reply(session, sid: str) -> str | None:

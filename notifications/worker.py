@@ -16,10 +16,10 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from sqlalchemy.orm import sessionmaker
 
-from accounts.models import Account
 from core.db import SQLITE_BUSY_TIMEOUT_MS, db, utcnow
+from core.periodic import run_due as run_due_tasks
 from notifications import quiet_hours, receipts, telemetry
-from notifications.models import Channel, Notification, NotificationStatus, OptOut
+from notifications.models import Account, Channel, Notification, NotificationStatus, OptOut
 from notifications.budget import SharedBudget
 from notifications.pacing import RateLimiter, sms_segments
 from notifications.providers import LogProvider, NotSent, Provider, ProviderError
@@ -253,7 +253,7 @@ class Worker:
 
     def run(self, *, once: bool = False) -> int:
         """Send until `self.stop` is set (in-flight sends finish first), or until nothing is due when `once`."""
-        self._warm_up(periodic=not once and self.settings.periodic_interval > 0)
+        self._warm_up()
         self.telemetry.start(heartbeat=not once)
         periodic = None
         if not once and self.settings.periodic_interval > 0:
@@ -287,8 +287,8 @@ class Worker:
                         log.warning("notifier: closing provider %s failed", provider, exc_info=True)
             self.telemetry.close()
 
-    def _warm_up(self, *, periodic: bool) -> None:
-        """Import now what the first sends and the first periodic pass would import lazily: an import holds
+    def _warm_up(self) -> None:
+        """Load now what the first sends would load lazily (the providers' clients): an import holds
         the interpreter for tens of milliseconds, and sends paced 10 ms apart would bunch up behind it."""
         for provider in self.providers.values():
             warm_up = getattr(provider, "warm_up", None)
@@ -297,27 +297,15 @@ class Worker:
                     warm_up()
                 except Exception:
                     log.warning("notifier: warming up provider %s failed", provider, exc_info=True)
-        if periodic:
-            try:
-                from core import periodic as tasks
-
-                for task in tasks.TASKS:
-                    task.function()
-            except Exception:
-                log.warning("notifier: loading the periodic tasks failed", exc_info=True)
 
     def _periodic(self) -> None:
         """Run the due periodic tasks (offer expiry and reminders, pruning: core.periodic) every little while,
         beside the sends, until stopped. Each task is claimed in the database, so with several workers each
         due run still happens once; a failing task is recorded there and never stops the worker."""
-        try:
-            from core import periodic
-        except ImportError:
-            return
         while not self.stop.is_set():
             try:
                 with self.app.app_context():
-                    periodic.run_due(now=self.clock())
+                    run_due_tasks(now=self.clock())
                     db.session.remove()
             except Exception:
                 log.exception("notifier: periodic tasks failed; trying again later")

@@ -11,7 +11,7 @@ from offers.models import GrantState, OfferGrant, OfferKind, OfferProgram, Progr
 from ops.api import bp, created, iso, json_body, parse_datetime, transactional
 from ops.auth import current_actor
 from ops.openapi import (
-    DATE_TIME_IN, DATE_TIME_OUT, END, enum, nullable, obj, operation, path_id, piece, ref, text, whole,
+    DATE_TIME_IN, DATE_TIME_OUT, END, enum, nullable, obj, operation, path_id, ref, text, whole,
 )
 from accounts.models import RecoveryState
 from incidents.models import Impact
@@ -117,8 +117,8 @@ def revoke_offer_grant(grant_id: int):
                                             reason=data["reason"])))
 
 
-@piece
-def _offers() -> dict:
+def openapi_piece() -> dict:
+    """The offers' paths and schemas of the ops API document (registered by offers.wiring)."""
     count = {"type": "integer", "minimum": 0}
     states = {"type": "array", "items": enum(RecoveryState), "uniqueItems": True}
     amount = r"[0-9]{1,10}(?:\.[0-9]{1,2})?"  # the lookahead below keeps out "0", "0.00" and the like

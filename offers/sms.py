@@ -51,3 +51,8 @@ def accept_reply(session, *, phone: str, body: str) -> str:
         return text.refused(grant, grant.program, "accept", lang, zones[grant.account_id])
     program = grant.program
     return text.sms("accepted" if first else "already", lang, name=program.name, code=display_code(grant.code))
+
+
+def keyword_reply(session, *, phone: str, body: str) -> str:
+    """The notifier's handler for ACCEPT / ACEPTO / ACEPTAR (notifications.webhooks.register_keyword)."""
+    return accept_reply(session, phone=phone, body=body)

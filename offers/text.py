@@ -208,3 +208,9 @@ def offer_fields(session, grant_id, lang: str, time_zone: str | None = None) -> 
             "offer_valid_until_long": date_time(program.valid_until, lang, time_zone),
             # A grant ended early by closing its program is withdrawn for the program's reason.
             "offer_revoke_reason": grant.revoke_reason or program.close_reason or "", "offer_keyword": keyword(lang)}
+
+
+def offer_context(session, notification, account, lang: str) -> dict:
+    """The offer fields of an offer message (data key "grant"), for the notifier's templates
+    (registered with notifications.templates.register_context)."""
+    return offer_fields(session, (notification.data or {})["grant"], lang, account.time_zone if account else None)

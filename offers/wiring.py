@@ -1,0 +1,21 @@
+"""Offers' part of the app: the subscriber's accept/decline page, the console, the ops API routes and their
+piece of the OpenAPI document, `flask offers`; and what it lends the notifier: the offer fields of messages,
+the ACCEPT reply to an SMS, and the expiry and reminder passes."""
+from core import periodic
+from notifications import templates, webhooks
+from offers import api, cli, console, schedule, sms, text, views
+from ops import openapi
+
+
+def init_app(app) -> None:
+    app.register_blueprint(views.bp)  # offers on the personal page: accept / decline
+    app.register_blueprint(console.bp)  # /ops/incidents/<id>/offers, /ops/offers/<id>
+    openapi.piece(api.openapi_piece)
+    cli.init_app(app)
+    templates.register_context("grant", text.offer_context)
+    webhooks.register_keyword("accept", ("ACCEPT", "ACEPTO", "ACEPTAR"), sms.keyword_reply)
+    periodic.register(periodic.Task(
+        "offers.expire", schedule.expire_due, 5 * 60, "Mark offered grants past their program's validity as expired."))
+    periodic.register(periodic.Task(
+        "offers.remind", schedule.remind_due, 15 * 60,
+        "Send each open program's one reminder when its reminder window opens."))
