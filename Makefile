@@ -22,7 +22,9 @@ run: install
 	$(BIN)/flask demo --if-empty
 	exec env BIN=$(BIN) PORT=$(PORT) scripts/run.sh
 
+# The layers first (.importlinter: no module imports a layer above its own), then the suite.
 test: install
+	$(BIN)/lint-imports --no-cache
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 # The fuzz stage only (tests/fuzz): schemathesis against the OpenAPI document and Hypothesis properties of the
