@@ -3,6 +3,7 @@ import itertools
 from typing import Iterable, Sequence
 
 import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection
 
 BATCH = 5000
@@ -13,15 +14,16 @@ def is_postgres(conn: Connection) -> bool:
 
 
 def dialect_insert(bind):
-    """The INSERT construct of the bind's dialect, which has ON CONFLICT (SQLite and PostgreSQL only)."""
+    """The INSERT construct of the bind's dialect, which has ON CONFLICT (SQLite and PostgreSQL only).
+    `bind` is a Connection or Engine, or a Session (its bind is used). The one place that switches on it."""
+    if not hasattr(bind, "dialect"):
+        bind = bind.get_bind()
     name = bind.dialect.name
     if name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif name == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - Lifeboat runs on SQLite and PostgreSQL only
-        raise RuntimeError(f"Lifeboat needs SQLite or PostgreSQL, not {name}")
-    return insert
+        return postgresql.insert
+    if name == "sqlite":
+        return sqlite.insert
+    raise RuntimeError(f"Lifeboat needs SQLite or PostgreSQL, not {name}")  # pragma: no cover
 
 
 def create_stage(conn: Connection, name: str, columns: str) -> None:

@@ -19,6 +19,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from core import ratelimit
+from core.bulk import dialect_insert
 from core.db import db, utcnow
 from core.periodic_models import PeriodicRun
 
@@ -81,14 +82,7 @@ def _text(value) -> str:
 
 def _insert_missing(session, names: list[str], now: datetime) -> None:
     """Add rows for tasks that have none yet, due now; a row another worker adds meanwhile is kept."""
-    dialect = session.get_bind().dialect.name
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    elif dialect == "sqlite":
-        from sqlalchemy.dialects.sqlite import insert
-    else:  # pragma: no cover - Lifeboat runs on SQLite and PostgreSQL only
-        raise RuntimeError(f"periodic tasks need SQLite or PostgreSQL, not {dialect}")
-    session.execute(insert(PeriodicRun).values([{"name": n, "next_run_at": now} for n in names])
+    session.execute(dialect_insert(session)(PeriodicRun).values([{"name": n, "next_run_at": now} for n in names])
                     .on_conflict_do_nothing(index_elements=["name"]))
 
 

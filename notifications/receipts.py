@@ -12,6 +12,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
+from core.bulk import dialect_insert
 from core.db import utcnow
 from notifications.models import Channel, EarlyReceipt, Notification, NotificationStatus
 
@@ -94,14 +95,6 @@ def _serialize(session, provider_id: str) -> None:
         session.execute(sa.select(sa.func.pg_advisory_xact_lock(_LOCK_CLASS, key)))
 
 
-def _insert(session):
-    if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert(EarlyReceipt.__table__)
-
-
 def store_early(session, provider_id: str, status: str, error_code: str | None = None,
                 error_message: str | None = None) -> bool:
     """Keep a receipt for a sid no notification has yet, or move the kept one on (never back); False when
@@ -114,7 +107,7 @@ def store_early(session, provider_id: str, status: str, error_code: str | None =
               "error_message": message[:500] if message else None, "received_at": utcnow()}
     # Two callbacks for one sid at once: the second insert does nothing (no unique-violation error, no 500)
     # and becomes the update below, which the first insert's commit makes visible to it.
-    inserted = session.execute(_insert(session).values(provider_id=provider_id, **values)
+    inserted = session.execute(dialect_insert(session)(EarlyReceipt.__table__).values(provider_id=provider_id, **values)
                                .on_conflict_do_nothing(index_elements=["provider_id"])
                                .returning(EarlyReceipt.id)).first()
     if inserted is None:

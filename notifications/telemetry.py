@@ -21,8 +21,8 @@ import uuid
 from datetime import timedelta
 
 import sqlalchemy as sa
-from sqlalchemy.dialects import postgresql, sqlite
 
+from core.bulk import dialect_insert
 from core.db import utcnow
 from notifications.models import NotificationStatus, NotifierWorker
 
@@ -175,7 +175,7 @@ class Telemetry:
                         handed_off = add(handed_off, self._written)
                         values["counters"] = add(counts, handed_off, -1)
                     if not have_row:  # an upsert: a first insert whose commit we never heard of is fine
-                        insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
+                        insert = dialect_insert(conn)
                         conn.execute(insert(table).values(id=self.id, host=self.host, pid=self.pid,
                                                           started_at=self.started_at, **values)
                                      .on_conflict_do_update(index_elements=[table.c.id], set_=values))
@@ -240,7 +240,7 @@ def fold_stale(session, now) -> str:
     for counters in gone:
         total = add(total, counters or {})
     # Make sure RETIRED exists, then lock it: two folds at once add up one after the other.
-    insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+    insert = dialect_insert(session)
     session.execute(insert(table).values(id=NotifierWorker.RETIRED, host="", pid=0, started_at=now, seen_at=now,
                                          stopped_at=now, counters={})
                     .on_conflict_do_nothing(index_elements=[table.c.id]))

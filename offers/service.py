@@ -421,7 +421,7 @@ def _grant_staged(conn, program_id: int, numbers: sa.Select, now) -> int:
                          sa.literal(GrantState.OFFERED.value), sa.literal(now, OfferGrant.offered_at.type)) \
             .select_from(_stage.join(_codes, _codes.c.n == _stage.c.n)) \
             .where(sa.true())  # SQLite needs a WHERE before ON CONFLICT in INSERT ... SELECT
-        insert = _insert(conn)(OfferGrant.__table__).from_select(
+        insert = bulk.dialect_insert(conn)(OfferGrant.__table__).from_select(
             ["program_id", "affected_account_id", "account_id", "code", "state", "offered_at"], rows
         ).on_conflict_do_nothing()
         added = conn.execute(insert.execution_options(preserve_rowcount=True)).rowcount
@@ -450,10 +450,3 @@ def _with_codes(numbers):
         yield n, block[at:at + CODE_LENGTH]
         at += CODE_LENGTH
 
-
-def _insert(conn):
-    if conn.dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
