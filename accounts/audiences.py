@@ -16,7 +16,7 @@ from core.markdown import plain
 from incidents.models import Incident, IncidentKind, IncidentStatus
 from incidents.service import get_incident
 from notifications import broadcasts
-from notifications.models import Channel, Notification, NotificationStatus
+from notifications.models import BroadcastKind, Channel, Notification, NotificationStatus, cause
 from ops.audit import Actor
 
 RECOVERY_DELAY_SECONDS = 120  # quick successive edits coalesce into the still-queued message
@@ -65,7 +65,8 @@ def _incident(session, incident_id: int) -> Incident:
     return get_incident(session, incident_id=incident_id, kind=IncidentKind.INCIDENT)
 
 
-def broadcast_to_incident(session, *, actor: Actor, incident_id: int, data: dict, kind: str = "broadcast"):
+def broadcast_to_incident(session, *, actor: Actor, incident_id: int, data: dict,
+                          kind: BroadcastKind = BroadcastKind.BROADCAST):
     """Validate and queue an operator's broadcast to an incident's audience; returns the Broadcast."""
     incident = _incident(session, incident_id)
     errors: dict = {}
@@ -81,7 +82,7 @@ def broadcast_to_incident(session, *, actor: Actor, incident_id: int, data: dict
     if errors:
         raise ValidationError("Please correct the highlighted fields.", errors)
     clean["subject"] = clean["subject"] or incident.name
-    return broadcasts.create(session, actor=actor, cause=f"incident:{incident.id}", kind=kind, clean=clean,
+    return broadcasts.create(session, actor=actor, cause=cause("incident", incident.id), kind=kind, clean=clean,
                              audience=audience, recipients=recipients(incident.id, audience))
 
 
@@ -91,15 +92,16 @@ def estimate(session, *, incident_id: int, audience, channels: list[str]) -> dic
 
 
 def notify_update(session, *, actor: Actor, update) -> None:
-    """Subscriber of incidents.events.update_posted: an update posted with notify queues an "update" broadcast (a resolving
-    one the final "resolution" notice) to every affected account, in the caller's transaction."""
+    """Subscriber of incidents.events.update_posted: an update posted with notify queues an "update"
+    broadcast (a resolving one the final "resolution" notice) to every affected account, in the caller's
+    transaction."""
     incident = update.incident
     if not update.notify or incident.kind != IncidentKind.INCIDENT:
         return
-    kind = "resolution" if update.status == IncidentStatus.RESOLVED else "update"
+    kind = BroadcastKind.RESOLUTION if update.status == IncidentStatus.RESOLVED else BroadcastKind.UPDATE
     clean = {"message": plain(update.body)[:broadcasts.MESSAGE_MAX], "subject": incident.name,
              "channels": [c.value for c in Channel], "urgent": bool(update.urgent)}
-    broadcasts.create(session, actor=actor, cause=f"incident:{incident.id}", kind=kind, clean=clean,
+    broadcasts.create(session, actor=actor, cause=cause("incident", incident.id), kind=kind, clean=clean,
                       audience="all", recipients=recipients(incident.id, "all"))
 
 

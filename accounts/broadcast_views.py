@@ -16,7 +16,7 @@ from core.db import db
 from core.errors import ValidationError
 from incidents.models import Incident, IncidentKind
 from notifications import broadcasts
-from notifications.models import Channel
+from notifications.models import Channel, cause
 from notifications.views import bp
 from ops.auth import current_actor, role_required
 from ops.models import Role
@@ -75,7 +75,7 @@ def broadcast_form(incident_id: int):
             clean = broadcasts.check_request(data)
             clean["subject"] = clean["subject"] or incident.name
             broadcasts.test_send(db.session, actor=current_actor(), email=current_user.email, clean=clean,
-                                 cause=f"incident:{incident.id}")
+                                 cause=cause("incident", incident.id))
             db.session.commit()
             flash(f"A test message was queued to {current_user.email}.")
         elif not errors and action == "send":

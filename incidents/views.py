@@ -13,6 +13,7 @@ from core.errors import ValidationError
 from incidents import forms, service
 from incidents.models import CLOSED_STATUSES, IncidentKind, IncidentStatus
 from notifications import broadcasts
+from notifications.models import cause
 from ops.auth import current_actor, role_required
 from ops.models import Role
 
@@ -92,7 +93,7 @@ def _detail(kind: IncidentKind, incident_id: int, form=None, other_errors=None, 
         latest = IncidentStatus.RESOLVED if incident.status == IncidentStatus.POSTMORTEM else incident.status
         form = forms.update_form(kind, components, status=latest.value)
     template = "ops/incident_detail.html" if kind == INCIDENT else "ops/maintenance_detail.html"
-    sent = broadcasts.for_cause(db.session, f"incident:{incident.id}") if kind == INCIDENT else []
+    sent = broadcasts.for_cause(db.session, cause("incident", incident.id)) if kind == INCIDENT else []
     return render_template(template, incident=incident, form=form, components=components,
                            other_errors=other_errors or {}, broadcasts=sent), status
 
@@ -123,7 +124,7 @@ def _post_update(kind: IncidentKind, incident_id: int):
     done = {IncidentStatus.RESOLVED: "Incident resolved.", IncidentStatus.COMPLETED: "Maintenance completed."}
     said = done.get(update.status) if closing else "Update posted."
     if update.notify and kind == INCIDENT:
-        latest = broadcasts.for_cause(db.session, f"incident:{incident_id}", limit=1)
+        latest = broadcasts.for_cause(db.session, cause("incident", incident_id), limit=1)
         if latest:
             said += f" {latest[0].recipients:,} messages queued to subscribers: see Messages below."
     flash(said, "success")

@@ -6,7 +6,7 @@ from flask import jsonify
 
 from core.db import db
 from notifications import broadcasts
-from notifications.models import Channel, NotificationStatus
+from notifications.models import BroadcastKind, Channel, NotificationStatus
 from ops.api import bp, iso, transactional
 from ops.auth import current_actor
 from ops.openapi import DATE_TIME_OUT, enum, obj, operation, path_id, ref
@@ -41,7 +41,7 @@ def openapi_piece() -> dict:
     count = {"type": "integer", "minimum": 0}
     body = {
         "id": {"type": "integer"}, "cause": {"type": "string"},
-        "kind": {"type": "string", "enum": ["broadcast", "update", "resolution", "test", "offer"]},
+        "kind": enum(BroadcastKind),
         "message": {"type": "string"}, "subject": {"type": "string"}, "channels": channels,
         "audience": {"type": ["string", "object", "null"]}, "urgent": {"type": "boolean"},
         "recipients": count, "created_by": {"type": "string"}, "created_at": DATE_TIME_OUT,

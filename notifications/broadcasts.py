@@ -6,10 +6,12 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
+from core.bulk import dialect_insert
 from core.db import utcnow
 from core.errors import NotFound, ValidationError
 from notifications import priorities, templates
-from notifications.models import Account, Broadcast, Channel, Notification, NotificationStatus, OptOut
+from notifications.models import Account, Broadcast, BroadcastKind, Channel, Notification, NotificationStatus, OptOut
+from notifications.providers import OPT_OUT_CODES, SUPPRESSED_CODE
 from ops.audit import Actor, record
 
 MESSAGE_MAX = 1600  # ten SMS parts of GSM-7
@@ -17,21 +19,14 @@ SUBJECT_MAX = 300
 CONFIRM_ABOVE = 1000  # the console asks for confirmation above this many recipients
 ANALYZE_ABOVE = 50_000  # rows queued at once after which PostgreSQL's statistics of the outbox are renewed
 # Provider error codes that mean "never again to this address": retrying them is pointless.
-OPT_OUT_CODES = ("21610", "opt_out", "unsubscribed")
+# Codes of messages that were not sent because the recipient opted out: a retry leaves them be.
+NOT_RETRIED_CODES = (*sorted(OPT_OUT_CODES), SUPPRESSED_CODE, "unsubscribed")
 _ADDRESS = {Channel.SMS: (Account.phone, Account.sms_opt_out), Channel.EMAIL: (Account.email, Account.email_opt_out)}
 
 
 def _dialect(executor) -> str:
     bind = executor if hasattr(executor, "dialect") else executor.get_bind()
     return bind.dialect.name
-
-
-def _insert(dialect: str):
-    if dialect == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
-    else:
-        from sqlalchemy.dialects.sqlite import insert
-    return insert
 
 
 def _json_aa(dialect: str, aa_id):
@@ -73,7 +68,7 @@ def insert_for(executor, recipients, *, channel: Channel, key, template: str, no
     cols = ["dedupe_key", "channel", "recipient", "account_id", "broadcast_id", "template", "language", "data",
             "subject", "segments", "urgent", "status", "attempts", "next_attempt_at", "created_at", "updated_at",
             "priority", "fair_key"]
-    stmt = _insert(dialect)(Notification.__table__).from_select(cols, rows).on_conflict_do_nothing()
+    stmt = dialect_insert(executor)(Notification.__table__).from_select(cols, rows).on_conflict_do_nothing()
     if not isinstance(executor, sa.engine.Connection):
         executor = executor.connection()  # Core, not the ORM bulk path: its rowcount is exact on PostgreSQL
     n = executor.execute(stmt.execution_options(preserve_rowcount=True)).rowcount
@@ -111,7 +106,7 @@ def check_request(data: dict, *, channels_allowed=tuple(Channel)) -> dict:
             "urgent": bool(data.get("urgent"))}
 
 
-def create(session, *, actor: Actor, cause: str, kind: str, clean: dict, audience, recipients) -> Broadcast:
+def create(session, *, actor: Actor, cause: str, kind: BroadcastKind, clean: dict, audience, recipients) -> Broadcast:
     """Record a broadcast and queue its messages (one INSERT ... SELECT per channel), with an audit entry."""
     now = utcnow()
     broadcast = Broadcast(cause=cause, kind=kind, message=clean["message"], subject=clean["subject"],
@@ -158,7 +153,7 @@ def preview(message: str, *, language: str = "en", sample: dict | None = None) -
 def test_send(session, *, actor: Actor, email: str, clean: dict, cause: str) -> Broadcast:
     """Send the message to the operator's own email only (kind "test")."""
     now = utcnow()
-    broadcast = Broadcast(cause=cause, kind="test", message=clean["message"], subject=clean["subject"],
+    broadcast = Broadcast(cause=cause, kind=BroadcastKind.TEST, message=clean["message"], subject=clean["subject"],
                           channels=["email"], audience={"operator": email}, urgent=False, recipients=1,
                           created_by_id=actor.operator_id, created_by=actor.label, created_at=now)
     session.add(broadcast)
@@ -258,7 +253,7 @@ def retry_failed(session, *, actor: Actor, broadcast_id: int) -> int:
     n = session.execute(
         sa.update(Notification)
         .where(Notification.broadcast_id == broadcast_id, Notification.status == NotificationStatus.FAILED,
-               sa.or_(Notification.error_code.is_(None), Notification.error_code.not_in(OPT_OUT_CODES)),
+               sa.or_(Notification.error_code.is_(None), Notification.error_code.not_in(NOT_RETRIED_CODES)),
                ~sa.exists().where(OptOut.channel == Notification.channel, OptOut.address == Notification.recipient))
         .values(status=NotificationStatus.QUEUED, next_attempt_at=now, lease_until=None, updated_at=now)
         .execution_options(synchronize_session=False)).rowcount

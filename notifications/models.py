@@ -100,16 +100,32 @@ class BroadcastStatus(enum.StrEnum):
     CANCELLED = "cancelled"
 
 
+class BroadcastKind(enum.StrEnum):
+    """What a broadcast is: an operator's message, an incident update or its resolution notice, an operator's
+    test to themselves, or an offer send (stored as the plain value)."""
+
+    BROADCAST = "broadcast"
+    UPDATE = "update"
+    RESOLUTION = "resolution"
+    TEST = "test"
+    OFFER = "offer"
+
+
+def cause(topic: str, topic_id: int) -> str:
+    """A broadcast's cause, what it is about: cause("incident", 5) == "incident:5" (the one place it is spelt)."""
+    return f"{topic}:{topic_id}"
+
+
 class Broadcast(db.Model):
     """One message sent by an operator to an audience on one or more channels.
 
-    `cause` names what it is about (e.g. "incident:5"): the notifier does not know incidents."""
+    `cause` names what it is about (e.g. "incident:5", built by `cause`): the notifier does not know incidents."""
 
     __tablename__ = "broadcasts"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     cause: Mapped[str] = mapped_column(sa.String(64), index=True)
-    kind: Mapped[str] = mapped_column(sa.String(32), default="broadcast")  # broadcast, update, resolution, test
+    kind: Mapped[str] = mapped_column(sa.String(32), default=BroadcastKind.BROADCAST.value)  # a BroadcastKind
     message: Mapped[str] = mapped_column(sa.Text)
     subject: Mapped[str] = mapped_column(sa.String(300), default="")
     channels: Mapped[list] = mapped_column(sa.JSON)

@@ -11,9 +11,9 @@ from sqlalchemy.exc import IntegrityError
 from core.db import utcnow
 from core.errors import NotFound, ValidationError
 from notifications.models import Account, Channel, InboundMessage, Notification, NotificationStatus, OptOut
+from notifications.providers import SUPPRESSED_CODE
 from ops.audit import Actor, record
 
-SUPPRESSED_CODE = "opt_out"
 
 
 def normalise(channel: Channel | str, address: str) -> tuple[Channel, str]:

@@ -5,6 +5,11 @@ from typing import Protocol
 
 from notifications.models import Notification
 
+# The one definition of the error codes that mean "opted out", as stored in Notification.error_code.
+TWILIO_OPT_OUT = "21610"  # Twilio: "Attempt to send to unsubscribed recipient" (they replied STOP)
+OPT_OUT_CODES = frozenset({TWILIO_OPT_OUT})  # provider codes: the recipient opted out at the provider
+SUPPRESSED_CODE = "opt_out"  # ours: not sent, the address was on our opt-out list
+
 log = logging.getLogger("lifeboat.notifier")
 
 

@@ -15,7 +15,7 @@ from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, select_auto
 from jinja2.sandbox import SandboxedEnvironment
 
 from core.db import db
-from notifications.models import Account, Broadcast
+from notifications.models import Account, Broadcast, BroadcastKind
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "message_templates"
 LANGUAGES = ("en", "es")  # the languages templates (and the domains' plain-language texts) are written in
@@ -41,7 +41,8 @@ _files = SandboxedEnvironment(loader=FileSystemLoader(str(TEMPLATE_DIR)), keep_t
 # names, so a typo like {{ nmae }} is refused when the broadcast is created instead of sending blanks.
 _text = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
 TEXT_NAMES = ("name", "link", "offer_code")
-TEMPLATED_KINDS = ("broadcast", "test")  # update and resolution messages are incident prose, not templates
+# Update and resolution messages are incident prose, used as written, not templates.
+TEMPLATED_KINDS = (BroadcastKind.BROADCAST, BroadcastKind.TEST)
 
 
 def language_for(tag: str | None) -> str:

@@ -8,14 +8,13 @@ from twilio.rest import Client
 from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, NewConnectionError
 
 from notifications.models import Notification
-from notifications.providers import NotSent, ProviderError, Sent
+from notifications.providers import OPT_OUT_CODES, NotSent, ProviderError, Sent
 
 STATUS_CALLBACK_PATH = "/webhooks/twilio/status"
 DEFAULT_TIMEOUT_SECONDS = 10.0
 
 # Twilio error codes (https://www.twilio.com/docs/api/errors) that a later attempt may get past.
 RETRYABLE_CODES = {20429, 30001, 30003}  # too many requests, queue overflow, unreachable handset
-OPT_OUT_CODES = {21610}  # the recipient replied STOP: never message them again
 # Our own configuration is wrong (bad credentials): every message fails the same way until someone fixes
 # the settings, so these are retried with backoff instead of failing the whole backlog for good.
 CONFIGURATION_CODES = {20003}
@@ -117,7 +116,7 @@ def classify(error: Exception) -> ProviderError:
         status = int(getattr(error, "status", 0) or 0)
         code = int(getattr(error, "code", 0) or status)
         text = getattr(error, "msg", None) or getattr(error, "title", None) or str(error)
-        if code in OPT_OUT_CODES:
+        if str(code) in OPT_OUT_CODES:
             return ProviderError(str(code), text, retryable=False, opt_out=True)
         if status == 429 or status >= 500 or code in RETRYABLE_CODES or code in CONFIGURATION_CODES:
             return ProviderError(str(code), text, retryable=True)

@@ -33,13 +33,13 @@ from core.errors import ValidationError
 from core.web import csrf
 from notifications import optouts, receipts
 from notifications.models import Account, Channel, InboundMessage, Notification
+from notifications.providers import TWILIO_OPT_OUT
 from notifications.templates import language_for
 
 log = logging.getLogger("lifeboat.notifier")
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
 csrf.exempt(bp)
 
-OPT_OUT_ERROR = "21610"  # Twilio: "Attempt to send to unsubscribed recipient"
 
 KEYWORDS = {
     **dict.fromkeys(("STOP", "STOPALL", "UNSUBSCRIBE", "END", "QUIT", "REVOKE", "OPTOUT", "CANCEL"), "stop"),
@@ -131,11 +131,11 @@ def record_status(session, *, sid: str, status: str, error_code: str = "", to: s
         outcome = "early" if receipts.store_early(session, sid, status, error_code or None) else "unknown"
         log.info("status callback for unknown message %s (%s): %s", sid, status,
                  "kept until the worker records it" if outcome == "early" else "nothing to keep")
-    if error_code == OPT_OUT_ERROR:
+    if error_code == TWILIO_OPT_OUT:
         address = notification.recipient if notification is not None else to
         if address:
             try:
-                optouts.opt_out(session, Channel.SMS, address, "twilio:21610")
+                optouts.opt_out(session, Channel.SMS, address, f"twilio:{TWILIO_OPT_OUT}")
             except ValidationError:  # a 21610 for a To that is no phone number: nothing to opt out
                 log.warning("status callback %s: cannot opt out %r", sid, address)
     return outcome

@@ -22,12 +22,13 @@ from notifications import quiet_hours, receipts, telemetry
 from notifications.models import Account, Channel, Notification, NotificationStatus, OptOut
 from notifications.budget import SharedBudget
 from notifications.pacing import RateLimiter, sms_segments
-from notifications.providers import LogProvider, NotSent, Provider, ProviderError
+from notifications.providers import (
+    OPT_OUT_CODES, SUPPRESSED_CODE, LogProvider, NotSent, Provider, ProviderError,
+)
 
 log = logging.getLogger("lifeboat.notifier")
 
 AMBIGUOUS = "ambiguous"
-OPT_OUT_CODES = {"21610"}
 
 
 @dataclass
@@ -188,7 +189,7 @@ def _triage(session, ids: list[int], *, settings: Settings, now: datetime,
             set_aside[what] = set_aside.get(what, 0) + 1
     if suppressed:
         session.execute(sa.update(Notification).where(Notification.id.in_(suppressed)).values(
-            status=NotificationStatus.SUPPRESSED, lease_until=None, error_code="opt_out",
+            status=NotificationStatus.SUPPRESSED, lease_until=None, error_code=SUPPRESSED_CODE,
             error_message="The address has opted out of this channel; not sent.", updated_at=now)
             .execution_options(synchronize_session=False))
     if later:
@@ -375,7 +376,7 @@ class Worker:
             # The claim suppressed rows to opted-out addresses; an opt-out this process learnt since (a 21610
             # from the provider for an earlier message to the same number) is checked here.
             if (message.channel.value, message.recipient) in self._opted_out:
-                return self._finish(message, lease, status=NotificationStatus.SUPPRESSED, error_code="opt_out",
+                return self._finish(message, lease, status=NotificationStatus.SUPPRESSED, error_code=SUPPRESSED_CODE,
                                     error_message="The address has opted out of this channel; not sent.")
             try:
                 _render(message)

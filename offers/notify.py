@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 from core.db import utcnow
 from notifications import broadcasts
-from notifications.models import Broadcast, Channel, Notification
+from notifications.models import Broadcast, BroadcastKind, Channel, Notification, cause
 from offers import text
 from offers.models import GrantState, OfferGrant, OfferKind, OfferProgram
 from offers.service import check_can_message, get_program
@@ -47,7 +47,7 @@ def _send(session, *, actor: Actor, program: OfferProgram, recipients, tag: str,
     channels = [c.value for c in Channel]
     # The Broadcast row gives the console its progress page; its message is a short English description,
     # the subscribers' text comes from the template.
-    broadcast = Broadcast(cause=f"offer:{program.id}", kind="offer", message=message, subject=subject,
+    broadcast = Broadcast(cause=cause("offer", program.id), kind=BroadcastKind.OFFER, message=message, subject=subject,
                           channels=channels, audience={"offer": program.id, "send": tag}, urgent=False,
                           created_by_id=actor.operator_id, created_by=actor.label, created_at=now)
     session.add(broadcast)
