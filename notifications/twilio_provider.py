@@ -56,9 +56,8 @@ class TwilioProvider:
         """This thread's Twilio client (created on first use, then reused: its connections stay open)."""
         client = getattr(self._local, "client", None)
         if client is None:
-            http = TwilioHttpClient(timeout=self.timeout)
-            http.session.send = _paced(http.session.send, self._local)
-            client = Client(self.account_sid, self.auth_token, http_client=http)
+            client = Client(self.account_sid, self.auth_token,
+                            http_client=PacedHttpClient(self._local, timeout=self.timeout))
             if self.api_base_url:
                 client.api.base_url = self.api_base_url.rstrip("/")
             self._local.client = client
@@ -72,9 +71,9 @@ class TwilioProvider:
     def send(self, message: Notification, pace=None) -> Sent:
         """Create the message at Twilio; returns its SID, or raises a classified ProviderError.
 
-        `pace`, when given, is called once right before the HTTP request is written, after the twilio library
-        has built it: the rate limiter then counts the moment Twilio sees, give or take the network. It may
-        raise NotSent to give the message back unsent."""
+        `pace`, when given, is called once as the twilio library makes the HTTP request (PacedHttpClient), after
+        it has built the message's parameters: the rate limiter then counts the moment Twilio sees, give or take
+        the network. It may raise NotSent to give the message back unsent."""
         if not message.body:
             raise ProviderError("empty", "the message has no text to send", retryable=False)
         kwargs = {"to": message.recipient, "body": message.body}
@@ -97,17 +96,21 @@ class TwilioProvider:
         return Sent(provider_id=created.sid, segments=segments)
 
 
-def _paced(send, local):
-    """Wrap a requests Session's send so that this thread's pending `pace` callback runs first, once."""
+class PacedHttpClient(TwilioHttpClient):
+    """Twilio's HTTP client (the library's supported hook for custom transports) that first runs this thread's
+    pending `pace` callback, once, right as the library makes its request: the rate limiter then counts the
+    moment Twilio sees, give or take the network."""
 
-    def send_when_due(request, **kwargs):
-        pace = getattr(local, "pace", None)
+    def __init__(self, local: threading.local, **kwargs):
+        super().__init__(**kwargs)
+        self._local = local
+
+    def request(self, *args, **kwargs):
+        pace = getattr(self._local, "pace", None)
         if pace is not None:
-            local.pace = None
+            self._local.pace = None
             pace()
-        return send(request, **kwargs)
-
-    return send_when_due
+        return super().request(*args, **kwargs)
 
 
 def classify(error: Exception) -> ProviderError:
