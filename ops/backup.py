@@ -240,11 +240,7 @@ def restore_command(path: Path, force: bool) -> None:
         _check_sqlite_backup(path)
     else:
         _check_pg_backup(path)
-    rows = count_rows(db.session)
-    if sum(rows.values()) and not force:
-        busy = ", ".join(f"{name} ({n})" for name, n in rows.items() if n)
-        raise BackupError(f"The database is not empty: {busy}. Restoring would replace all of it; "
-                          "pass --force to do so.")
+    rows = _rows_to_replace(force)
     # Hand every pooled connection back, so nothing holds locks or stale pages while the data is replaced.
     db.session.remove()
     db.engine.dispose()
@@ -261,6 +257,16 @@ def restore_command(path: Path, force: bool) -> None:
                f"{' (replacing the data that was there)' if sum(rows.values()) else ''}.")
 
 
+def _rows_to_replace(force: bool) -> dict[str, int]:
+    """The rows in the database now: a restore replaces them only with --force."""
+    rows = count_rows(db.session)
+    if sum(rows.values()) and not force:
+        busy = ", ".join(f"{name} ({n})" for name, n in rows.items() if n)
+        raise BackupError(f"The database is not empty: {busy}. Restoring would replace all of it; "
+                          "pass --force to do so.")
+    return rows
+
+
 def _restore_portable(path: Path, force: bool) -> None:
     """Check the archive whole, empty the database (with --force), migrate it to the archive's revision, load
     the rows in one transaction, then migrate to the current schema."""
@@ -270,11 +276,7 @@ def _restore_portable(path: Path, force: bool) -> None:
         manifest = portable_archive.read_manifest(path)
     except portable_archive.PortableError as e:
         raise BackupError(str(e)) from None
-    rows = count_rows(db.session)
-    if sum(rows.values()) and not force:
-        busy = ", ".join(f"{name} ({n})" for name, n in rows.items() if n)
-        raise BackupError(f"The database is not empty: {busy}. Restoring would replace all of it; "
-                          "pass --force to do so.")
+    rows = _rows_to_replace(force)
     db.session.remove()
     db.engine.dispose()
     revision = manifest["schema_revision"]

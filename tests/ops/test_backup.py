@@ -27,27 +27,50 @@ def seeded(app, runner, tmp_path):
     db.session.remove()
 
 
-@pytest.fixture
-def fresh_app(database_url, tmp_path):
-    """An app on a brand-new, empty database of the same kind as the suite's (SQLite file or PostgreSQL)."""
-    if not database_url.startswith("postgresql"):
-        yield create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / 'fresh.db'}", "TESTING": True})
+POSTGRES_ADMIN_URL = os.environ.get("LIFEBOAT_TEST_POSTGRES_ADMIN_URL",
+                                    "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
+
+
+@contextlib.contextmanager
+def app_on(kind: str, tmp_path, name: str, admin_url: str = POSTGRES_ADMIN_URL):
+    """An app on a new, empty database of `kind` ("sqlite" or "postgresql", made through `admin_url`),
+    dropped afterwards."""
+    if kind == "sqlite":
+        yield create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / (name + '.db')}", "TESTING": True})
         return
-    name = f"lb_restore_{secrets.token_hex(4)}"
-    admin = sa.create_engine(sa.make_url(database_url).set(database="postgres"), isolation_level="AUTOCOMMIT")
-    with admin.connect() as conn:
-        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
-    fresh = create_app({"SQLALCHEMY_DATABASE_URI": sa.make_url(database_url).set(database=name)
-                        .render_as_string(hide_password=False), "TESTING": True})
+    admin = sa.create_engine(admin_url, isolation_level="AUTOCOMMIT")
+    database = f"lb_{name}_{secrets.token_hex(4)}"
     try:
-        yield fresh
+        with admin.connect() as conn:
+            conn.execute(sa.text(f'CREATE DATABASE "{database}"'))
+    except sa.exc.OperationalError as e:
+        admin.dispose()
+        if os.environ.get("LIFEBOAT_REQUIRE_POSTGRES") == "1":
+            raise
+        pytest.skip(f"the round trip through the other database needs PostgreSQL at {admin_url}: {e}")
+    url = sa.make_url(admin_url).set(database=database).render_as_string(hide_password=False)
+    other = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
+    try:
+        yield other
     finally:
-        with fresh.app_context():
+        with other.app_context():
             db.session.remove()
             db.engine.dispose()
         with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
         admin.dispose()
+
+
+@pytest.fixture
+def fresh_app(database_url, tmp_path):
+    """An app on a brand-new, empty database of the same kind as the suite's (SQLite file or PostgreSQL)."""
+    if database_url.startswith("postgresql"):
+        admin = sa.make_url(database_url).set(database="postgres").render_as_string(hide_password=False)
+        with app_on("postgresql", tmp_path, "restore", admin_url=admin) as fresh:
+            yield fresh
+    else:
+        with app_on("sqlite", tmp_path, "fresh") as fresh:
+            yield fresh
 
 
 def every_row() -> dict:
@@ -183,39 +206,6 @@ def test_restore_explains_a_missing_file(runner, tmp_path):
 
 
 # ---- portable archives ---------------------------------------------------------------------------
-
-POSTGRES_ADMIN_URL = os.environ.get("LIFEBOAT_TEST_POSTGRES_ADMIN_URL",
-                                    "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-
-
-@contextlib.contextmanager
-def app_on(kind: str, tmp_path, name: str):
-    """An app on a new, empty database of `kind` ("sqlite" or "postgresql"), dropped afterwards."""
-    if kind == "sqlite":
-        yield create_app({"SQLALCHEMY_DATABASE_URI": f"sqlite:///{tmp_path / (name + '.db')}", "TESTING": True})
-        return
-    admin = sa.create_engine(POSTGRES_ADMIN_URL, isolation_level="AUTOCOMMIT")
-    database = f"lb_{name}_{secrets.token_hex(4)}"
-    try:
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'CREATE DATABASE "{database}"'))
-    except sa.exc.OperationalError as e:
-        admin.dispose()
-        if os.environ.get("LIFEBOAT_REQUIRE_POSTGRES") == "1":
-            raise
-        pytest.skip(f"the round trip through the other database needs PostgreSQL at {POSTGRES_ADMIN_URL}: {e}")
-    url = sa.make_url(POSTGRES_ADMIN_URL).set(database=database).render_as_string(hide_password=False)
-    other = create_app({"SQLALCHEMY_DATABASE_URI": url, "TESTING": True})
-    try:
-        yield other
-    finally:
-        with other.app_context():
-            db.session.remove()
-            db.engine.dispose()
-        with admin.connect() as conn:
-            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{database}" WITH (FORCE)'))
-        admin.dispose()
-
 
 def test_a_portable_archive_goes_to_the_other_database_and_back_with_every_row(app, runner, seeded, tmp_path,
                                                                                   database_url):
