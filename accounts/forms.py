@@ -1,8 +1,9 @@
-"""Console forms for affected accounts and recovery status (Flask-WTF: a CSRF token on each POST form)."""
+"""Forms for affected accounts and recovery status in the console, and for the subscriber's /my pages
+(Flask-WTF: a CSRF token on each POST form)."""
 from flask_wtf.file import FileField
 from wtforms import BooleanField, Form, FormField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import Length
+from wtforms.validators import DataRequired, Length, Regexp
 
 from accounts.account_import import ACCOUNT_COLUMNS
 from accounts.models import RecoveryCategory, RecoveryState, RecoveryStatus
@@ -109,3 +110,20 @@ def attach_item_errors(form, items: list[dict], fields: dict[str, str], message:
     if not fields:
         other["error"] = message
     return other
+
+
+# ---- the subscriber's pages (accounts.public_views) ------------------------------------------------
+
+class LookupForm(WebForm):
+    identifier = StringField("Account number or phone number", validators=[
+        DataRequired(message="Enter your account number or phone number."), Length(max=64)])
+
+
+class CodeForm(WebForm):
+    code = StringField("Code", filters=[lambda v: "".join((v or "").split()).replace("-", "")], validators=[
+        DataRequired(message="Enter the 6-digit code from the message."),
+        Regexp(r"^\d{6}$", message="Enter the 6-digit code from the message.")])
+
+
+class SignOutForm(WebForm):
+    """Button only: carries the CSRF token."""

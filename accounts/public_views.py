@@ -8,35 +8,18 @@ import time
 from functools import lru_cache
 
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
-from wtforms import StringField
-from wtforms.validators import DataRequired, Length, Regexp
 
 from accounts import plain_language as pl
 from accounts import selfservice
+from accounts.forms import CodeForm, LookupForm, SignOutForm
 from accounts.selfservice import Challenge, CodeRefused, Limited
 from core import markdown, renders
 from core.db import db
-from core.forms import WebForm
 
 bp = Blueprint("my", __name__)
 
 CHALLENGE_KEY = "my_challenge"
 VERIFIED_KEY = "my"
-
-
-class LookupForm(WebForm):
-    identifier = StringField("Account number or phone number", validators=[
-        DataRequired(message="Enter your account number or phone number."), Length(max=64)])
-
-
-class CodeForm(WebForm):
-    code = StringField("Code", filters=[lambda v: "".join((v or "").split()).replace("-", "")], validators=[
-        DataRequired(message="Enter the 6-digit code from the message."),
-        Regexp(r"^\d{6}$", message="Enter the 6-digit code from the message.")])
-
-
-class SignOutForm(WebForm):
-    """Button only: carries the CSRF token."""
 
 
 @bp.after_request

@@ -90,7 +90,7 @@ def last_change_at(session) -> datetime:
     return max((c for c in candidates if c is not None), default=None) or utcnow()
 
 
-# ---- public status page (incidents/public.py) ----------------------------------------------------
+# ---- public status page (incidents/public_views.py) ----------------------------------------------------
 
 def incident_with_timeline(session, *, incident_id: int) -> Incident | None:
     """One incident or maintenance with its components and whole timeline loaded, or None."""

@@ -6,14 +6,11 @@ from datetime import datetime, timedelta, timezone
 
 from flask import Blueprint, flash, redirect, render_template, request, url_for
 from flask_login import current_user
-from wtforms import SelectField, StringField
-from wtforms.fields.choices import SelectChoice
-from wtforms.validators import Length
 
 from core.db import db
 from core.errors import ValidationError
-from core.forms import WebForm
 from notifications import optouts
+from notifications.forms import AddOptOutForm
 from ops.auth import current_actor, role_required
 from ops.models import Role
 
@@ -22,11 +19,6 @@ bp = Blueprint("optouts_console", __name__, url_prefix="/ops")
 PER_PAGE = 50
 MAX_PAGE = 1_000_000
 KEYWORDS = ("stop", "start", "help", "status", "other")
-
-
-class AddOptOutForm(WebForm):
-    channel = SelectField("Channel", choices=[SelectChoice("sms", "SMS"), SelectChoice("email", "Email")])
-    address = StringField("Phone (E.164) or email address", validators=[Length(max=254)])
 
 
 @bp.context_processor

@@ -2,7 +2,7 @@
 dates, states, the personal page's words, the answers to accept / decline and the SMS replies.
 
 Used by the message templates (through `offer_fields`, which notifications.templates calls at send time),
-offers.sms and the personal page (offers.views). Amounts are "$100.00" / "100,00 USD"; dates "31 Dec 2026" /
+offers.sms and the personal page (offers.public_views). Amounts are "$100.00" / "100,00 USD"; dates "31 Dec 2026" /
 "31 dic 2026", in the account's time zone when it is known, else UTC. Spanish texts avoid á í ó ú where the
 wording stays natural, so SMS stay in GSM-7 (é, ñ, ü are GSM-7)."""
 from datetime import datetime, timezone

@@ -1,69 +1,234 @@
-"""The subscriber's offers on the personal page (/my/account): see each offer, accept or decline it.
+"""Operator console for offers: define a program with a preview (eligible accounts, liability), then a
+dashboard per program to issue, announce, remind, download the accepted list, fulfil by CSV and revoke;
+edit a program (within the service's finance rules) and close it with a reason.
 
-The page itself belongs to accounts.public_views; it includes public/my_offers.html, which calls
-`my_offers(account_id, lang, time_zone)` (a template global registered here). Every word is in the page's language
-(offers.text). Answers are POSTed with the CSRF token that core.web's CSRFProtect checks for every form."""
-import time
+Viewers read; every write needs the operator role and commits once per request."""
+import csv
+import io
+from datetime import datetime, timezone
 
 import sqlalchemy as sa
-from flask import Blueprint, abort, flash, redirect, session, url_for
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
-from accounts.models import Account
-from accounts.plain_language import language_of
+from accounts.models import RecoveryState
 from core.db import db
-from core.errors import Conflict
-from offers import grants, text
-from offers.models import GrantState, OfferGrant, OfferProgram
-from offers.service import display_code
+from core.errors import Conflict, ServiceError, ValidationError
+from incidents.models import Impact, Incident
+from offers import grants, notify, service
+from offers.models import OfferKind, OfferProgram, ProgramStatus
+from ops.auth import current_actor, role_required
+from ops.models import Role
 
-bp = Blueprint("my_offers", __name__)
-VERIFIED_KEY = "my"  # accounts.public_views keeps the verified subscriber here
-
-
-def offers_for(account_id: int, lang: str = "en", time_zone: str | None = None) -> list[dict]:
-    """The account's grants, newest first, as the personal page shows them, worded in `lang` (times in the
-    account's time zone when known, else UTC, always saying which)."""
-    rows = db.session.execute(
-        sa.select(OfferGrant, OfferProgram).join(OfferProgram, OfferProgram.id == OfferGrant.program_id)
-        .where(OfferGrant.account_id == account_id, OfferGrant.state != GrantState.REVOKED.value)
-        .order_by(OfferGrant.id.desc())).all()
-    lang = language_of(lang)
-    out = []
-    for grant, program in rows:
-        until = text.local(program.valid_until)
-        out.append({"id": grant.id, "name": program.name, "description": program.description,
-                    "what": text.label(program, lang), "code": display_code(grant.code),
-                    "state": grant.state.value, "state_label": text.state(grant.state, lang),
-                    "valid_until": until, "valid_until_iso": until.isoformat().replace("+00:00", "Z"),
-                    "valid_until_text": text.date_time(program.valid_until, lang, time_zone),
-                    "open": grant.state == GrantState.OFFERED})
-    return out
+bp = Blueprint("offers_console", __name__, url_prefix="/ops")
 
 
-@bp.app_context_processor
-def _globals():
-    return {"my_offers": offers_for, "offers_ui": text.ui, "offer_keyword": text.keyword}
+def _incident(incident_id: int) -> Incident:
+    incident = db.session.get(Incident, incident_id)
+    if incident is None:
+        abort(404)
+    return incident
 
 
-@bp.post("/my/offers/<int:grant_id>/<any(accept, decline):action>")
-def answer(grant_id: int, action: str):
-    verified = session.get(VERIFIED_KEY)
-    if not isinstance(verified, dict) or verified.get("exp", 0) <= time.time():
-        return redirect(url_for("my.lookup"), code=303)
-    grant = db.session.get(OfferGrant, grant_id)
-    if grant is None or grant.account_id != verified["a"]:
-        abort(404)  # not this subscriber's offer: say nothing about it
-    account = db.session.get(Account, grant.account_id)
-    lang = language_of(account.language if account else None)
-    words = text.ui(lang)
+def _whole_or_text(raw: str | None):
+    """A form's number field: "" -> None, digits -> int, anything else as typed (the service refuses it)."""
+    raw = (raw or "").strip()
+    return int(raw) if raw.isdigit() else raw or None
+
+
+def _form_data(*, terms: bool = True) -> tuple[dict, dict]:
+    """The form as the service's input, and field errors only the form can make (the date).
+
+    Without `terms` (the edit form of a program that has grants shows them disabled, so the browser
+    does not send them), only the always-editable fields are read."""
+    f, errors = request.form, {}
+    until = None
     try:
-        first = grants.accept(db.session, grant, via="web") if action == "accept" else grants.decline(db.session,
-                                                                                                      grant)
-        db.session.commit()
-    except Conflict:
-        db.session.commit()  # an expired offer was just marked so
-        flash(text.refused(grant, grant.program, action, lang, account.time_zone if account else None), "error")
-        return redirect(url_for("my.account") + "#offers", code=303)
-    done = "accepted" if action == "accept" else "declined"
-    flash(words[done].format(name=grant.program.name) if first else words[f"already_{done}"], "info")
-    return redirect(url_for("my.account") + "#offers", code=303)
+        until = datetime.fromisoformat(f.get("valid_until", "")).replace(tzinfo=timezone.utc)
+    except ValueError:
+        errors["valid_until"] = "Use a date and time (UTC)."
+    data = {"name": f.get("name", ""), "description": f.get("description", ""), "valid_until": until,
+            "budget_cap": f.get("budget_cap", "").strip() or None}
+    if "remind_days_before" in f:  # absent: the default; empty: no automatic reminder
+        data["remind_days_before"] = _whole_or_text(f.get("remind_days_before"))
+    if terms:
+        data |= {"kind": f.get("kind"), "value": f.get("value", ""), "currency": f.get("currency", "").upper(),
+                 "months": None, "eligible_states": f.getlist("eligible_states"),
+                 "exclude_states": f.getlist("exclude_states"), "min_impact": f.get("min_impact") or None}
+        if data["kind"] == OfferKind.FREE_MONTHS:
+            data["months"] = _whole_or_text(f.get("months"))
+    return data, errors
+
+
+def _choices() -> dict:
+    return {"kinds": list(OfferKind), "states": list(RecoveryState), "impacts": list(Impact)}
+
+
+@bp.route("/incidents/<int:incident_id>/offers", methods=["GET", "POST"])
+@role_required(Role.VIEWER)
+def programs(incident_id: int):
+    incident = _incident(incident_id)
+    data, errors, preview, status = {"currency": "USD", "kind": "gift_card",
+                                     "remind_days_before": service.REMIND_DEFAULT}, {}, None, 200
+    if request.method == "POST":
+        if not current_user.can(Role.OPERATOR):  # viewers may look, not define
+            abort(403)
+        data, errors = _form_data()
+        data["valid_until_text"] = request.form.get("valid_until", "")  # shown back as typed
+        try:
+            dry = request.form.get("action") != "create"
+            program = service.create_program(db.session, actor=current_actor(), incident_id=incident.id,
+                                             data=data, dry_run=dry)
+            if not errors and not dry:
+                db.session.commit()
+                flash(f"Offer program “{program.name}” created. Issue it when the preview looks right.")
+                return redirect(url_for("offers_console.program", program_id=program.id), code=303)
+            preview = None if errors else service.preview(db.session, program)
+        except ValidationError as e:
+            errors = {**e.fields, **errors}  # the form's own message about the date is the clearer one
+        status = 422 if errors else 200
+    existing = db.session.scalars(sa.select(OfferProgram).where(OfferProgram.incident_id == incident.id)
+                                  .order_by(OfferProgram.id)).all()
+    return render_template("ops/offers.html", incident=incident, programs=existing, data=data, errors=errors,
+                           preview=preview, counts=grants.counts_by_program(db.session, incident.id),
+                           **_choices()), status
+
+
+@bp.get("/offers/<int:program_id>")
+@role_required(Role.VIEWER)
+def program(program_id: int):
+    stats = grants.dashboard(db.session, program_id)
+    p = stats["program"]
+    return render_template("ops/offers_program.html", program=p, stats=stats, incident=_incident(p.incident_id),
+                           preview=service.preview(db.session, p), what=notify.what(p))
+
+
+@bp.route("/offers/<int:program_id>/edit", methods=["GET", "POST"])
+@role_required(Role.OPERATOR)
+def edit(program_id: int):
+    p = service.get_program(db.session, program_id)
+    if p.status == ProgramStatus.CLOSED:
+        flash("This program is closed; it can no longer be edited.", "error")
+        return redirect(url_for("offers_console.program", program_id=p.id), code=303)
+    granted = service.grant_count(db.session, p.id)
+    data, errors, status = service.as_input(p), {}, 200
+    if request.method == "POST":
+        # The terms are sent only when the form showed them editable (no grants when it was drawn);
+        # if grants appeared since, the service refuses a change to them, saying why.
+        changes, errors = _form_data(terms=request.form.get("terms") == "1")
+        if errors.get("valid_until") or request.form.get("valid_until") == f"{p.valid_until:%Y-%m-%dT%H:%M}":
+            changes.pop("valid_until")  # unchanged (the form shows minutes) or unreadable (said beside it)
+        data = {**data, **changes, "valid_until_text": request.form.get("valid_until", "")}
+        try:
+            service.update_program(db.session, actor=current_actor(), program_id=p.id, data=changes)
+        except ValidationError as e:
+            errors = {**e.fields, **errors}
+        except Conflict as e:  # closed since the form was drawn
+            db.session.rollback()
+            flash(e.message, "error")
+            return redirect(url_for("offers_console.program", program_id=p.id), code=303)
+        if not errors:
+            db.session.commit()
+            flash(f"Offer program “{p.name}” saved.")
+            return redirect(url_for("offers_console.program", program_id=p.id), code=303)
+        db.session.rollback()
+        status = 422
+    return render_template("ops/offers_edit.html", program=p, incident=_incident(p.incident_id), data=data,
+                           errors=errors, granted=granted, **_choices()), status
+
+
+@bp.route("/offers/<int:program_id>/close", methods=["GET", "POST"])
+@role_required(Role.OPERATOR)
+def close(program_id: int):
+    p = service.get_program(db.session, program_id)
+    reason, expire_open, errors = "", False, {}
+    if request.method == "POST":
+        reason, expire_open = request.form.get("reason", ""), request.form.get("expire_open") == "y"
+        try:
+            r = service.close_program(db.session, actor=current_actor(), program_id=p.id, reason=reason,
+                                      expire_open=expire_open)
+        except ValidationError as e:
+            db.session.rollback()
+            errors = e.fields
+        else:
+            db.session.commit()
+            n = r["expired"]
+            ended = f" {n:,} open offer{'s' if n != 1 else ''} ended now." if n else ""
+            flash(f"This program was already closed; nothing else changed.{ended}" if r["already_closed"]
+                  else f"Offer program “{p.name}” closed: it issues and sends nothing more.{ended}")
+            return redirect(url_for("offers_console.program", program_id=p.id), code=303)
+    elif p.status == ProgramStatus.CLOSED:
+        flash("This program is already closed.")
+        return redirect(url_for("offers_console.program", program_id=p.id), code=303)
+    return render_template("ops/offers_close.html", program=p, incident=_incident(p.incident_id),
+                           stats=grants.dashboard(db.session, p.id), reason=reason, expire_open=expire_open,
+                           errors=errors), 422 if errors else 200
+
+
+@bp.post("/offers/<int:program_id>/<any(issue, announce, remind, expire):action>")
+@role_required(Role.OPERATOR)
+def act(program_id: int, action: str):
+    service.get_program(db.session, program_id)
+    try:
+        if action == "issue":
+            r = service.issue(db.session, actor=current_actor(), program_id=program_id)
+            message = f"Issued {r['issued']} grants." + (
+                f" {r['not_issued']} eligible accounts were not issued: the budget cap is reached."
+                if r["not_issued"] else "")
+        elif action == "announce":
+            message = f"Queued {notify.announce(db.session, actor=current_actor(), program_id=program_id)} messages."
+        elif action == "remind":
+            message = f"Queued {notify.remind(db.session, actor=current_actor(), program_id=program_id)} reminders."
+        else:
+            message = f"Expired {grants.expire(db.session)} grants past their validity."
+    except ServiceError as e:
+        db.session.rollback()
+        flash(e.message, "error")
+        return redirect(url_for("offers_console.program", program_id=program_id), code=303)
+    db.session.commit()
+    flash(message)
+    return redirect(url_for("offers_console.program", program_id=program_id), code=303)
+
+
+@bp.get("/offers/<int:program_id>/accepted.csv")
+@role_required(Role.VIEWER)
+def export(program_id: int):
+    text = grants.export_csv(db.session, program_id)
+    return Response(text, mimetype="text/csv", headers={
+        "Content-Disposition": f'attachment; filename="offer-{program_id}-accepted.csv"'})
+
+
+@bp.post("/offers/<int:program_id>/fulfil")
+@role_required(Role.OPERATOR)
+def fulfil(program_id: int):
+    upload = request.files.get("file")
+    try:
+        reader = csv.DictReader(io.StringIO(upload.read().decode("utf-8-sig"))) if upload else None
+        if reader is None or "code" not in (reader.fieldnames or []):
+            raise ValidationError("Upload a CSV file with a `code` column.", {"file": "Needs a code column."})
+        r = grants.mark_fulfilled(db.session, actor=current_actor(), program_id=program_id,
+                                  codes=[row["code"] for row in reader])
+    except (ServiceError, UnicodeDecodeError) as e:
+        flash(getattr(e, "message", "The file is not UTF-8 text."), "error")
+        return redirect(url_for("offers_console.program", program_id=program_id), code=303)
+    db.session.commit()
+    skipped = "; ".join(f"{c}: {why}" for c, why in sorted(r["not_fulfilled"].items())[:20])
+    flash(f"Marked {r['fulfilled']} grants fulfilled." + (f" Not fulfilled: {skipped}" if skipped else ""))
+    return redirect(url_for("offers_console.program", program_id=program_id), code=303)
+
+
+@bp.post("/offers/<int:program_id>/revoke")
+@role_required(Role.OPERATOR)
+def revoke(program_id: int):
+    try:
+        grant = grants.find_grant(db.session, request.form.get("code", ""))
+        if grant.program_id != program_id:
+            raise ValidationError("That code belongs to another program.", {"code": "Not in this program."})
+        grants.revoke(db.session, actor=current_actor(), grant_id=grant.id, reason=request.form.get("reason", ""))
+    except ServiceError as e:
+        db.session.rollback()
+        flash(e.fields.get("reason") and f"{e.message} {e.fields['reason']}" or e.message, "error")
+        return redirect(url_for("offers_console.program", program_id=program_id), code=303)
+    db.session.commit()
+    flash(f"Offer {service.display_code(grant.code)} revoked; the subscriber is told why.")
+    return redirect(url_for("offers_console.program", program_id=program_id), code=303)

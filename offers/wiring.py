@@ -3,13 +3,13 @@ piece of the OpenAPI document, `flask offers`; and what it lends the notifier: t
 the ACCEPT reply to an SMS, and the expiry and reminder passes."""
 from core import periodic
 from notifications import templates, webhooks
-from offers import api, cli, console, schedule, sms, text, views
+from offers import api, cli, public_views, schedule, sms, text, views
 from ops import openapi
 
 
 def init_app(app) -> None:
-    app.register_blueprint(views.bp)  # offers on the personal page: accept / decline
-    app.register_blueprint(console.bp)  # /ops/incidents/<id>/offers, /ops/offers/<id>
+    app.register_blueprint(public_views.bp)  # offers on the personal page: accept / decline
+    app.register_blueprint(views.bp)  # /ops/incidents/<id>/offers, /ops/offers/<id>
     openapi.piece(api.openapi_piece)
     cli.init_app(app)
     templates.register_context("grant", text.offer_context)

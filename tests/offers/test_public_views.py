@@ -1,0 +1,115 @@
+"""Offers on the subscriber's personal page: shown with their code, accepted or declined with CSRF."""
+from datetime import timedelta
+
+import sqlalchemy as sa
+
+from accounts import links
+from accounts.models import Account
+from core.db import db, utcnow
+from offers.models import GrantState, OfferGrant
+from offers.service import display_code
+from tests.conftest import csrf_from
+from tests.offers.helpers import incident_with, issue, make_program
+
+
+def open_page(client, grant: OfferGrant) -> str:
+    token = links.issue_link(db.session, grant.affected_account_id)
+    db.session.commit()
+    assert client.get(f"/m/{token}").status_code == 303
+    page = client.get("/my/account")
+    assert page.status_code == 200
+    return page.get_data(as_text=True)
+
+
+def setup():
+    incident = incident_with({"A1": {"photos": "lost"}, "A2": {"photos": "lost"}})
+    program = make_program(incident.id, description="We are sorry for the lost photos.")
+    issue(program.id)
+    return program, db.session.scalars(sa.select(OfferGrant).order_by(OfferGrant.account_id)).all()
+
+
+def test_the_subscriber_sees_the_offer_and_accepts_it_once(client, app):
+    program, (mine, _other) = setup()
+    html = open_page(client, mine)
+    assert "Your offers" in html and display_code(mine.code) in html and "$100.00 gift card" in html
+    assert "Answer by" in html and "Or reply ACCEPT " + display_code(mine.code) in html
+    url = f"/my/offers/{mine.id}/accept"
+    token = csrf_from(html)
+    response = client.post(url, data={"csrf_token": token})
+    assert response.status_code == 303 and response.headers["Location"].endswith("/my/account#offers")
+    page = client.get("/my/account").get_data(as_text=True)
+    assert "You accepted Gift card. We will let you know when it is applied." in page and "Accepted" in page
+    again = client.post(url, data={"csrf_token": token}, follow_redirects=True)
+    assert "already accepted" in again.get_data(as_text=True)
+    db.session.refresh(mine)
+    assert mine.state == GrantState.ACCEPTED and mine.accepted_via == "web"
+
+
+def test_without_csrf_or_for_someone_elses_offer_nothing_happens(client, app):
+    program, (mine, other) = setup()
+    html = open_page(client, mine)
+    assert client.post(f"/my/offers/{mine.id}/accept").status_code == 400
+    assert client.post(f"/my/offers/{other.id}/accept", data={"csrf_token": csrf_from(html)}).status_code == 404
+    db.session.refresh(mine)
+    db.session.refresh(other)
+    assert mine.state == other.state == GrantState.OFFERED
+
+
+def test_declining_and_an_expired_offer_say_so(client, app):
+    program, (mine, _other) = setup()
+    html = open_page(client, mine)
+    token = csrf_from(html)
+    program.valid_until = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    page = client.post(f"/my/offers/{mine.id}/decline", data={"csrf_token": token}, follow_redirects=True)
+    assert "expired on" in page.get_data(as_text=True)
+    db.session.refresh(mine)
+    assert mine.state == GrantState.EXPIRED
+
+
+def test_a_subscriber_can_decline(client, app):
+    program, (mine, _other) = setup()
+    html = open_page(client, mine)
+    page = client.post(f"/my/offers/{mine.id}/decline", data={"csrf_token": csrf_from(html)},
+                       follow_redirects=True)
+    assert "You declined" in page.get_data(as_text=True)
+    assert client.get("/my/account").get_data(as_text=True).count("Declined") == 1
+
+
+def test_the_offers_section_and_every_answer_are_in_spanish_for_a_spanish_speaking_account(client, app):
+    program, (mine, other) = setup()
+    db.session.execute(sa.update(Account).where(Account.id == mine.account_id)
+                       .values(language="es-MX", time_zone="America/Mexico_City"))
+    db.session.commit()
+    html = open_page(client, mine)
+    assert "Sus ofertas" in html and "Your offers" not in html and "Tarjeta regalo de 100,00 USD" in html
+    assert "We are sorry for the lost photos." in html  # the operator's own description, as written
+    assert f"Código <strong class=\"offer-code\">{display_code(mine.code)}</strong>" in html
+    assert "Responda antes del <time" in html and " CST</time>" in html and "data-date-only" in html
+    assert ">Aceptar</button>" in html and ">No, gracias</button>" in html
+    assert f"O responda ACEPTO {display_code(mine.code)} a nuestro mensaje de texto." in html
+    token = csrf_from(html)
+    page = client.post(f"/my/offers/{mine.id}/accept", data={"csrf_token": token}, follow_redirects=True)
+    text = page.get_data(as_text=True)
+    assert "Ha aceptado Gift card. Le avisaremos cuando se aplique." in text and "Aceptada" in text
+    page = client.post(f"/my/offers/{mine.id}/accept", data={"csrf_token": token}, follow_redirects=True)
+    assert "Ya había aceptado esta oferta." in page.get_data(as_text=True)
+    page = client.post(f"/my/offers/{mine.id}/decline", data={"csrf_token": token}, follow_redirects=True)
+    assert "Esta oferta ya fue aceptada." in page.get_data(as_text=True)
+    db.session.refresh(mine)
+    assert mine.state == GrantState.ACCEPTED
+
+
+def test_a_spanish_speaking_subscriber_is_told_in_spanish_that_an_expired_offer_cannot_be_accepted(client, app):
+    program, (mine, _other) = setup()
+    db.session.execute(sa.update(Account).where(Account.id == mine.account_id).values(language="es"))
+    db.session.commit()
+    token = csrf_from(open_page(client, mine))
+    program.valid_until = utcnow() - timedelta(minutes=1)
+    db.session.commit()
+    page = client.post(f"/my/offers/{mine.id}/accept", data={"csrf_token": token}, follow_redirects=True)
+    text = page.get_data(as_text=True)
+    assert "Esta oferta caducó el " in text and "y ya no se puede aceptar." in text
+    assert "Caducada" in text and ">Aceptar</button>" not in text
+    db.session.refresh(mine)
+    assert mine.state == GrantState.EXPIRED
