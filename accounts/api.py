@@ -10,9 +10,10 @@ from pathlib import Path
 from flask import Response, jsonify, request, send_file, stream_with_context
 from werkzeug.routing import PathConverter
 
-from accounts import jobs, service
-from accounts.account_import import ACCOUNT_COLUMNS, AccountImport
-from accounts.imports import create_job, errors_dir, run_job
+from accounts import service
+from accounts.imports import jobs
+from accounts.imports.account_import import ACCOUNT_COLUMNS, AccountImport
+from accounts.imports.service import create_job, errors_dir, run_job
 from accounts.models import ImportJob, ImportStatus, RecoveryState
 from accounts.serializers import (CSV_SOURCE, JSON_SOURCE, account_json, categories_json, contact_json, job_json,
                                   recovery_json)

@@ -6,8 +6,8 @@ import click
 from flask.cli import AppGroup
 
 from accounts import service
-from accounts.account_import import AccountImport
-from accounts.imports import ImportSpec, create_job, run_job
+from accounts.imports.account_import import AccountImport
+from accounts.imports.service import ImportSpec, create_job, run_job
 from accounts.models import ImportJob, ImportStatus
 from core.db import db
 from core.errors import ServiceError
@@ -72,7 +72,7 @@ def import_accounts(incident_id: int, file: str, skip_invalid: bool):
 @click.option("--skip-invalid", is_flag=True, help="Apply the valid rows; write rejected ones to an error CSV.")
 def import_recovery(incident_id: int, file: str, skip_invalid: bool):
     """Set recovery states from FILE (account_number,category,state,items_total,items_recovered,note)."""
-    from accounts.recovery_import import RecoveryImport
+    from accounts.imports.recovery_import import RecoveryImport
 
     _run_import(RecoveryImport(), incident_id, file, skip_invalid)
 
@@ -98,7 +98,7 @@ def categories(incident_id: int, keys: tuple[str, ...]):
               help="Keep files of imports that ended within this many days (default IMPORT_RETENTION_DAYS, 30).")
 def prune_imports(days: int | None):
     """Delete uploaded CSVs and rejected-row CSVs of imports that ended long ago (personal data)."""
-    from accounts import retention
+    from accounts.imports import retention
     from core.db import utcnow
 
     actor = Actor.cli()

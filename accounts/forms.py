@@ -5,9 +5,9 @@ from wtforms import BooleanField, Form, FormField, SelectField, StringField, Tex
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Regexp
 
-from accounts.account_import import ACCOUNT_COLUMNS
+from accounts.imports.account_import import ACCOUNT_COLUMNS
 from accounts.models import RecoveryCategory, RecoveryState, RecoveryStatus
-from accounts.recovery_import import MAX_NOTE, RECOVERY_COLUMNS
+from accounts.imports.recovery_import import MAX_NOTE, RECOVERY_COLUMNS
 from core.forms import WebForm
 
 STATE_CHOICES = [SelectChoice(s.value, s.label) for s in RecoveryState]

@@ -7,12 +7,12 @@ from typing import Iterator
 
 import sqlalchemy as sa
 
-from accounts.account_import import check_account_number
+from accounts.imports.account_import import check_account_number
 from accounts.models import (
     Account, AffectedAccount, RecoveryCategory, RecoveryEvent, RecoveryState, RecoveryStatus,
 )
 from accounts.recovery import apply_stage, rederive_states
-from accounts.recovery_import import STAGE_COLUMNS, categories_of, resolve_accounts, validate_status
+from accounts.imports.recovery_import import STAGE_COLUMNS, categories_of, resolve_accounts, validate_status
 from core import csvout
 from core.bulk import create_stage, drop_stage, load
 from core.db import utcnow

@@ -17,8 +17,9 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError as WTFValidationError
 
 import accounts.recovery
-from accounts import charts, forms, jobs, service
-from accounts.imports import create_job, errors_dir
+from accounts import charts, forms, service
+from accounts.imports import jobs
+from accounts.imports.service import create_job, errors_dir
 from accounts.models import ImportKind
 from core.db import db
 from core.errors import NotFound, ValidationError

@@ -6,7 +6,8 @@ fields of messages, the STATUS reply to an SMS, and the prune of old import file
 # blueprints when imported, which must be before an app registers those blueprints: app.py imports this module
 # at its top, so it is.
 from accounts import api, broadcast_api, broadcast_views  # noqa: F401
-from accounts import audiences, cli, message_context, public_views, retention, sms_status, views
+from accounts import audiences, cli, message_context, public_views, sms_status, views
+from accounts.imports import retention
 from accounts import openapi as accounts_openapi
 from core import periodic
 from incidents import events

@@ -21,8 +21,8 @@ db.session.commit()
 
 OURS = SETUP + """
 import time
-from accounts.account_import import AccountImport
-from accounts.imports import create_job, run_job
+from accounts.imports.account_import import AccountImport
+from accounts.imports.service import create_job, run_job
 t = time.perf_counter()
 job = create_job(db.session, spec=AccountImport(), incident_id=incident.id, actor=Actor.cli('bench'), filename='f', skip_invalid=False)
 db.session.commit()

@@ -18,8 +18,8 @@ from app import create_app
 from core.db import db
 from incidents import service
 from accounts import service as accounts
-from accounts.account_import import AccountImport
-from accounts.imports import create_job, run_job
+from accounts.imports.account_import import AccountImport
+from accounts.imports.service import create_job, run_job
 from ops.audit import Actor
 app = create_app(); app.app_context().push()
 incident = service.create_incident(db.session, actor=Actor.cli('bench'), data={'name': 'Bench', 'impact': 'critical', 'message': 'bench'})
@@ -36,8 +36,8 @@ OURS = """
 import sys, time; sys.path.insert(0, %r)
 from app import create_app
 from core.db import db
-from accounts.recovery_import import RecoveryImport
-from accounts.imports import create_job, run_job
+from accounts.imports.recovery_import import RecoveryImport
+from accounts.imports.service import create_job, run_job
 from ops.audit import Actor
 app = create_app(); app.app_context().push()
 t = time.perf_counter()

@@ -5,7 +5,7 @@ U+FFFE/U+FFFF; PostgreSQL cannot store NUL; UTF-8 cannot encode a lone surrogate
 characters are invisible junk from a paste or an old export, or an attack, never something a person meant.
 
 The policy, applied at every door text comes in by:
-- HTML forms and query strings (core.web's request class) and CSV imports (accounts.csvio): stripped, since
+- HTML forms and query strings (core.web's request class) and CSV imports (accounts.imports.csvio): stripped, since
   nobody can see them and refusing a form over an invisible character would lose what was typed;
 - JSON bodies (ops.api.json_body): refused with a 422 that names the field, since a script should learn that
   what it sent is not what would be stored;

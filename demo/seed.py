@@ -18,9 +18,9 @@ from flask import current_app
 from flask.cli import with_appcontext
 
 from accounts import service as accounts_service
-from accounts.account_import import AccountImport
-from accounts.imports import create_job, run_job
-from accounts.recovery_import import RecoveryImport
+from accounts.imports.account_import import AccountImport
+from accounts.imports.service import create_job, run_job
+from accounts.imports.recovery_import import RecoveryImport
 from demo import text
 from core.db import db, utcnow
 from incidents import service as incidents_service

@@ -3,9 +3,9 @@ import io
 
 import sqlalchemy as sa
 
-from accounts.account_import import AccountImport
-from accounts.imports import create_job, run_job
-from accounts.recovery_import import RecoveryImport
+from accounts.imports.account_import import AccountImport
+from accounts.imports.service import create_job, run_job
+from accounts.imports.recovery_import import RecoveryImport
 from core.db import db
 from incidents import service as incidents
 from ops.audit import Actor

@@ -159,8 +159,8 @@ def test_pasting_only_a_header_is_refused_and_the_text_is_kept(signed_in):
 
 def test_a_running_job_page_shows_progress_and_refreshes_itself(signed_in):
     client, operator = signed_in
-    from accounts.account_import import AccountImport
-    from accounts.imports import create_job
+    from accounts.imports.account_import import AccountImport
+    from accounts.imports.service import create_job
     from ops.audit import Actor
 
     incident = make_incident()
@@ -178,8 +178,8 @@ def test_a_job_with_no_progress_for_ten_minutes_is_shown_as_interrupted(signed_i
     client, _ = signed_in
     from datetime import timedelta
 
-    from accounts.account_import import AccountImport
-    from accounts.imports import create_job
+    from accounts.imports.account_import import AccountImport
+    from accounts.imports.service import create_job
     from core.db import utcnow
     from ops.audit import Actor
 

@@ -3,7 +3,7 @@ and wait until the background import ends."""
 import io
 import time
 
-from accounts import jobs
+from accounts.imports import jobs
 from accounts.models import ImportJob, ImportStatus
 from core.db import db
 from tests.conftest import csrf_from

@@ -16,7 +16,8 @@ import threading
 import pytest
 import sqlalchemy as sa
 
-from accounts import recovery_import, service as accounts_service
+from accounts import service as accounts_service
+from accounts.imports import recovery_import
 from accounts.models import ImportStatus, RecoveryStatus
 from core.db import begin_deferred, db, utcnow
 from offers import service as offers_service

@@ -1,5 +1,5 @@
 """Hypothesis properties of the CSV imports (accounts and recovery), through the project's own import
-service (accounts.imports.run_job, as the CLI and the console run it) and through the upload routes.
+service (accounts.imports.service.run_job, as the CLI and the console run it) and through the upload routes.
 
 For any file:
 - the import never raises (the web routes would answer 500) and ends done, rejected or failed;
@@ -17,11 +17,11 @@ import sqlalchemy as sa
 from hypothesis import event, example, given
 from hypothesis import strategies as st
 
-from accounts.account_import import AccountImport
-from accounts.imports import create_job, run_job
+from accounts.imports.account_import import AccountImport
+from accounts.imports.service import create_job, run_job
 from accounts.models import (Account, AccountChange, AffectedAccount, ImportJob, ImportStatus, RecoveryCategory,
                              RecoveryEvent, RecoveryStatus)
-from accounts.recovery_import import RecoveryImport
+from accounts.imports.recovery_import import RecoveryImport
 from core.db import db
 from core.text import strip_unstorable
 from tests.accounts.factories import ACTOR
@@ -248,7 +248,7 @@ def test_csv_uploads_never_cause_a_server_error_and_a_refused_upload_applies_not
 
 
 def _wait_for_new_job(last_id: int | None, timeout: float = 30):
-    from accounts import jobs
+    from accounts.imports import jobs
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

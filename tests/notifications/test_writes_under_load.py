@@ -25,7 +25,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from accounts import jobs
+from accounts.imports import jobs
 from accounts.models import (Account, AffectedAccount, ImportJob, ImportStatus, RecoveryCategory, RecoveryEvent,
                              RecoveryStatus)
 from core.db import db, utcnow

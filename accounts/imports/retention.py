@@ -9,7 +9,7 @@ from pathlib import Path
 import sqlalchemy as sa
 from flask import current_app
 
-from accounts.imports import errors_dir
+from accounts.imports.service import errors_dir
 from accounts.models import ImportJob, ImportStatus
 from ops.audit import Actor, record
 
@@ -17,7 +17,7 @@ log = logging.getLogger("lifeboat.retention")
 
 RETENTION_DAYS = 30
 FINISHED = (ImportStatus.DONE, ImportStatus.REJECTED, ImportStatus.FAILED)
-OUR_FILES = ("upload-*.csv", "import-*-errors.csv")  # the names accounts.jobs and accounts.imports write
+OUR_FILES = ("upload-*.csv", "import-*-errors.csv")  # the names accounts.imports.jobs and .service write
 # An unfinished import, or an upload no job refers to yet, is left alone for at least this long whatever the
 # retention: a running import's last progress (or an upload still arriving) is never older than this.
 IN_FLIGHT_GRACE = timedelta(days=1)

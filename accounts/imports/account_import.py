@@ -2,8 +2,8 @@
 from flask import current_app
 
 from accounts.contact import ContactError, normalise_email, normalise_locale, parse_phone
-from accounts.csvio import RowError
-from accounts.imports import Context, ImportSpec
+from accounts.imports.csvio import RowError
+from accounts.imports.service import Context, ImportSpec
 from accounts.models import ImportKind
 from accounts.recovery import take_snapshot
 from core.bulk import analyze, run

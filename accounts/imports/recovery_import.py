@@ -1,9 +1,9 @@
 """Import recovery states: account_number,category,state,items_total,items_recovered,note."""
 import sqlalchemy as sa
 
-from accounts.account_import import check_account_number
-from accounts.csvio import RowError
-from accounts.imports import Context, ImportSpec
+from accounts.imports.account_import import check_account_number
+from accounts.imports.csvio import RowError
+from accounts.imports.service import Context, ImportSpec
 from accounts.models import ImportKind, RecoveryCategory, RecoveryState
 from accounts.recovery import apply_stage
 from core.bulk import analyze

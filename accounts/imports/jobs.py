@@ -12,10 +12,10 @@ from typing import BinaryIO
 
 from flask import Flask
 
-from accounts.account_import import AccountImport
-from accounts.imports import ImportSpec, errors_dir, run_job
+from accounts.imports.account_import import AccountImport
+from accounts.imports.service import ImportSpec, errors_dir, run_job
 from accounts.models import ImportJob, ImportKind, ImportStatus
-from accounts.recovery_import import RecoveryImport
+from accounts.imports.recovery_import import RecoveryImport
 from core.db import db, utcnow
 from ops.audit import Actor
 

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import sqlalchemy as sa
 
-from accounts import retention
-from accounts.imports import errors_dir
+from accounts.imports import retention
+from accounts.imports.service import errors_dir
 from accounts.models import ImportJob, ImportKind, ImportStatus
 from core import periodic
 from core.db import db, utcnow

@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from flask import current_app
 
-from accounts.csvio import CSVFormatError, CSVRows, ErrorReport, RowError, write_error_csv
+from accounts.imports.csvio import CSVFormatError, CSVRows, ErrorReport, RowError, write_error_csv
 from accounts.models import ImportJob, ImportKind, ImportStatus
 from core.bulk import create_stage, drop_stage, load
 from core.db import begin_deferred, db, utcnow
