@@ -60,6 +60,7 @@ def register_keyword(category: str, words, handler: KeywordHandler) -> None:
     KEYWORDS.update(dict.fromkeys(words, category))
     _handlers[category] = handler
 
+
 REPLIES = {
     "en": {
         "help": "{name}: data recovery alerts. Reply STATUS for your data recovery status, STOP to stop. "
