@@ -1,11 +1,14 @@
 """The audit log: every operator write, with who, what, when and the record before and after."""
 import getpass
+import io
+import json
 import os
 import socket
 from dataclasses import dataclass
 
 import sqlalchemy as sa
 
+from core import csvout
 from core.db import utcnow
 from ops.models import AuditEntry
 
@@ -70,3 +73,51 @@ def list_entries(session, *, page: int = 1, per_page: int = 50, action: str | No
         q.order_by(AuditEntry.at.desc(), AuditEntry.id.desc()).limit(per_page).offset((page - 1) * per_page)
     ).all()
     return rows, total
+
+
+# ---- export -----------------------------------------------------------------------------------------
+
+EXPORT_COLUMNS = ("id", "at", "actor", "operator_id", "action", "entity_type", "entity_id", "ip", "before",
+                  "after")
+
+
+def iter_entries(session, *, action: str | None = None, operator_id: int | None = None, batch: int = 1000):
+    """Every entry matching the filters, oldest first, read in batches by id (memory stays flat however long
+    the log is)."""
+    table = AuditEntry.__table__  # Core rows: nothing is kept in the session's identity map
+    after = 0
+    while True:
+        q = sa.select(table).where(table.c.id > after).order_by(table.c.id).limit(batch)
+        if action:
+            q = q.where(table.c.action.like(f"{action}%"))
+        if operator_id:
+            q = q.where(table.c.operator_id == operator_id)
+        rows = session.execute(q).all()
+        if not rows:
+            return
+        yield from rows
+        after = rows[-1].id
+
+
+def csv_chunks(entries, *, chunk_rows: int = 500):
+    """The audit log as CSV text, a header row then EXPORT_COLUMNS per entry (before/after as JSON), in chunks
+    for a streamed download or a file; every cell through core.csvout (no formulas)."""
+    buffer = io.StringIO()
+    out = csvout.writer(buffer)
+    out.writerow(EXPORT_COLUMNS)
+    for n, e in enumerate(entries, 1):
+        out.writerow([e.id, e.at.isoformat().replace("+00:00", "Z"), e.actor, e.operator_id, e.action,
+                      e.entity_type, e.entity_id, e.ip,
+                      None if e.before is None else json.dumps(e.before, ensure_ascii=False, sort_keys=True),
+                      None if e.after is None else json.dumps(e.after, ensure_ascii=False, sort_keys=True)])
+        if n % chunk_rows == 0:
+            yield buffer.getvalue()
+            buffer.seek(0)
+            buffer.truncate()
+    yield buffer.getvalue()
+
+
+def record_export(session, *, actor: Actor, via: str, action: str | None, operator_id: int | None) -> None:
+    """The export itself is audited (the log holds personal data), with its filters."""
+    record(session, actor=actor, action="audit.export", entity_type="audit_log",
+           after={"via": via, "action": action, "operator_id": operator_id})

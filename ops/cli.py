@@ -1,4 +1,4 @@
-"""`flask --app app operators ...` and `flask --app app tokens ...`."""
+"""`flask --app app operators ...`, `flask --app app tokens ...` and `flask --app app audit export`."""
 import sys
 
 import click
@@ -6,10 +6,11 @@ from flask.cli import AppGroup
 
 from core.db import db
 from core.errors import ServiceError
-from ops import service
+from ops import audit, service
 from ops.audit import Actor
 
 operators_cli = AppGroup("operators", help="Manage operator accounts.")
+audit_cli = AppGroup("audit", help="Export the audit log.")
 tokens_cli = AppGroup("tokens", help="Manage API tokens for the ops API.")
 
 ROLES = click.Choice(["admin", "operator", "viewer"])
@@ -118,6 +119,28 @@ def revoke_token(token_id: int):
     click.echo(f"Token {token.id} ({token.prefix}…) of {token.operator.email} is revoked.")
 
 
+@audit_cli.command("export")
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default="-",
+              help="Write the CSV here (default: standard output).")
+@click.option("--action", default=None, help="Only actions starting with this (e.g. operator. or backup.).")
+def export_audit(output: str, action: str | None):
+    """The audit log as CSV, oldest first (the export is itself audited)."""
+    audit.record_export(db.session, actor=Actor.cli(), via="cli", action=action, operator_id=None)
+    db.session.commit()
+    counted = [0]
+
+    def entries():
+        for entry in audit.iter_entries(db.session, action=action):
+            counted[0] += 1
+            yield entry
+
+    with click.open_file(output, "w", encoding="utf-8") as out:
+        for chunk in audit.csv_chunks(entries()):
+            out.write(chunk)
+    click.echo(f"Exported {counted[0]} audit entries{'' if output == '-' else f' to {output}'}.", err=True)
+
+
 def init_app(app) -> None:
     app.cli.add_command(operators_cli)
     app.cli.add_command(tokens_cli)
+    app.cli.add_command(audit_cli)

