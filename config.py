@@ -141,6 +141,11 @@ class Config:
     PERIODIC_IMPORTS_PRUNE_SECONDS = int(os.environ.get("PERIODIC_IMPORTS_PRUNE_SECONDS", 3600))
     PERIODIC_LEASE_SECONDS = float(os.environ.get("PERIODIC_LEASE_SECONDS", 900))  # above any task's run time
     IMPORT_RETENTION_DAYS = int(os.environ.get("IMPORT_RETENTION_DAYS", 30))  # uploaded CSVs hold personal data
+    # Personal data kept only for a while (0 = forever): see notifications/retention.py, accounts/retention.py.
+    MESSAGE_BODY_RETENTION_DAYS = int(os.environ.get("MESSAGE_BODY_RETENTION_DAYS", 90))
+    INBOUND_SMS_RETENTION_DAYS = int(os.environ.get("INBOUND_SMS_RETENTION_DAYS", 90))
+    VERIFICATION_CODE_RETENTION_DAYS = int(os.environ.get("VERIFICATION_CODE_RETENTION_DAYS", 7))
+    ACCOUNT_CHANGES_RETENTION_DAYS = int(os.environ.get("ACCOUNT_CHANGES_RETENTION_DAYS", 180))
     EARLY_RECEIPT_RETENTION_DAYS = int(os.environ.get("EARLY_RECEIPT_RETENTION_DAYS", 7))
     RATELIMIT_KEEP_SECONDS = int(os.environ.get("RATELIMIT_KEEP_SECONDS", 86400))
     # The worker runs the due periodic tasks (offer expiry and reminders, pruning) this often; 0 = never.

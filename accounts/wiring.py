@@ -1,7 +1,7 @@
 """Accounts' part of the app: affected accounts and recovery in the console and the ops API, the personal
 pages, imports, `flask accounts|recovery`; and what it lends the layers below: the broadcast form and API
 route (by recovery audience), the "update posted" subscriber that queues incident updates, the recovery
-fields of messages, the STATUS reply to an SMS, and the prune of old import files."""
+fields of messages, the STATUS reply to an SMS, the prune of old import files, and the retention of codes and contact changes."""
 # api, broadcast_api and broadcast_views add their routes to the ops API's and the notifier console's
 # blueprints when imported, which must be before an app registers those blueprints: app.py imports this module
 # at its top, so it is.
@@ -9,6 +9,7 @@ from accounts import api, broadcast_api, broadcast_views  # noqa: F401
 from accounts import audiences, cli, message_context, public_views, sms_status, views
 from accounts.imports import retention
 from accounts import openapi as accounts_openapi
+from accounts import retention as personal_retention
 from core import periodic
 from incidents import events
 from notifications import templates, webhooks
@@ -24,6 +25,9 @@ def init_app(app) -> None:
     events.on_update_posted(audiences.notify_update)
     templates.register_context("aa", message_context.recovery_context)
     webhooks.register_keyword("status", ("STATUS", "ESTADO"), sms_status.keyword_reply)
+    periodic.register(periodic.Task(
+        "accounts.retention", personal_retention.prune_due, 24 * 60 * 60,
+        "Delete verification codes and contact-change history past their retention."))
     periodic.register(periodic.Task(
         "imports.prune", retention.prune_due, 60 * 60,
         "Delete uploaded import files and rejected-row CSVs of imports finished long ago."))

@@ -2,7 +2,7 @@
 unsubscribe links, its figures on /ops and /metrics, `flask notifier`, and its scheduled prunes."""
 from core import periodic
 from notifications import (
-    api, cli, monitoring, optout_views, receipts, telemetry, unsubscribe, views, webhooks,
+    api, cli, monitoring, optout_views, receipts, retention, telemetry, unsubscribe, views, webhooks,
 )
 from ops import openapi
 
@@ -18,6 +18,9 @@ def init_app(app) -> None:
     periodic.register(periodic.Task(
         "receipts.prune", receipts.prune_unmatched, 60 * 60,
         "Delete early delivery receipts that never matched a message (older than 7 days)."))
+    periodic.register(periodic.Task(
+        "messages.retention", retention.prune_due, 24 * 60 * 60,
+        "Remove the text of old messages and delete old inbound SMS, past their retention."))
     periodic.register(periodic.Task(
         "telemetry.fold", telemetry.fold_stale, 60 * 60,
         "Fold the send counts of notifier workers gone for an hour into one row (/metrics sums stay the same)."))
