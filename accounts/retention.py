@@ -6,27 +6,20 @@
 - the history of contact changes (`account_changes`: old and new phone numbers and emails) is deleted after
   ACCOUNT_CHANGES_RETENTION_DAYS (default 180).
 0 turns either off. Uploaded import files have their own retention (accounts.imports.retention)."""
-from datetime import datetime, timedelta
+from datetime import datetime
 
-import sqlalchemy as sa
 from flask import current_app
 
 from accounts.models import AccountChange, VerificationCode
+from core import bulk
 
 CODE_DAYS, CHANGES_DAYS = 7, 180
 
 
 def prune(session, *, now: datetime, code_days: int, change_days: int) -> str:
     """Apply both retentions (0 days: keep forever); the caller commits. Returns what was done."""
-    codes = changes = 0
-    if code_days > 0:
-        codes = session.execute(
-            sa.delete(VerificationCode).where(VerificationCode.expires_at < now - timedelta(days=code_days))
-            .execution_options(synchronize_session=False)).rowcount
-    if change_days > 0:
-        changes = session.execute(
-            sa.delete(AccountChange).where(AccountChange.at < now - timedelta(days=change_days))
-            .execution_options(synchronize_session=False)).rowcount
+    codes = bulk.delete_older(session, VerificationCode.__table__.c.expires_at, now=now, days=code_days)
+    changes = bulk.delete_older(session, AccountChange.__table__.c.at, now=now, days=change_days)
     return f"{codes} verification codes and {changes} contact changes deleted"
 
 

@@ -1,5 +1,6 @@
 """Set-based bulk work that runs the same on SQLite and PostgreSQL: temp staging tables and fast loads."""
 import itertools
+from datetime import timedelta
 from typing import Iterable, Sequence
 
 import sqlalchemy as sa
@@ -65,3 +66,12 @@ def analyze(conn: Connection, table: str) -> None:
     """PostgreSQL plans temp tables blind (autovacuum never sees them): give it statistics after a load."""
     if is_postgres(conn):
         conn.exec_driver_sql(f"ANALYZE {table}")
+
+
+def delete_older(session, column, *, now, days: int) -> int:
+    """Delete the rows of `column`'s table whose `column` (a time) is more than `days` days before `now`, in
+    one statement; 0 days keeps everything. Returns how many went. For the retention tasks."""
+    if days <= 0:
+        return 0
+    return session.execute(sa.delete(column.table).where(column < now - timedelta(days=days))
+                           .execution_options(synchronize_session=False)).rowcount

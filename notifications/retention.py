@@ -11,6 +11,7 @@ from datetime import datetime, timedelta
 import sqlalchemy as sa
 from flask import current_app
 
+from core import bulk
 from notifications.models import InboundMessage, Notification, NotificationStatus
 
 MESSAGE_BODY_DAYS, INBOUND_DAYS = 90, 90
@@ -21,7 +22,7 @@ REMOVED = "(text removed after {days} days: retention)"
 
 def prune(session, *, now: datetime, body_days: int, inbound_days: int) -> str:
     """Apply both retentions (0 days: keep forever); the caller commits. Returns what was done."""
-    bodies = inbound = 0
+    bodies = 0
     if body_days > 0:
         removed = REMOVED.format(days=body_days)
         bodies = session.execute(
@@ -30,10 +31,7 @@ def prune(session, *, now: datetime, body_days: int, inbound_days: int) -> str:
                    sa.or_(Notification.body != removed, Notification.body.is_(None)))
             .values(subject="", body=removed, html_body=None, data=None)
             .execution_options(synchronize_session=False)).rowcount
-    if inbound_days > 0:
-        inbound = session.execute(
-            sa.delete(InboundMessage).where(InboundMessage.received_at < now - timedelta(days=inbound_days))
-            .execution_options(synchronize_session=False)).rowcount
+    inbound = bulk.delete_older(session, InboundMessage.__table__.c.received_at, now=now, days=inbound_days)
     return f"{bodies} message texts removed, {inbound} inbound SMS deleted"
 
 
