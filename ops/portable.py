@@ -63,9 +63,7 @@ def encode(value, kind: str):
         return str(value)
     if kind == "bytes":
         return base64.b64encode(bytes(value)).decode("ascii")
-    if kind == "json" and isinstance(value, str):  # a driver that hands JSON back as text
-        return json.loads(value)
-    return value
+    return value  # int, float, bool, text, and json (the JSON type hands back the decoded value)
 
 
 def decode(value, kind: str, column: sa.Column):
