@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export FLASK_APP := app
 
-.PHONY: run test fuzz install bench clean
+.PHONY: run test fuzz browser install bench clean
 
 # Reinstall whenever requirements.txt changes.
 $(VENV)/.installed: requirements.txt
@@ -33,6 +33,18 @@ test: install
 # output (migrations, logs) is not shown.
 fuzz: install
 	$(BIN)/python -m pytest -m fuzz --show-capture=no tests/fuzz $(PYTEST_ARGS)
+
+# The browser suite (tests/browser): Playwright drives Debian's chromium (apt-get install chromium; CHROMIUM=path
+# for another) through an operator's and a subscriber's walks at 1280 and 360 px, with axe-core on every page.
+# Screenshots and axe results go to $(BROWSER_ARTIFACTS).
+AXE := tests/browser/node_modules/axe-core/axe.min.js
+BROWSER_ARTIFACTS ?= artifacts/browser
+$(AXE): tests/browser/package-lock.json
+	npm ci --prefix tests/browser --no-audit --no-fund --loglevel=error
+	touch $@
+
+browser: install $(AXE)
+	BROWSER_ARTIFACTS=$(BROWSER_ARTIFACTS) $(BIN)/python -m pytest -m browser tests/browser $(PYTEST_ARGS)
 
 clean:
 	rm -rf $(VENV) .pytest_cache
