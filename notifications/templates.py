@@ -14,6 +14,7 @@ from typing import Callable
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
+from core import markdown
 from core.db import db
 from notifications.models import Account, Broadcast, BroadcastKind
 
@@ -37,6 +38,10 @@ class Rendered:
 
 _files = SandboxedEnvironment(loader=FileSystemLoader(str(TEMPLATE_DIR)), keep_trailing_newline=False,
                               autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False))
+# Operator-written Markdown (offer descriptions): the sanitised HTML of public pages in email HTML, plain text in
+# text email and SMS.
+_files.filters["markdown"] = markdown.render
+_files.filters["plain"] = markdown.plain
 # Operator-written text: no autoescape (it is escaped by the HTML template that shows it) and strict
 # names, so a typo like {{ nmae }} is refused when the broadcast is created instead of sending blanks.
 _text = SandboxedEnvironment(undefined=StrictUndefined, autoescape=False)

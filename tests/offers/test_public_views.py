@@ -113,3 +113,44 @@ def test_a_spanish_speaking_subscriber_is_told_in_spanish_that_an_expired_offer_
     assert "Caducada" in text and ">Aceptar</button>" not in text
     db.session.refresh(mine)
     assert mine.state == GrantState.EXPIRED
+
+
+MARKDOWN = "A **$100 gift card** for the photos & contacts you lost.\n\nSee [the terms](https://example.com/terms)."
+
+
+def test_an_offer_description_is_markdown_rendered_and_sanitised_on_the_page_and_in_the_console(client, app):
+    from tests.conftest import make_operator, sign_in
+
+    incident = incident_with({"A1": {"photos": "lost"}})
+    program = make_program(incident.id, description=MARKDOWN + "\n\n<script>alert(1)</script>")
+    issue(program.id)
+    grant = db.session.scalars(sa.select(OfferGrant)).one()
+    html = open_page(client, grant)
+    assert "<strong>$100 gift card</strong>" in html and "**" not in html
+    assert '<a href="https://example.com/terms" rel="nofollow noopener">the terms</a>' in html
+    assert "<script>alert(1)" not in html and "&lt;script&gt;" in html  # shown as text, never run
+    operator = client.application.test_client()
+    sign_in(operator, make_operator("operator"))
+    console = operator.get(f"/ops/offers/{program.id}").get_data(as_text=True)
+    assert "<strong>$100 gift card</strong>" in console and "**$100" not in console
+
+
+def test_offer_emails_render_the_markdown_and_their_text_part_reads_as_plain_text(app):
+    from notifications.templates import render_parts
+
+    context = {"name": "Ann", "offer_name": "Lost photos", "offer_description": MARKDOWN, "offer_what": "a gift card",
+               "offer_code": "ABCDE-FGHJK", "offer_valid_until": "Jan 3", "offer_valid_until_long": "3 January",
+               "link": "https://status.example.com/m/x"}
+    for lang in ("en", "es"):
+        parts = render_parts("offer", lang, context)
+        assert "<strong>$100 gift card</strong>" in parts["html"] and "&amp; contacts" in parts["html"]
+        assert "A $100 gift card for the photos & contacts you lost.\n\nSee the terms (https://example.com/terms)." \
+            in parts["txt"]
+        assert "**" not in parts["txt"] + parts["sms"] and "&amp;" not in parts["txt"]
+
+
+def test_the_personal_page_puts_the_offer_first_then_the_data_then_the_timeline(client, app):
+    program, (mine, _other) = setup()
+    html = open_page(client, mine)
+    order = [html.index(h) for h in ("Your offers", "Your data", "What is being done", "What happened")]
+    assert order == sorted(order), order
