@@ -31,7 +31,10 @@ class Config:
     SQLALCHEMY_DATABASE_URI = os.environ.get(
         "DATABASE_URL", f"sqlite:///{INSTANCE_DIR / 'lifeboat.db'}"
     )
-    PUBLIC_BASE_URL = os.environ.get("PUBLIC_BASE_URL", "http://127.0.0.1:5000").rstrip("/")
+    # The address subscribers reach: links in SMS and email, feeds, /api/v2 URLs. Unset, it is the address
+    # `make run` serves on (PORT, default 5000); set it whenever anybody else is to open those links.
+    PUBLIC_BASE_URL = (os.environ.get("PUBLIC_BASE_URL")
+                       or f"http://127.0.0.1:{os.environ.get('PORT') or 5000}").rstrip("/")
     PAGE_NAME = os.environ.get("PAGE_NAME", "Lifeboat status")
     PAGE_TIME_ZONE = os.environ.get("PAGE_TIME_ZONE", "Etc/UTC")
     # Statuspage-style page id in /api/v2 JSON; empty = a stable id derived from PUBLIC_BASE_URL.

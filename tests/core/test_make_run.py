@@ -1,5 +1,6 @@
 """`make run` really starts: migrates, seeds the demo once, prints the sign-in each time, serves on PORT
 beside the notifier worker, and Ctrl-C stops every process it started."""
+import json
 import os
 import shutil
 import signal
@@ -47,6 +48,7 @@ def make_run(tmp_path: Path, port: int) -> str:
     """Start `make run`, wait until it serves, check two pages, stop it like Ctrl-C; return its output."""
     env = {**os.environ, "PORT": str(port), "DATABASE_URL": f"sqlite:///{tmp_path / 'run.db'}",
            "DEMO_CREDENTIALS_FILE": str(tmp_path / "demo-credentials.txt"), "WEB_WORKERS": "1"}
+    env.pop("PUBLIC_BASE_URL", None)
     log = (tmp_path / "make-run.log").open("w+")
     # Its own process group, so the stop below reaches make, the script and the server, like Ctrl-C does.
     proc = subprocess.Popen(["make", "--no-print-directory", "run"], cwd=ROOT, env=env, stdout=log,
@@ -59,6 +61,9 @@ def make_run(tmp_path: Path, port: int) -> str:
             assert time.monotonic() < deadline, "make run did not start serving"
             time.sleep(0.3)
         assert status_of(f"{base}/") == 200
+        # Links in messages, feeds and /api/v2 lead back to the port it serves on (PUBLIC_BASE_URL unset).
+        with urllib.request.urlopen(f"{base}/api/v2/summary.json", timeout=10) as answer:
+            assert json.load(answer)["page"]["url"] == base
     finally:
         os.killpg(proc.pid, signal.SIGINT)
         try:
