@@ -91,18 +91,27 @@ def estimate(session, *, incident_id: int, audience, channels: list[str]) -> dic
     return broadcasts.count_recipients(session, recipients(incident_id, audience), channels)
 
 
-def notify_update(session, *, actor: Actor, update) -> None:
+def notify_update(session, *, actor: Actor, update) -> int:
     """Subscriber of incidents.events.update_posted: an update posted with notify queues an "update"
     broadcast (a resolving one the final "resolution" notice) to every affected account, in the caller's
-    transaction."""
+    transaction; returns the messages queued."""
     incident = update.incident
     if not update.notify or incident.kind != IncidentKind.INCIDENT:
-        return
+        return 0
     kind = BroadcastKind.RESOLUTION if update.status == IncidentStatus.RESOLVED else BroadcastKind.UPDATE
     clean = {"message": plain(update.body)[:broadcasts.MESSAGE_MAX], "subject": incident.name,
              "channels": [c.value for c in Channel], "urgent": bool(update.urgent)}
-    broadcasts.create(session, actor=actor, cause=cause("incident", incident.id), kind=kind, clean=clean,
-                      audience="all", recipients=recipients(incident.id, "all"))
+    return broadcasts.create(session, actor=actor, cause=cause("incident", incident.id), kind=kind, clean=clean,
+                             audience="all", recipients=recipients(incident.id, "all")).recipients
+
+
+def audience_size(session, incident) -> int:
+    """Counter for incidents.events.on_audience: the accounts attached to an incident (none for maintenance
+    or an incident being filed)."""
+    if incident is None or incident.kind != IncidentKind.INCIDENT:
+        return 0
+    return session.scalar(sa.select(sa.func.count()).select_from(AffectedAccount)
+                          .where(AffectedAccount.incident_id == incident.id)) or 0
 
 
 def enqueue_recovery(conn, *, stage: str, now) -> int:

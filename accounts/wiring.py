@@ -23,6 +23,7 @@ def init_app(app) -> None:
     openapi.piece(broadcast_api.openapi_piece)
     cli.init_app(app)
     events.on_update_posted(audiences.notify_update)
+    events.on_audience(audiences.audience_size)
     templates.register_context("aa", message_context.recovery_context)
     webhooks.register_keyword("status", ("STATUS", "ESTADO"), sms_status.keyword_reply)
     periodic.register(periodic.Task(

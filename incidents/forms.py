@@ -130,6 +130,18 @@ def update_form(kind: IncidentKind, components, **kwargs) -> UpdateForm:
     return _UpdateForm(**kwargs)
 
 
+def offer_notify(form, reach: int, *, reason: str) -> None:
+    """Offer "Notify subscribers" only when an update would reach somebody: otherwise the box is unticked and
+    disabled (a browser does not send a disabled box, so nothing claims to notify) and says why."""
+    if reach:
+        form.notify.description = (f"Sends it by SMS and email to the {reach:,} affected account"
+                                   f"{'' if reach == 1 else 's'}, respecting opt-outs and quiet hours.")
+        return
+    form.notify.data = False
+    form.notify.render_kw = {**(form.notify.render_kw or {}), "disabled": True}
+    form.notify.description = reason
+
+
 class PostmortemForm(WebForm):
     body = TextAreaField("Postmortem",
                          description=MARKDOWN_HINT + " Publishing makes it public on the incident page.")

@@ -167,6 +167,8 @@ class IncidentUpdate(db.Model):
     status: Mapped[IncidentStatus] = mapped_column(str_enum(IncidentStatus))
     body: Mapped[str] = mapped_column(sa.Text)  # Markdown, rendered sanitised
     notify: Mapped[bool] = mapped_column(default=False)  # "deliver_notifications"
+    # With notify: the messages its posting queued (0 when nobody could be told); None without notify.
+    messages_queued: Mapped[int | None] = mapped_column()
     urgent: Mapped[bool] = mapped_column(default=False)
     author_id: Mapped[int | None] = mapped_column(sa.ForeignKey("operators.id", ondelete="SET NULL"))
     author_label: Mapped[str] = mapped_column(sa.String(300), default="")

@@ -326,6 +326,7 @@ def _default_component_statuses(session, incident: Incident, status: IncidentSta
 def _add_update(session, *, actor: Actor, incident: Incident, status: IncidentStatus, message: str,
                 component_statuses: dict, notify: bool, urgent: bool, at: datetime) -> IncidentUpdate:
     update = IncidentUpdate(incident=incident, status=status, body=message, notify=notify, urgent=urgent,
+                            messages_queued=0 if notify else None,  # events.update_posted counts them
                             author_id=actor.operator_id, author_label=actor.label, created_at=at, display_at=at)
     session.add(update)
     _apply_status(incident, status, at)

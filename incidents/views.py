@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from core.db import db, utcnow
 from core.errors import ValidationError
-from incidents import forms, service
+from incidents import events, forms, service
 from incidents.models import CLOSED_STATUSES, IncidentKind, IncidentStatus
 from notifications import broadcasts
 from notifications.models import cause
@@ -69,6 +69,7 @@ def new_incident():
     components = service.list_components(db.session)
     form = forms.IncidentForm()
     form.component_ids.choices = forms.choices((c.id, c.name) for c in components)
+    _offer_notify(form, None)
     if form.is_submitted():
         if form.validate():
             try:
@@ -92,10 +93,28 @@ def _detail(kind: IncidentKind, incident_id: int, form=None, other_errors=None, 
         # Preselect the latest status; after a postmortem that is "resolved" (postmortems have their own form).
         latest = IncidentStatus.RESOLVED if incident.status == IncidentStatus.POSTMORTEM else incident.status
         form = forms.update_form(kind, components, status=latest.value)
+    _offer_notify(form, incident, kind=kind)
     template = "ops/incident_detail.html" if kind == INCIDENT else "ops/maintenance_detail.html"
     sent = broadcasts.for_cause(db.session, cause("incident", incident.id)) if kind == INCIDENT else []
     return render_template(template, incident=incident, form=form, components=components,
                            other_errors=other_errors or {}, broadcasts=sent), status
+
+
+_NOBODY = {
+    "new": "Nobody to notify yet: a new incident has no affected accounts. After filing it, add them from the "
+           "incident's page (Import accounts), then post an update with “Notify subscribers”.",
+    INCIDENT: "Nobody to notify yet: this incident has no affected accounts. Add them with “Import accounts”, "
+              "then post an update with “Notify subscribers”.",
+    MAINTENANCE: "Nobody to notify: maintenance is announced on the public page, its feeds and /api/v2 only; "
+                 "messages go to the affected accounts of incidents.",
+}
+
+
+def _offer_notify(form, incident, *, kind: IncidentKind | None = None) -> None:
+    """"Notify subscribers" only when somebody is there to notify (events.audience_size), else disabled with
+    the reason."""
+    reason = _NOBODY[kind] if kind is not None else _NOBODY["new"]
+    forms.offer_notify(form, events.audience_size(db.session, incident), reason=reason)
 
 
 def _post_update(kind: IncidentKind, incident_id: int):
@@ -103,6 +122,7 @@ def _post_update(kind: IncidentKind, incident_id: int):
     incident = service.get_incident(db.session, incident_id=incident_id, kind=kind)
     components = service.list_components(db.session)
     form = forms.update_form(kind, components)
+    _offer_notify(form, incident, kind=kind)
     if "back" in request.form:  # from the confirmation page: show the form again with the text kept
         return _detail(kind, incident_id, form=form)
     if not form.validate():
@@ -123,10 +143,10 @@ def _post_update(kind: IncidentKind, incident_id: int):
     db.session.commit()
     done = {IncidentStatus.RESOLVED: "Incident resolved.", IncidentStatus.COMPLETED: "Maintenance completed."}
     said = done.get(update.status) if closing else "Update posted."
-    if update.notify and kind == INCIDENT:
-        latest = broadcasts.for_cause(db.session, cause("incident", incident_id), limit=1)
-        if latest:
-            said += f" {latest[0].recipients:,} messages queued to subscribers: see Messages below."
+    if update.notify:
+        n = update.messages_queued or 0
+        said += (f" {n:,} message{'' if n == 1 else 's'} queued to subscribers: see Messages below." if n
+                 else " Nobody was notified: no subscriber to reach.")
     flash(said, "success")
     endpoint = ".incident" if kind == INCIDENT else ".maintenance"
     return redirect(url_for(endpoint, incident_id=incident_id))
@@ -180,6 +200,7 @@ def new_maintenance():
     components = service.list_components(db.session)
     form = forms.MaintenanceForm()
     form.component_ids.choices = forms.choices((c.id, c.name) for c in components)
+    _offer_notify(form, None, kind=MAINTENANCE)
     if not form.is_submitted():
         return render_template("ops/maintenance_new.html", form=form, other_errors={}, now=utcnow())
     form.validate()
