@@ -11,9 +11,24 @@ from accounts.imports import retention
 from accounts import openapi as accounts_openapi
 from accounts import retention as personal_retention
 from core import periodic
-from incidents import events
+from incidents import events, hub
+from ops.models import Role
 from notifications import templates, webhooks
 from ops import openapi
+
+
+HUB_LINKS = (
+    hub.HubLink("Affected accounts", "accounts_console.account_list", "Search, filter and export them", order=10),
+    hub.HubLink("Recovery", "accounts_console.recovery_dashboard", "What was recovered and lost, by category",
+                order=20),
+    hub.HubLink("Import accounts", "accounts_console.import_new", "Add affected accounts from a CSV file",
+                Role.OPERATOR, 30, lambda i: {"incident_id": i.id, "kind": "accounts"}),
+    hub.HubLink("Import recovery", "accounts_console.import_new", "Record what was recovered, from a CSV file",
+                Role.OPERATOR, 31, lambda i: {"incident_id": i.id, "kind": "recovery"}),
+    hub.HubLink("Imports", "accounts_console.import_list", "Every import of this incident and its result", order=32),
+    hub.HubLink("Message subscribers", "notifications_console.broadcast_form",
+                "SMS and email to all or some affected accounts, previewed first", Role.OPERATOR, 40),
+)
 
 
 def init_app(app) -> None:
@@ -24,6 +39,8 @@ def init_app(app) -> None:
     cli.init_app(app)
     events.on_update_posted(audiences.notify_update)
     events.on_audience(audiences.audience_size)
+    for link in HUB_LINKS:
+        hub.register(link)
     templates.register_context("aa", message_context.recovery_context)
     webhooks.register_keyword("status", ("STATUS", "ESTADO"), sms_status.keyword_reply)
     periodic.register(periodic.Task(

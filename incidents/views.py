@@ -10,7 +10,7 @@ from flask_login import current_user
 
 from core.db import db, utcnow
 from core.errors import ValidationError
-from incidents import events, forms, service
+from incidents import events, forms, hub, service
 from incidents.models import CLOSED_STATUSES, IncidentKind, IncidentStatus
 from notifications import broadcasts
 from notifications.models import cause
@@ -37,7 +37,8 @@ def _age(since) -> str:
 
 @bp.context_processor
 def _helpers():
-    return {"age": _age, "can_write": _can_write()}
+    return {"age": _age, "can_write": _can_write(),
+            "incident_hub": lambda incident: hub.links_for(incident, current_user)}
 
 
 def _can_write() -> bool:

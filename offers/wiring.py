@@ -2,6 +2,7 @@
 piece of the OpenAPI document, `flask offers`; and what it lends the notifier: the offer fields of messages,
 the ACCEPT reply to an SMS, and the expiry and reminder passes."""
 from core import periodic
+from incidents import hub
 from notifications import templates, webhooks
 from offers import api, cli, public_views, schedule, sms, text, views
 from ops import openapi
@@ -12,6 +13,8 @@ def init_app(app) -> None:
     app.register_blueprint(views.bp)  # /ops/incidents/<id>/offers, /ops/offers/<id>
     openapi.piece(api.openapi_piece)
     cli.init_app(app)
+    hub.register(hub.HubLink("Compensation offers", "offers_console.programs",
+                             "Define, issue and announce offers to affected accounts", order=50))
     templates.register_context("grant", text.offer_context)
     webhooks.register_keyword("accept", ("ACCEPT", "ACEPTO", "ACEPTAR"), sms.keyword_reply)
     periodic.register(periodic.Task(
