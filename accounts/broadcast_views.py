@@ -4,10 +4,13 @@ category, which the notifier does not know, so the route lives here and joins th
 blueprint (notifications.views.bp: its endpoint stays notifications_console.broadcast_form).
 
 Sending needs the operator role. Writes commit once per request."""
+import hashlib
+import hmac
+import json
 import math
 
 import sqlalchemy as sa
-from flask import abort, flash, redirect, render_template, request, url_for
+from flask import abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
 from accounts import audiences
@@ -79,8 +82,10 @@ def broadcast_form(incident_id: int):
             db.session.commit()
             flash(f"A test message was queued to {current_user.email}.")
         elif not errors and action == "send":
-            if estimate["total"] > broadcasts.CONFIRM_ABOVE and request.form.get("confirm") != "y":
-                errors["confirm"] = (f"This goes to {estimate['total']:,} messages: tick the box to confirm.")
+            if request.form.get("reviewed") != _digest(incident, data, estimate):
+                # Not sent from this very preview (first press, or the text, audience or count changed since):
+                # show what it would do, with the button that sends it.
+                flash("Check the preview below, then press “Send” under it to queue the messages.")
             else:
                 broadcast = audiences.broadcast_to_incident(db.session, actor=current_actor(),
                                                             incident_id=incident.id, data=data)
@@ -88,6 +93,14 @@ def broadcast_form(incident_id: int):
                 flash(f"Broadcast queued: {broadcast.recipients:,} messages.")
                 return redirect(url_for(".broadcast_page", broadcast_id=broadcast.id))
         status = 422 if errors else 200
+    reviewed = _digest(incident, data, estimate) if estimate and not errors else None
     return render_template("ops/broadcast_form.html", incident=incident, data=data, errors=errors,
                            estimate=estimate, categories=categories, states=list(RecoveryState),
-                           confirm_above=broadcasts.CONFIRM_ABOVE), status
+                           reviewed=reviewed), status
+
+
+def _digest(incident: Incident, data: dict, estimate: dict | None) -> str:
+    """What the preview showed (the form and the message count), keyed: "Send" acts only with the digest of
+    the preview the operator saw, so an edit after it, or accounts added since, asks for another look."""
+    seen = json.dumps([incident.id, data, estimate and estimate["counts"]], sort_keys=True, default=str)
+    return hmac.new(current_app.config["SECRET_KEY"].encode(), seen.encode(), hashlib.sha256).hexdigest()

@@ -183,6 +183,23 @@ def _service_error(e: ServiceError):
     return render_template("errors/error.html", code=e.status, title="Not possible", message=e.message), e.status
 
 
+def duration(seconds: float) -> str:
+    """How long, for an operator: 'under a second', '45 s', '3 min 20 s', '2 h 5 min', '3 d 4 h'."""
+    s = max(0, int(round(seconds)))
+    if s == 0:
+        return "under a second"
+    d, rest = divmod(s, 86400)
+    h, rest = divmod(rest, 3600)
+    m, sec = divmod(rest, 60)
+    if d:
+        return f"{d} d {h} h" if h else f"{d} d"
+    if h:
+        return f"{h} h {m} min" if m else f"{h} h"
+    if m:
+        return f"{m} min {sec} s" if sec else f"{m} min"
+    return f"{sec} s"
+
+
 def local_time(value: datetime | None, fmt: str = "%b %d, %Y %H:%M UTC") -> Markup:
     """A <time> element: UTC text for no-JS readers; static/app.js rewrites it to the viewer's zone."""
     if value is None:
@@ -221,6 +238,7 @@ def init_app(app) -> None:
     app.register_error_handler(IntegrityError, _concurrent_change)  # a unique row committed meanwhile
     app.jinja_env.filters["markdown"] = markdown.render
     app.jinja_env.filters["local_time"] = local_time
+    app.jinja_env.filters["duration"] = duration
     # Lets the console menu show only the pages that exist in this build.
     app.jinja_env.globals["has_endpoint"] = lambda endpoint: endpoint in app.view_functions
 

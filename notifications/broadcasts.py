@@ -1,6 +1,7 @@
 """Broadcasts: one message to an audience, queued set-based (one INSERT ... SELECT per channel), and
 their progress. The audience arrives as a SELECT of (aa_id, account_id) built by the domain that knows
 it (accounts.audiences); the notifier adds addresses, languages, opt-outs and the dedupe key."""
+import math
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -16,7 +17,6 @@ from ops.audit import Actor, record
 
 MESSAGE_MAX = 1600  # ten SMS parts of GSM-7
 SUBJECT_MAX = 300
-CONFIRM_ABOVE = 1000  # the console asks for confirmation above this many recipients
 ANALYZE_ABOVE = 50_000  # rows queued at once after which PostgreSQL's statistics of the outbox are renewed
 # Provider error codes that mean "never again to this address": retrying them is pointless.
 # Codes of messages that were not sent because the recipient opted out: a retry leaves them be.
@@ -138,6 +138,19 @@ def count_recipients(session, recipients, channels: list[str]) -> dict[str, int]
             .where(address.is_not(None), address != "", flag.is_(False),
                    ~sa.exists().where(OptOut.channel == channel, OptOut.address == address))) or 0
     return out
+
+
+def send_estimate(session, recipients: dict[str, sa.Select], sms_text: str | None) -> dict:
+    """What a mass send would do, for its confirmation page: messages per channel (`recipients` is a select
+    of (aa_id, account_id) per channel, with the same exclusions as insert_for), the SMS's parts and encoding
+    (the cost class: GSM-7 packs 153 characters per part, UCS-2 only 67), the parts billed, and the time the
+    SMS take at the configured rate shared by every worker."""
+    counts = {channel: count_recipients(session, q, [channel])[channel] for channel, q in recipients.items()}
+    segments, encoding = templates.sms_segments(sms_text) if sms_text else (1, "GSM-7")
+    parts = counts.get("sms", 0) * segments
+    rate = sms_rate()
+    return {"counts": counts, "total": sum(counts.values()), "segments": segments, "encoding": encoding,
+            "sms_parts": parts, "rate": rate, "seconds": math.ceil(parts / rate), "sms": sms_text}
 
 
 def preview(message: str, *, language: str = "en", sample: dict | None = None) -> dict:

@@ -103,6 +103,13 @@ def revoke(session, *, actor: Actor, grant_id: int, reason: str) -> OfferGrant:
     return grant
 
 
+def expirable(session, *, now=None) -> int:
+    """How many offered grants `expire` would mark expired now."""
+    past = sa.select(OfferProgram.id).where(OfferProgram.valid_until <= (now or utcnow()))
+    return session.scalar(sa.select(sa.func.count()).select_from(OfferGrant).where(
+        OfferGrant.state == GrantState.OFFERED.value, OfferGrant.program_id.in_(past))) or 0
+
+
 def expire(session, *, now=None) -> int:
     """Mark every offered grant of a program past its validity as expired; returns how many."""
     now = now or utcnow()

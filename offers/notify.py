@@ -8,9 +8,10 @@ UPDATE then gives each row {"aa": <affected account>, "grant": <grant id>}; at s
 personal context loads the grant and program (offers.text.offer_fields) and fills in the code, what is
 offered, the expiry date and the withdrawal reason in the subscriber's language."""
 import sqlalchemy as sa
+from flask import current_app
 
 from core.db import utcnow
-from notifications import broadcasts
+from notifications import broadcasts, templates
 from notifications.models import Broadcast, BroadcastKind, Channel, Notification, cause
 from offers import text
 from offers.models import GrantState, OfferGrant, OfferKind, OfferProgram
@@ -75,6 +76,48 @@ def _grants(program_id: int, *states: GrantState, grant_id: int | None = None):
     return q.where(OfferGrant.id == grant_id) if grant_id else q
 
 
+def _not_sent(tag: str, channel: str):
+    """Grants whose account has no message of this send (`tag`) on the channel yet: a repeated announce or
+    reminder queues nothing twice (insert_for's dedupe keys), so its estimate must not count them."""
+    return ~sa.exists().where(Notification.dedupe_key == sa.literal(f"o{tag}:{channel}:")
+                              + sa.cast(OfferGrant.account_id, sa.String))
+
+
+def _told(program_id: int):
+    return sa.exists().where(Notification.dedupe_key.in_(
+        [sa.literal(f"o{program_id}:{c.value}:") + sa.cast(OfferGrant.account_id, sa.String) for c in Channel]))
+
+
+def _sample_sms(session, program: OfferProgram, template: str, recipients, reason: str = "") -> str | None:
+    """The SMS one of the recipients would get (their grant's fields, a personal link of the real length)."""
+    grant_id = session.scalar(sa.select(OfferGrant.id).where(OfferGrant.program_id == program.id,
+                                                             OfferGrant.account_id.in_(
+                                                                 recipients.with_only_columns(OfferGrant.account_id)))
+                              .order_by(OfferGrant.id).limit(1))
+    if grant_id is None:
+        return None
+    link = f"{current_app.config['PUBLIC_BASE_URL']}/m/{'x' * 32}"
+    fields = text.offer_fields(session, grant_id, "en")
+    fields["offer_revoke_reason"] = reason or fields.get("offer_revoke_reason", "")
+    return templates.render_parts(template, "en", {**fields, "link": link, "name": ""})["sms"]
+
+
+SENDS = {"announce": ("", OFFER), "remind": ("r", REMINDER), "ended": ("e", REVOKED)}  # action: (tag suffix, template)
+
+
+def estimate(session, *, program_id: int, action: str, reason: str = "") -> dict:
+    """The confirmation numbers of "announce", "remind" or "ended" (closing with open offers ended) for the
+    console: broadcasts.send_estimate of the messages it would queue now."""
+    p = get_program(session, program_id)
+    suffix, template = SENDS[action]
+    tag = f"{p.id}{suffix}"
+    base = _grants(p.id, GrantState.OFFERED)
+    if action == "remind":
+        base = base.where(_told(p.id))
+    per_channel = {c.value: base.where(_not_sent(tag, c.value)) for c in Channel}
+    return broadcasts.send_estimate(session, per_channel, _sample_sms(session, p, template, base, reason))
+
+
 def announce(session, *, actor: Actor, program_id: int) -> int:
     """Queue the offer to every offered grant not told yet (SMS and email); returns messages queued."""
     p = get_program(session, program_id)
@@ -95,9 +138,7 @@ def remind(session, *, actor: Actor, program_id: int) -> int:
     p = get_program(session, program_id)
     check_can_message(p)  # a closed program sends no more reminders
     until = text.date(p.valid_until, "en")
-    told = sa.exists().where(Notification.dedupe_key.in_(
-        [sa.literal(f"o{p.id}:{c.value}:") + sa.cast(OfferGrant.account_id, sa.String) for c in Channel]))
-    total = _send(session, actor=actor, program=p, recipients=_grants(p.id, GrantState.OFFERED).where(told),
+    total = _send(session, actor=actor, program=p, recipients=_grants(p.id, GrantState.OFFERED).where(_told(p.id)),
                   tag=f"{p.id}r", template=REMINDER, message=f"Reminder: {p.name} ({what(p)}) ends on {until}.",
                   subject=f"Reminder: {p.name}", action="remind")
     # Sent by hand, it counts as the program's reminder: the scheduler will not send another.

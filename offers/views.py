@@ -162,14 +162,43 @@ def close(program_id: int):
         return redirect(url_for("offers_console.program", program_id=p.id), code=303)
     return render_template("ops/offers_close.html", program=p, incident=_incident(p.incident_id),
                            stats=grants.dashboard(db.session, p.id), reason=reason, expire_open=expire_open,
+                           ended=notify.estimate(db.session, program_id=p.id, action="ended", reason=reason),
                            errors=errors), 422 if errors else 200
+
+
+CONFIRM = {  # action: (page title, confirm button)
+    "issue": ("Issue offers?", "Issue the offers"),
+    "announce": ("Tell subscribers about this offer?", "Queue the messages"),
+    "remind": ("Send a reminder?", "Queue the reminders"),
+    "expire": ("Expire offers past their validity?", "Expire them"),
+}
+
+
+def _confirm(p: OfferProgram, action: str):
+    """The page before a mass action: what it will do (grants and liability, or messages, SMS parts and the
+    time they take), and a confirm button; nothing happens until it is pressed."""
+    context: dict = {}
+    if action in ("announce", "remind"):
+        service.check_can_message(p)  # a closed program: said at once, not after a confirmation
+        context["estimate"] = notify.estimate(db.session, program_id=p.id, action=action)
+    elif action == "issue":
+        context["preview"] = service.preview(db.session, p)
+    else:
+        context["expirable"] = grants.expirable(db.session)
+    title, button = CONFIRM[action]
+    return render_template("ops/offers_confirm.html", program=p, incident=_incident(p.incident_id), action=action,
+                           title=title, button=button, what=notify.what(p), **context)
 
 
 @bp.post("/offers/<int:program_id>/<any(issue, announce, remind, expire):action>")
 @role_required(Role.OPERATOR)
 def act(program_id: int, action: str):
-    service.get_program(db.session, program_id)
+    """A mass action: the first POST shows what it would do; only the confirmation (confirmed=1) acts. The
+    ops API and the CLI act in one call."""
+    p = service.get_program(db.session, program_id)
     try:
+        if request.form.get("confirmed") != "1":
+            return _confirm(p, action)
         if action == "issue":
             r = service.issue(db.session, actor=current_actor(), program_id=program_id)
             message = f"Issued {r['issued']} grants." + (

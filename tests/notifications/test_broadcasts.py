@@ -1,4 +1,6 @@
 """Broadcasts: audiences, exclusions, set-based enqueue, progress, retry, and the console pages."""
+import re
+
 import pytest
 import sqlalchemy as sa
 from sqlalchemy import event
@@ -153,21 +155,29 @@ def test_form_errors_are_shown_beside_the_fields(app, operator_client):
     assert rows() == []
 
 
-def test_a_large_audience_needs_confirmation_then_sends(app, operator_client, monkeypatch):
-    monkeypatch.setattr(broadcasts, "CONFIRM_ABOVE", 2)
+def test_send_acts_only_from_the_preview_the_operator_saw(app, operator_client):
     client, _ = operator_client
     incident = make_incident()
     add_accounts(incident, 3)
     db.session.commit()
     url = f"/ops/incidents/{incident.id}/broadcast"
     data = {"message": "We are on it.", "channels": ["sms"], "action": "send"}
-    response = post_form(client, url, data)
-    assert response.status_code == 422 and "tick the box to confirm" in response.get_data(as_text=True)
+    first = post_form(client, url, data)  # "send" without a preview shows the preview and the send button
+    html = first.get_data(as_text=True)
+    assert first.status_code == 200 and "Check the preview below" in html and "Send 3 messages" in html
     assert rows() == []
-    response = post_form(client, url, {**data, "confirm": "y"})
+    reviewed = re.search(r'name="reviewed" value="([0-9a-f]+)"', html).group(1)
+    edited = post_form(client, url, {**data, "message": "Changed after the preview.", "reviewed": reviewed})
+    assert "Check the preview below" in edited.get_data(as_text=True) and rows() == []
+    add_accounts(incident, 1, start=3)  # the audience grew since the preview: look again
+    db.session.commit()
+    grown = post_form(client, url, {**data, "reviewed": reviewed})
+    assert "Send 4 messages" in grown.get_data(as_text=True) and rows() == []
+    reviewed = re.search(r'name="reviewed" value="([0-9a-f]+)"', grown.get_data(as_text=True)).group(1)
+    response = post_form(client, url, {**data, "reviewed": reviewed})
     assert response.status_code == 302
     b = db.session.scalars(sa.select(Broadcast)).one()
-    assert response.headers["Location"].endswith(f"/ops/broadcasts/{b.id}") and b.recipients == 3
+    assert response.headers["Location"].endswith(f"/ops/broadcasts/{b.id}") and b.recipients == 4
     page = client.get(f"/ops/broadcasts/{b.id}").get_data(as_text=True)
     assert "Queued" in page and "We are on it." in page
 

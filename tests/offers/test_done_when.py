@@ -57,8 +57,11 @@ def press(client, program_id: int, action: str) -> str:
     """Press a button on the program's console page (its form carries the page's CSRF token)."""
     page = client.get(f"/ops/offers/{program_id}")
     assert page.status_code == 200 and f"/ops/offers/{program_id}/{action}" in page.get_data(as_text=True)
-    return flash_of(client.post(f"/ops/offers/{program_id}/{action}",
-                                data={"csrf_token": csrf_from(page.get_data(as_text=True))}, follow_redirects=True))
+    url = f"/ops/offers/{program_id}/{action}"
+    confirm = client.post(url, data={"csrf_token": csrf_from(page.get_data(as_text=True))})  # what it would do
+    html = confirm.get_data(as_text=True)
+    assert confirm.status_code == 200 and 'name="confirmed" value="1"' in html, html[:500]
+    return flash_of(client.post(url, data={"csrf_token": csrf_from(html), "confirmed": "1"}, follow_redirects=True))
 
 
 def offer_items(html: str) -> list[str]:

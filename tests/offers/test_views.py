@@ -32,7 +32,11 @@ def test_an_operator_previews_creates_and_issues_an_offer(signed_in):
     program_url = created.headers["Location"]
     page = client.get(program_url)
     token = csrf_from(page.get_data(as_text=True))
-    done = client.post(f"{program_url}/issue", data={"csrf_token": token}, follow_redirects=True)
+    confirm = client.post(f"{program_url}/issue", data={"csrf_token": token})
+    html = confirm.get_data(as_text=True)
+    assert confirm.status_code == 200 and "<strong>2</strong> new offers with a code each" in html
+    assert "200.00 USD" in html and db.session.scalar(sa.select(sa.func.count()).select_from(OfferGrant)) == 0
+    done = client.post(f"{program_url}/issue", data={"csrf_token": token, "confirmed": "1"}, follow_redirects=True)
     assert "Issued 2 grants." in done.get_data(as_text=True)
     first = db.session.scalars(sa.select(OfferGrant).order_by(OfferGrant.id)).first()
     grants.accept(db.session, first, via="web")
@@ -215,3 +219,32 @@ def test_the_incident_offers_page_shows_counts_and_liability_per_program(signed_
     assert "<dt>Offered</dt><dd>2</dd>" in html and "2,500.00" in html
     page = client.get(f"/ops/offers/{program.id}").get_data(as_text=True)
     assert '<svg class="offer-bar"' in page and 'class="grant-offered"' in page and "style=" not in page
+
+
+def test_telling_subscribers_shows_what_it_will_send_and_acts_only_on_confirmation(signed_in, app):
+    import re
+
+    from notifications.models import Notification
+
+    client, _operator = signed_in
+    app.config["SMS_RATE_PER_SECOND"] = 1
+    incident = incident_with({"A1": {"photos": "lost"}, "A2": {"photos": "lost"}, "A3": {"photos": "lost"}})
+    program = make_program(incident.id)
+    issue(program.id)
+    page = client.get(f"/ops/offers/{program.id}").get_data(as_text=True)
+    url = f"/ops/offers/{program.id}/announce"
+    confirm = client.post(url, data={"csrf_token": csrf_from(page)})
+    html = confirm.get_data(as_text=True)
+    assert confirm.status_code == 200 and "<strong>6</strong>:\n    3 SMS, 3 email" in html
+    segments = int(re.search(r"(\d+) parts? each, GSM-7", html).group(1))
+    assert f"<strong>{3 * segments}</strong> parts billed" in html
+    assert f"about <strong>{3 * segments} s</strong> at 1.0 SMS parts per second" in html
+    assert "Reply ACCEPT" in html  # the SMS itself, as a subscriber gets it
+    offers_queued = sa.select(sa.func.count()).select_from(Notification).where(Notification.template == "offer")
+    assert db.session.scalar(offers_queued) == 0  # nothing yet
+    done = client.post(url, data={"csrf_token": csrf_from(html), "confirmed": "1"}, follow_redirects=True)
+    assert "Queued 6 messages." in done.get_data(as_text=True)
+    again = client.post(url, data={"csrf_token": csrf_from(html)}).get_data(as_text=True)
+    assert "Nobody to tell" in again and re.search(r'<button type="submit" class="primary" disabled>', again)
+    assert client.post(url, data={"csrf_token": csrf_from(html)}).status_code == 200
+    assert db.session.scalar(offers_queued) == 6
