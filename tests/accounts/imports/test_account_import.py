@@ -5,7 +5,7 @@ import sqlalchemy as sa
 
 from accounts.models import Account, AccountChange, AffectedAccount, ImportStatus
 from core.db import db
-from tests.accounts.factories import HEADER, make_incident, run_import
+from tests.accounts.factories import HEADER, count_rows, make_incident, run_import
 from tests.conftest import make_operator
 
 GOOD = HEADER + (
@@ -129,3 +129,11 @@ def test_an_operator_is_not_needed_but_the_import_is_audited(app):
     job = run_import(incident.id, GOOD)
     entry = db.session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "accounts.import"))
     assert entry.after["job"] == job.id and entry.after["rows_created"] == 3
+
+
+def test_unsupported_locales_are_refused_with_the_line_the_column_and_the_supported_list(app):
+    incident = make_incident()
+    job = run_import(incident.id, HEADER + "A1,Ann,,,es-mx\nA2,Bea,,,fr\nA3,Cal,,,xx\nA4,Dan,,,EN\n")
+    assert job.status == ImportStatus.REJECTED and count_rows(Account) == 0  # all or nothing
+    assert [(e["line"], e["column"]) for e in job.errors] == [(3, "locale"), (4, "locale")]
+    assert "'fr' is not a language subscribers can be written to in: use one of en, es" in job.errors[0]["reason"]
