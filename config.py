@@ -68,6 +68,9 @@ class Config:
 
     # Phone numbers without a +country code are read as this region (ISO 3166 code).
     PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "US")
+    # The account number /my gives as its example: one shaped like the provider's own (the phone example is
+    # the numbering plan's for PHONE_DEFAULT_REGION).
+    ACCOUNT_NUMBER_EXAMPLE = os.environ.get("ACCOUNT_NUMBER_EXAMPLE", "SK100001")
 
     # Public pages and JSON may be cached this long by browsers and CDNs, then served stale while one request
     # revalidates, or for a day while the origin answers with errors (core.renders).

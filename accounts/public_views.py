@@ -7,6 +7,7 @@ answer putting in its visitor's own CSRF token (core.renders.csrf_form)."""
 import time
 from functools import lru_cache
 
+import phonenumbers
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
 
 from accounts import plain_language as pl
@@ -57,15 +58,29 @@ def _sign_in(account_id: int, affected_id: int | None) -> None:
                              "exp": time.time() + current_app.config["MY_SESSION_SECONDS"]}
 
 
+@lru_cache(maxsize=16)
+def _example_phone(region: str) -> str:
+    """The numbering plan's example mobile number of the region, as people write it there ('(201) 555-0123')."""
+    number = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL) if number else ""
+
+
+def _lookup_page(form) -> dict:
+    """The lookup page's context: the form, and the examples its hint gives (from the settings)."""
+    config = current_app.config
+    return {"form": form, "example_account": config["ACCOUNT_NUMBER_EXAMPLE"],
+            "example_phone": _example_phone(config["PHONE_DEFAULT_REGION"])}
+
+
 @bp.route("/my", methods=["GET", "POST"])
 def lookup():
     if request.method == "GET" and "_flashes" not in session:
         # The empty form is the same for everyone but its CSRF token: rendered once, not per visitor, so a
         # crowd at the door costs a token and a cookie each (core.renders.csrf_form). No database either way.
-        return renders.csrf_form("public/my.html", lambda: {"form": LookupForm(meta={"csrf": False})})
+        return renders.csrf_form("public/my.html", lambda: _lookup_page(LookupForm(meta={"csrf": False})))
     form = LookupForm()
     if not form.validate_on_submit():
-        return render_template("public/my.html", form=form), 422 if form.is_submitted() else 200
+        return render_template("public/my.html", **_lookup_page(form)), 422 if form.is_submitted() else 200
     try:
         challenge = selfservice.request_code(db.session, raw=form.identifier.data, ip=request.remote_addr or "")
     except Limited as e:

@@ -49,9 +49,13 @@ class CodeRefused(ServiceError):
         "missing": "Please request a code first.",
     }
 
-    def __init__(self, reason: str):
-        super().__init__(self.MESSAGES[reason])
+    def __init__(self, reason: str, *, left: int | None = None):
+        message = self.MESSAGES[reason]
+        if reason == "wrong" and left is not None:  # the same count for a decoy: every row counts its tries
+            message += f" {left} {'try' if left == 1 else 'tries'} left with this code."
+        super().__init__(message)
         self.reason = reason
+        self.left = left
 
 
 @dataclass
@@ -163,7 +167,8 @@ def verify_code(session, *, challenge: Challenge | None, code: str, ip: str) -> 
     challenge_hash = _challenge_hash(challenge.handle)
     row = session.scalar(sa.select(VerificationCode).where(VerificationCode.challenge_hash == challenge_hash))
     if row is None:  # pruned, or from before every request stored a row: the browser's count stands in
-        raise CodeRefused("dead" if challenge.tries + 1 >= max_attempts else "wrong")
+        raise CodeRefused("dead" if challenge.tries + 1 >= max_attempts else "wrong",
+                          left=max_attempts - challenge.tries - 1)
     if row.expires_at <= now:
         raise CodeRefused("expired")
     # One atomic step claims an attempt, so parallel guesses cannot exceed the limit.
@@ -177,7 +182,7 @@ def verify_code(session, *, challenge: Challenge | None, code: str, ip: str) -> 
         raise CodeRefused("dead")
     matches = hmac.compare_digest(row.code_hash, _keyed_hash("my-code", challenge_hash, code))
     if not matches or row.account_id is None:  # a decoy row (unknown input) opens nothing, even by luck
-        raise CodeRefused("dead" if row.attempts >= max_attempts else "wrong")
+        raise CodeRefused("dead" if row.attempts >= max_attempts else "wrong", left=max_attempts - row.attempts)
     used = session.execute(sa.update(VerificationCode)
                            .where(VerificationCode.id == row.id, VerificationCode.used_at.is_(None))
                            .values(used_at=now)).rowcount

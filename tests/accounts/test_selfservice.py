@@ -126,6 +126,7 @@ def test_wrong_codes_for_known_and_unknown_accounts_get_the_same_generic_error(a
         answers.append((response.status_code, strip_csrf(response.get_data(as_text=True))))
     assert answers[0] == answers[1]
     assert answers[0][0] == 422 and "That code is not right." in answers[0][1]
+    assert "4 tries left with this code." in answers[0][1]  # the same count for the decoy
 
 
 def test_a_code_works_only_once(client, app):
@@ -158,8 +159,10 @@ def test_five_wrong_attempts_kill_the_code_even_for_the_right_one(client):
     ask_code(client, "A1")
     code = last_code()
     wrong = f"{(int(code) + 1) % 10**6:06d}"
-    for attempt in range(4):
-        assert "That code is not right" in enter_code(client, wrong).get_data(as_text=True)
+    for left in (4, 3, 2, 1):
+        html = enter_code(client, wrong).get_data(as_text=True)
+        assert "That code is not right" in html
+        assert f"{left} {'try' if left == 1 else 'tries'} left with this code." in html
     assert "Too many wrong codes" in enter_code(client, wrong).get_data(as_text=True)
     response = enter_code(client, code)
     assert response.status_code == 422 and "request a new code" in response.get_data(as_text=True)
@@ -411,3 +414,10 @@ def test_a_refused_lookup_shows_the_form_again_with_its_error_and_a_working_toke
     html = refused.get_data(as_text=True)
     assert refused.status_code == 422 and "Enter your account number or phone number." in html
     assert client.post("/my", data={"identifier": "A1", "csrf_token": csrf_from(html)}).status_code == 303
+
+
+def test_the_lookup_page_gives_examples_from_the_settings(app, client):
+    app.config.update(ACCOUNT_NUMBER_EXAMPLE="ZX-0042", PHONE_DEFAULT_REGION="GB")
+    app.extensions.pop("lifeboat_csrf_forms", None)  # the stored render was made with the old settings
+    html = client.get("/my").get_data(as_text=True)
+    assert "For example ZX-0042 or 07400 123456." in html and "100234" not in html
