@@ -12,6 +12,7 @@ class Browser:
         self.context, self.base, self.axe, self.out, self.viewport = context, base, axe, out, viewport
         self.errors: list[str] = []
         self.violations: list[str] = []
+        self.overflows: list[str] = []
         self.shots = 0
         self.page = context.new_page()
         self.page.on("pageerror", lambda e: self.errors.append(f"{self.page.url}: {e}"))
@@ -40,6 +41,11 @@ class Browser:
         for v in result:
             if v["impact"] in BLOCKING:
                 self.violations.append(f"{page.url} [{v['impact']}] {v['id']}: {v['help']} at {v['nodes']}")
+        # Nothing wider than the screen: a phone never scrolls a whole page sideways (a wide table scrolls
+        # inside its own box, or stacks).
+        width = page.evaluate("() => [document.documentElement.scrollWidth, window.innerWidth]")
+        if width[0] > width[1]:
+            self.overflows.append(f"{page.url} is {width[0]} px wide in a {width[1]} px window")
         self.shots += 1
         slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")[:60] or "page"
         page.screenshot(path=str(self.out / f"{self.shots:02d}-{slug}.png"), full_page=True)
@@ -55,3 +61,4 @@ class Browser:
     def assert_clean(self) -> None:
         assert not self.errors, "JavaScript errors:\n" + "\n".join(self.errors)
         assert not self.violations, "axe-core serious or critical violations:\n" + "\n".join(self.violations)
+        assert not self.overflows, "pages wider than the window:\n" + "\n".join(self.overflows)

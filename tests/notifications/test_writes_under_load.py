@@ -175,8 +175,8 @@ class Operator:
         else:
             page = self.console.get(f"/ops/offers/{program_id}")
             assert page.status_code == 200
-            issued = self.console.post(f"/ops/offers/{program_id}/issue",
-                                       data={"csrf_token": csrf_from(page.get_data(as_text=True))})
+            issued = self.console.post(f"/ops/offers/{program_id}/issue",  # the confirm button's POST
+                                       data={"csrf_token": csrf_from(page.get_data(as_text=True)), "confirmed": "1"})
             assert issued.status_code == 303
             assert f"Issued {FIRST} grants." in self.console.get(issued.headers["Location"]).get_data(as_text=True)
         announced = self.api.post(f"/offer-programs/{program_id}/announce")

@@ -1,0 +1,89 @@
+"""An operator's walk in a real browser: sign in, file an incident, choose its data categories, import accounts
+and recovery by uploading CSV files, message subscribers through the preview and its confirmation, then create
+an offer, preview it, issue it and announce it, each mass action confirmed on its own page. At 1280 px and
+360 px; every page checked by axe-core and for JavaScript errors."""
+import re
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+
+from core.db import db, utcnow
+from notifications.models import Broadcast
+from offers.models import OfferGrant
+from tests.conftest import PASSWORD, make_operator
+
+pytestmark = pytest.mark.browser
+ACCOUNTS = "account_number,name,phone,email,locale\n" + "".join(
+    f"SK1000{i:02d},Person {i},+1206555{i:04d},p{i}@example.com,{'es' if i % 3 == 0 else 'en'}\n" for i in range(1, 13))
+RECOVERY = "account_number,category,state,items_total,items_recovered,note\n" + "".join(
+    f"SK1000{i:02d},photos,{'lost' if i % 2 else 'recovered'},100,{0 if i % 2 else 100},\n" for i in range(1, 13))
+
+
+def upload(b, tmp_path, link: str, name: str, text: str) -> None:
+    b.click(link)
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    b.page.set_input_files("input[type=file]", str(path))
+    b.click("Upload and import", role="button", check=f"{name} importing")
+    b.page.wait_for_function("() => !document.querySelector('[data-poll]')", timeout=30_000)
+    b.check(f"{name} imported")
+    assert re.search(r"\b12\b", b.page.inner_text("main")), b.page.inner_text("main")[:500]
+
+
+def back_to_incident(b, name: str) -> None:
+    b.click("Incidents")
+    b.click(name, check="incident page")
+
+
+def test_an_operator_files_imports_broadcasts_and_offers(browser, tmp_path):
+    b = browser
+    make_operator("operator", email="ops@example.com")
+    b.goto("/ops/sign-in", "sign in")
+    b.page.get_by_label("Email").fill("ops@example.com")
+    b.page.get_by_label("Password").fill(PASSWORD)
+    b.click("Sign in", role="button", check="console home")
+
+    b.click("Incidents")
+    b.click("File an incident")
+    b.page.get_by_label("Name").fill("Sidekick data loss")
+    b.page.locator("input[name=impact][value=critical]").check()
+    b.page.get_by_label("Public message").fill("We are restoring **personal data** for affected subscribers.")
+    assert b.page.get_by_label("Notify subscribers").is_disabled()  # nobody to notify yet, and it says why
+    b.click("File incident", role="button", check="incident filed")
+    assert "Incident filed" in b.page.inner_text("main")
+
+    b.click("Recovery", exact=True)
+    b.page.get_by_role("textbox", name="Data categories").fill("contacts photos")
+    b.click("Save categories", role="button", check="categories saved")
+    back_to_incident(b, "Sidekick data loss")
+    upload(b, tmp_path, "Import accounts", "accounts.csv", ACCOUNTS)
+    back_to_incident(b, "Sidekick data loss")
+    upload(b, tmp_path, "Import recovery", "recovery.csv", RECOVERY)
+
+    back_to_incident(b, "Sidekick data loss")
+    b.click("Message subscribers")
+    b.page.get_by_label("Message", exact=True).fill("We found most photos. Check your page for yours.")
+    b.click("Preview", role="button", exact=True, check="broadcast preview")
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Broadcast)) == 0  # a preview sends nothing
+    b.click("Send 24 messages", role="button", check="broadcast progress")
+    assert db.session.scalars(sa.select(Broadcast)).one().recipients == 24
+
+    back_to_incident(b, "Sidekick data loss")
+    b.click("Compensation offers")
+    b.page.get_by_label("Name").fill("Lost photos")
+    b.page.get_by_label("Description (shown to subscribers)").fill("A **$100 gift card** for lost photos.")
+    b.page.get_by_label("Value per grant").fill("100.00")
+    b.page.locator("input[name=eligible_states][value=lost]").check()
+    b.page.get_by_label("Valid until (UTC)").fill((utcnow() + timedelta(days=30)).strftime("%Y-%m-%dT%H:%M"))
+    b.click("Preview", role="button", exact=True, check="offer preview")
+    assert "6 accounts are eligible" in b.page.inner_text("main")
+    b.click("Create offer", role="button", check="offer created")
+    b.click("Issue to newly eligible accounts", role="button", check="issue confirmation")
+    assert "6 new offers" in b.page.inner_text("main") and db.session.scalar(
+        sa.select(sa.func.count()).select_from(OfferGrant)) == 0
+    b.click("Issue the offers", role="button", check="offers issued")
+    b.click("Tell subscribers (SMS and email)", role="button", check="announce confirmation")
+    assert re.search(r"12:\s+6 SMS, 6 email", b.page.inner_text("main"))
+    b.click("Queue the messages", role="button", check="offers announced")
+    assert "Queued 12 messages." in b.page.inner_text("main")
