@@ -112,7 +112,8 @@ class _Country:
                     continue
                 for_region = PhoneMetadata.metadata_for_region_or_calling_code(cc, region.upper())
                 valid = _Validator(for_region, cc, region)
-                leading = _compile(metadata.leading_digits) if metadata.leading_digits is not None else None
+                # As the library: any leading_digits that is not None decides, even an empty one.
+                leading = re.compile(metadata.leading_digits) if metadata.leading_digits is not None else None
                 pick = _Validator(metadata, cc, _NON_GEO)  # _number_type_helper alone: no calling-code check
                 # Picked by its number types, it is valid when asked the same question again.
                 same = for_region is metadata and cc == phonenumbers.country_code_for_valid_region(region)
@@ -138,7 +139,8 @@ class _Region:
         metadata = PhoneMetadata.metadata_for_region(region, None)
         cc = metadata.country_code
         self.code = str(cc)
-        self.international_prefix = re.compile(metadata.international_prefix or "NonMatch")
+        prefix = metadata.international_prefix
+        self.international_prefix = re.compile(prefix if prefix is not None else "NonMatch")  # as the library
         self.general = _compile(metadata.general_desc.national_number_pattern) if metadata.general_desc else None
 
 

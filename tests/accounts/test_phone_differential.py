@@ -1,8 +1,11 @@
 """The phone fast path (accounts.phones) against phonenumbers itself (contact._parse_phone_reference).
 
-The differential test compares, on 1,000,000 seeded inputs, parse_phone with the reference: the same
-(e164, zone), or the same ContactError message; and wherever the fast path answers at all it must be
-the reference's answer. The inputs are valid numbers of every region and non-geographic code
+parse_phone(x) is fast_parse_phone(x) when that answers, else _parse_phone_reference(x). So parse_phone
+agrees with the reference on every input exactly when each answer of the fast path is the reference's
+answer (the same e164 and zone; it never answers for an input the reference rejects). The differential
+test checks that on every one of 1,000,000 seeded inputs, and parse_phone against the reference (the
+same (e164, zone), or the same ContactError message) on every input the fast path answers and on an
+eighth of the others. The inputs are valid numbers of every region and non-geographic code
 (phonenumbers' example numbers) and digit variations of them (so also wrong lengths and prefixes), in
 E.164, with punctuation, national forms of the default region (with national prefix, calling code
 without '+', international prefixes), random US numbers in the usual national formats, random digit
@@ -137,19 +140,22 @@ def _check_chunk(args) -> tuple[int, int, list]:
     fast_hits, bad = 0, []
     for i in range(count):
         raw, region = _case(rng)
-        want = _outcome(_parse_phone_reference, raw, region)
         stripped = raw.strip()
         fast = fast_parse_phone(stripped, region) if stripped else None
+        # parse_phone is the fast path's answer or else the reference's, so it agrees with the reference
+        # on every input exactly when every answer of the fast path is the reference's: checked on all.
+        # Where the fast path declines, parse_phone is the reference itself (at the reference's cost);
+        # that wiring is checked on every 8th of those.
+        if fast is None and i % 8:
+            continue
+        want = _outcome(_parse_phone_reference, raw, region)
         if fast is not None:
             fast_hits += 1
             if fast != want:
                 bad.append((raw, region, "fast", fast, want))
-        # parse_phone is the fast path or else the reference: asked whenever the fast path answered, and
-        # for every 16th of the rest (where it is the reference again, at the reference's cost).
-        if fast is not None or i % 16 == 0:
-            got = _outcome(parse_phone, raw, region)
-            if got != want:
-                bad.append((raw, region, "parse_phone", got, want))
+        got = _outcome(parse_phone, raw, region)
+        if got != want:
+            bad.append((raw, region, "parse_phone", got, want))
     return count, fast_hits, bad[:20]
 
 
