@@ -32,7 +32,12 @@ time_zones_for_geographical_number + format_number(E164) give (phonenumbers 9.x,
   cost, VoIP, personal, pager, UAN, voicemail, fixed line or (unless the same pattern) mobile, each
   with its possible lengths. We compile, per region and length, general pattern and one alternation.
 * Time zone: the longest prefix (at most TIMEZONE_LONGEST_PREFIX digits) of the E.164 digits found in
-  the library's TIMEZONE_DATA; we walk the prefixes up through the set of all key prefixes.
+  the library's TIMEZONE_DATA. No key for calling code C is longer than C's longest key, so the answer
+  depends only on that many leading digits (7 for +1): cached on them, found by walking the prefixes
+  up through the set of all key prefixes.
+
+The argument leans on the library's internals (and a few of its private names, imported below, so a
+rename fails loudly): after upgrading phonenumbers, tests/accounts/test_phone_differential.py must pass.
 """
 import re
 
