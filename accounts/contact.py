@@ -6,6 +6,8 @@ import phonenumbers
 from email_validator import EmailNotValidError, validate_email
 from phonenumbers import timezone as phone_tz
 
+from accounts.phones import fast_parse_phone
+
 _LOCALE = re.compile(r"^([a-zA-Z]{2,3})(?:[-_]([a-zA-Z]{2}|\d{3}))?$")
 _E164 = phonenumbers.PhoneNumberFormat.E164
 # RFC 5322 dot-atom in ASCII: the common case, checked here; anything else goes to email_validator whole.
@@ -17,7 +19,19 @@ class ContactError(ValueError):
 
 
 def parse_phone(raw: str, default_region: str) -> tuple[str, str | None] | None:
-    """'(206) 555-0100' -> ('+12065550100', 'America/Los_Angeles'); '' -> None; ContactError if invalid."""
+    """'(206) 555-0100' -> ('+12065550100', 'America/Los_Angeles'); '' -> None; ContactError if invalid.
+
+    Valid numbers in the common shapes (E.164, national digits with ' ().-') take accounts.phones' fast
+    path, which is exact to phonenumbers (tests/accounts/test_phone_differential.py); the rest, and every
+    invalid number with its message, are phonenumbers' own answer."""
+    raw = raw.strip()
+    if not raw:
+        return None
+    return fast_parse_phone(raw, default_region) or _parse_phone_reference(raw, default_region)
+
+
+def _parse_phone_reference(raw: str, default_region: str) -> tuple[str, str | None] | None:
+    """parse_phone by phonenumbers alone: the fallback of the fast path, and what the tests compare it with."""
     raw = raw.strip()
     if not raw:
         return None
