@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 PORT ?= 5000
 export FLASK_APP := app
 
-.PHONY: run test fuzz browser install bench clean
+.PHONY: run test fuzz browser catalogs install bench clean
 
 # Reinstall whenever requirements.txt changes.
 $(VENV)/.installed: requirements.txt
@@ -45,6 +45,14 @@ $(AXE): tests/browser/package-lock.json
 
 browser: install $(AXE)
 	BROWSER_ARTIFACTS=$(BROWSER_ARTIFACTS) $(BIN)/python -m pytest -m browser tests/browser $(PYTEST_ARGS)
+
+# Subscriber texts: extract every msgid (Python, page templates, message templates) into translations/messages.pot
+# and merge it into each language's catalog; translate the new entries, the app compiles them when it starts.
+# A new language: $(BIN)/pybabel init -i translations/messages.pot -d translations -l fr
+catalogs: install
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -k t:2 -k tn:2,3 -k _l -k _say --no-location --sort-output \
+		--omit-header --ignore-dirs=".venv node_modules tests" -o translations/messages.pot .
+	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete
 
 clean:
 	rm -rf $(VENV) .pytest_cache

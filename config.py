@@ -68,6 +68,9 @@ class Config:
 
     # Phone numbers without a +country code are read as this region (ISO 3166 code).
     PHONE_DEFAULT_REGION = os.environ.get("PHONE_DEFAULT_REGION", "US")
+    # The language operators write in (incident updates, broadcasts, offer descriptions): kept as written and
+    # marked with this language where a subscriber reads another.
+    OPERATOR_LANGUAGE = os.environ.get("OPERATOR_LANGUAGE", "en")
     # The account number /my gives as its example: one shaped like the provider's own (the phone example is
     # the numbering plan's for PHONE_DEFAULT_REGION).
     ACCOUNT_NUMBER_EXAMPLE = os.environ.get("ACCOUNT_NUMBER_EXAMPLE", "SK100001")

@@ -47,10 +47,22 @@ def stacked_bar(counts: dict[str, int], *, title: str = "Affected accounts by ov
     return Markup("".join(out))
 
 
+def legend() -> Markup:
+    """The states' colours as an HTML list beside the chart: it wraps on a narrow screen, is read at the page's
+    text size, and is never clipped by the drawing."""
+    items = "".join(f'<li><svg width="12" height="12" aria-hidden="true" focusable="false"><rect width="12" '
+                    f'height="12" fill="{COLOURS[s]}"/></svg> {escape(label(s))}</li>' for s in STATE_ORDER)
+    return Markup(f'<ul class="chart-legend">{items}</ul>')
+
+
 def progress_chart(buckets: list[datetime], series: dict[str, list[int]], *, unit: str = "day",
-                   title: str = "Recovery progress over time", width: int = 720, height: int = 280) -> Markup:
-    """A stacked area chart: accounts in each overall state at the end of each bucket (day or hour)."""
-    left, right, top, bottom = 56, 12, 12, 44
+                   title: str = "Recovery progress over time", width: int = 720, height: int = 264,
+                   font: int = 11, ids: str = "progress", css: str = "") -> Markup:
+    """A stacked area chart: accounts in each overall state at the end of each bucket (day or hour).
+
+    `font` is in the drawing's own units: the phone variant (width 360, font 14) is drawn narrower with larger
+    text, so its labels stay readable once the page scales it down to the screen."""
+    left, right, top, bottom = 4 * font + 12, 12, 12, 2 * font + 6
     plot_w, plot_h = width - left - right, height - top - bottom
     fmt = "%b %d" if unit == "day" else "%b %d %H:00"
     totals = [sum(series.get(s, [0] * len(buckets))[i] for s in STATE_ORDER) for i in range(len(buckets))]
@@ -61,10 +73,10 @@ def progress_chart(buckets: list[datetime], series: dict[str, list[int]], *, uni
                 f"At the end: {latest}. The table below has every value.")
     else:
         desc = "No affected accounts yet, so there is no progress to show."
-    out = [f'<svg class="chart chart-progress" role="img" aria-labelledby="progress-title progress-desc" '
+    out = [f'<svg class="{" ".join(filter(None, ("chart chart-progress", css)))}" role="img" aria-labelledby="{ids}-title {ids}-desc" '
            f'viewBox="0 0 {width} {height}" width="100%">',
-           f'<title id="progress-title">{escape(title)}</title>',
-           f'<desc id="progress-desc">{escape(desc)}</desc>']
+           f'<title id="{ids}-title">{escape(title)}</title>',
+           f'<desc id="{ids}-desc">{escape(desc)}</desc>']
 
     def x_at(i: int) -> float:
         return left + (plot_w * i / (len(buckets) - 1) if len(buckets) > 1 else plot_w / 2)
@@ -78,11 +90,13 @@ def progress_chart(buckets: list[datetime], series: dict[str, list[int]], *, uni
         y = _num(y_at(v))
         out.append(f'<line x1="{left}" y1="{y}" x2="{width - right}" y2="{y}" stroke="#d0d7de"/>')
         out.append(f'<text x="{left - 6}" y="{y}" text-anchor="end" dominant-baseline="middle" '
-                   f'font-size="11" fill="#57606a">{v}</text>')
+                   f'font-size="{font}" fill="#57606a">{v}</text>')
     if buckets:
-        for i in sorted({0, len(buckets) // 2, len(buckets) - 1}):
-            out.append(f'<text x="{_num(x_at(i))}" y="{top + plot_h + 16}" text-anchor="middle" font-size="11" '
-                       f'fill="#57606a">{escape(f"{buckets[i]:{fmt}}")}</text>')
+        ticks = {0, len(buckets) - 1} if width < 500 else {0, len(buckets) // 2, len(buckets) - 1}
+        for i in sorted(ticks):
+            anchor = "start" if i == 0 and len(buckets) > 1 else "end" if i == len(buckets) - 1 and i else "middle"
+            out.append(f'<text x="{_num(x_at(i))}" y="{top + plot_h + font + 6}" text-anchor="{anchor}" '
+                       f'font-size="{font}" fill="#57606a">{escape(f"{buckets[i]:{fmt}}")}</text>')
     base = [0] * len(buckets)
     for s in STATE_ORDER:
         values = series.get(s) or [0] * len(buckets)
@@ -100,11 +114,5 @@ def progress_chart(buckets: list[datetime], series: dict[str, list[int]], *, uni
             out.append(f'<polygon class="state-{s}" data-state="{s}" points="{" ".join(pts)}" '
                        f'fill="{COLOURS[s]}" fill-opacity="0.85"><title>{escape(label(s))}</title></polygon>')
         base = upper
-    # Legend, in the stacking order.
-    x = left
-    for s in STATE_ORDER:
-        out.append(f'<rect x="{x}" y="{height - 8}" width="8" height="8" fill="{COLOURS[s]}"/>'
-                   f'<text x="{x + 11}" y="{height - 1}" font-size="10" fill="#24292f">{label(s)}</text>')
-        x += 14 + 6 * len(label(s))
     out.append("</svg>")
     return Markup("".join(out))

@@ -1,5 +1,6 @@
 """Forms for affected accounts and recovery status in the console, and for the subscriber's /my pages
 (Flask-WTF: a CSRF token on each POST form)."""
+from flask_babel import lazy_gettext as _l
 from flask_wtf.file import FileField
 from wtforms import BooleanField, Form, FormField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
@@ -114,15 +115,15 @@ def attach_item_errors(form, items: list[dict], fields: dict[str, str], message:
 
 # ---- the subscriber's pages (accounts.public_views) ------------------------------------------------
 
-class LookupForm(WebForm):
-    identifier = StringField("Account number or phone number", validators=[
-        DataRequired(message="Enter your account number or phone number."), Length(max=64)])
+class LookupForm(WebForm):  # a subscriber's form: its words in the page's language (lazy gettext)
+    identifier = StringField(_l("Account number or phone number"), validators=[
+        DataRequired(message=_l("Enter your account number or phone number.")), Length(max=64)])
 
 
 class CodeForm(WebForm):
-    code = StringField("Code", filters=[lambda v: "".join((v or "").split()).replace("-", "")], validators=[
-        DataRequired(message="Enter the 6-digit code from the message."),
-        Regexp(r"^\d{6}$", message="Enter the 6-digit code from the message.")])
+    code = StringField(_l("Code"), filters=[lambda v: "".join((v or "").split()).replace("-", "")], validators=[
+        DataRequired(message=_l("Enter the 6-digit code from the message.")),
+        Regexp(r"^\d{6}$", message=_l("Enter the 6-digit code from the message."))])
 
 
 class SignOutForm(WebForm):

@@ -8,13 +8,14 @@ import time
 from functools import lru_cache
 
 import phonenumbers
+from babel import Locale
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
 
 from accounts import plain_language as pl
 from accounts import selfservice
 from accounts.forms import CodeForm, LookupForm, SignOutForm
 from accounts.selfservice import Challenge, CodeRefused, Limited
-from core import markdown, renders
+from core import i18n, markdown, renders
 from core.db import db
 
 bp = Blueprint("my", __name__)
@@ -65,6 +66,11 @@ def _example_phone(region: str) -> str:
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL) if number else ""
 
 
+def _language_name(code: str, in_lang: str) -> str:
+    """'en' as its name in `in_lang`: 'English', 'inglés'."""
+    return Locale.parse(in_lang).languages.get(code, code)
+
+
 def _lookup_page(form) -> dict:
     """The lookup page's context: the form, and the examples its hint gives (from the settings)."""
     config = current_app.config
@@ -72,8 +78,14 @@ def _lookup_page(form) -> dict:
             "example_phone": _example_phone(config["PHONE_DEFAULT_REGION"])}
 
 
+def _visitor_language() -> str:
+    """Before we know the account: the browser's preferred language among ours (Accept-Language)."""
+    return i18n.use(request.accept_languages.best_match(i18n.languages(), default=i18n.DEFAULT))
+
+
 @bp.route("/my", methods=["GET", "POST"])
 def lookup():
+    _visitor_language()
     if request.method == "GET" and "_flashes" not in session:
         # The empty form is the same for everyone but its CSRF token: rendered once, not per visitor, so a
         # crowd at the door costs a token and a cookie each (core.renders.csrf_form). No database either way.
@@ -92,9 +104,10 @@ def lookup():
 
 @bp.route("/my/verify", methods=["GET", "POST"])
 def verify():
+    _visitor_language()
     challenge = _challenge()
     if challenge is None:
-        flash(CodeRefused.MESSAGES["missing"], "info")
+        flash(CodeRefused("missing").message, "info")
         return redirect(url_for("my.lookup"), code=303)
     form = CodeForm()
     if not form.validate_on_submit():
@@ -127,7 +140,10 @@ def account():
     if page is None:
         session.pop(VERIFIED_KEY, None)
         return redirect(url_for("my.lookup"), code=303)
-    ui = pl.UI[page.lang]
+    i18n.use(page.lang)  # the whole page in the account's language: words, dates, <html lang>
+    ui = pl.ui(page.lang)
+    ui["written_in"] = ui["written_in"].format(language=_language_name(current_app.config["OPERATOR_LANGUAGE"],
+                                                                       page.lang))
     return render_template("public/my_account.html", page=page, ui=ui, form=SignOutForm(),
                            update_html=_update_html, incident_status=pl.incident_status,
                            minutes=current_app.config["MY_SESSION_SECONDS"] // 60)

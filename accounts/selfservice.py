@@ -9,13 +9,14 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
-from flask import current_app
+from flask import current_app, g, has_request_context
 
 from accounts import plain_language as pl
 from accounts.contact import ContactError, normalise_phone
 from accounts.models import Account, AffectedAccount, RecoveryCategory, RecoveryStatus, VerificationCode
 from core.db import utcnow
 from core.errors import ServiceError
+from core.i18n import N_, t, tn
 from core import ratelimit
 from core.ratelimit import hit
 from incidents.models import Incident, IncidentUpdate
@@ -25,6 +26,11 @@ from notifications.models import Channel
 UPDATES_PER_INCIDENT = 5  # the newest; the public incident page has them all
 
 
+def _say(msgid: str, **values) -> str:
+    """A message for the subscriber in the language of their page (core.i18n.use), English elsewhere."""
+    return t(g.get("lang") if has_request_context() else None, msgid, **values)
+
+
 class Limited(ServiceError):
     """Too many requests; `retry_after` is in seconds. Said the same way for known and unknown accounts."""
 
@@ -32,9 +38,11 @@ class Limited(ServiceError):
 
     def __init__(self, window_seconds: int, *, resend: bool = False):
         minutes = max(1, round(window_seconds / 60))
-        wait = f"{minutes} minute{'' if minutes == 1 else 's'}"
-        super().__init__(f"A code was sent moments ago. Please wait {wait} before asking for another." if resend
-                         else f"Too many attempts. Please wait {wait} and try again.")
+        lang = g.get("lang") if has_request_context() else None
+        wait = tn(lang, "{n} minute", "{n} minutes", minutes, n=minutes)
+        super().__init__(_say(N_("A code was sent moments ago. Please wait {wait} before asking for another."),
+                              wait=wait) if resend
+                         else _say(N_("Too many attempts. Please wait {wait} and try again."), wait=wait))
         self.retry_after = window_seconds
 
 
@@ -43,16 +51,17 @@ class CodeRefused(ServiceError):
 
     status = 422
     MESSAGES = {
-        "wrong": "That code is not right. Check the message and try again.",
-        "dead": "Too many wrong codes. Please request a new code.",
-        "expired": "This code has expired. Please request a new code.",
-        "missing": "Please request a code first.",
+        "wrong": N_("That code is not right. Check the message and try again."),
+        "dead": N_("Too many wrong codes. Please request a new code."),
+        "expired": N_("This code has expired. Please request a new code."),
+        "missing": N_("Please request a code first."),
     }
 
     def __init__(self, reason: str, *, left: int | None = None):
-        message = self.MESSAGES[reason]
+        message = _say(self.MESSAGES[reason])
         if reason == "wrong" and left is not None:  # the same count for a decoy: every row counts its tries
-            message += f" {left} {'try' if left == 1 else 'tries'} left with this code."
+            lang = g.get("lang") if has_request_context() else None
+            message += " " + tn(lang, "{n} try left with this code.", "{n} tries left with this code.", left, n=left)
         super().__init__(message)
         self.reason = reason
         self.left = left

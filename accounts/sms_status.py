@@ -7,17 +7,16 @@ from flask import current_app
 from accounts import plain_language as pl
 from accounts.links import issue_link, link_url
 from accounts.models import Account, AffectedAccount
+from core.i18n import N_, t
 from incidents.models import Incident
 
 MAX_ACCOUNTS = 3  # one phone shared by more accounts than this gets a pointer to /my instead of a long SMS
 
-_TEXT = {
-    "en": {"prefix": "Lifeboat:", "details": "Details:", "none": "Your account is not affected by any incident "
-           "we know of.", "unknown": "We could not match this number to an account. Check your data recovery "
-           "status at {url}", "many": "Several accounts use this number. See each one at {url}"},
-    "es": {"prefix": "Lifeboat:", "details": "Detalles:", "none": "Su cuenta no está afectada por ninguna "
-           "incidencia que conozcamos.", "unknown": "No encontramos una cuenta con este número. Consulte el "
-           "estado de sus datos en {url}", "many": "Varias cuentas usan este número. Consulte cada una en {url}"},
+_TEXT = {  # gettext msgids, in the account's language
+    "prefix": N_("Lifeboat:"), "details": N_("Details:"),
+    "none": N_("Your account is not affected by any incident we know of."),
+    "unknown": N_("We could not match this number to an account. Check your data recovery status at {url}"),
+    "many": N_("Several accounts use this number. See each one at {url}"),
 }
 
 
@@ -48,9 +47,9 @@ def _summary(session, account: Account, lang: str) -> str:
     """One account's line: the headline of its latest incident and a fresh personal link to its page."""
     affected = _latest_affected(session, account.id)
     if affected is None:
-        return _TEXT[lang]["none"]
+        return t(lang, _TEXT['none'])
     url = link_url(issue_link(session, affected.id))
-    return f"{pl.headline(affected.state, lang)} {_TEXT[lang]['details']} {url}"
+    return f"{pl.headline(affected.state, lang)} {t(lang, _TEXT['details'])} {url}"
 
 
 def status_reply(session, phone: str) -> str:
@@ -59,16 +58,16 @@ def status_reply(session, phone: str) -> str:
     An unknown number gets a neutral pointer to /my and nothing about any account."""
     found = accounts_for_phone(session, phone)
     if not found:
-        return f"{_TEXT['en']['prefix']} {_TEXT['en']['unknown'].format(url=_my_url())}"
+        return f"{t('en', _TEXT['prefix'])} {t('en', _TEXT['unknown'], url=_my_url())}"
     lang = pl.language_of(found[0].language)
     if len(found) > MAX_ACCOUNTS:
-        return f"{_TEXT[lang]['prefix']} {_TEXT[lang]['many'].format(url=_my_url())}"
+        return f"{t(lang, _TEXT['prefix'])} {t(lang, _TEXT['many'], url=_my_url())}"
     if len(found) == 1:
-        return f"{_TEXT[lang]['prefix']} {_summary(session, found[0], lang)}"
-    lines = [_TEXT[lang]["prefix"]]
+        return f"{t(lang, _TEXT['prefix'])} {_summary(session, found[0], lang)}"
+    lines = [t(lang, _TEXT['prefix'])]
     for account in found:  # several accounts on one phone: a short line per account number, each in its language
         own = pl.language_of(account.language)
-        lines.append(f"{pl.UI[own]['account'].format(number=account.account_number)}: "
+        lines.append(f"{pl.ui(own)['account'].format(number=account.account_number)}: "
                      f"{_summary(session, account, own)}")
     return "\n".join(lines)
 

@@ -66,7 +66,10 @@ def _dashboard(incident: Incident, cat_form=None, status: int = 200):
     return render_template(
         "ops/recovery.html", incident=incident, summary=summary, progress=progress, cat_form=cat_form,
         bar=charts.stacked_bar(summary["states"]),
-        chart=charts.progress_chart(progress["buckets"], progress["series"], unit=progress["unit"]),
+        chart=charts.progress_chart(progress["buckets"], progress["series"], unit=progress["unit"], css="chart-wide"),
+        chart_narrow=charts.progress_chart(progress["buckets"], progress["series"], unit=progress["unit"], width=360,
+                                           height=240, font=14, ids="progress-narrow", css="chart-narrow"),
+        legend=charts.legend(),
         states=charts.STATE_ORDER, jobs=_fresh_jobs(service.list_import_jobs(db.session, incident_id=incident.id,
                                                                              limit=5))), status
 

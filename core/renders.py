@@ -309,12 +309,12 @@ def csrf_form(template: str, context: Callable[[], dict]) -> Response:
     private headers the view adds. Callers render in full when the visitor has something of their own to see
     (a flashed message, a form's errors)."""
     cache = current_app.extensions.setdefault("lifeboat_csrf_forms", {})
-    key = (template, request.script_root)
+    key = (template, request.script_root, g.get("lang"))  # one render per language
     parts = cache.get(key)
     if parts is None or current_app.debug:  # the debug server reloads templates: so does this
         marker = f"csrf-slot-{secrets.token_hex(16)}"
         html = current_app.jinja_env.get_template(template).render(
-            **context(), csrf_token=lambda: marker, shared_page=True)
+            **context(), csrf_token=lambda: marker, shared_page=True, page_lang=g.get("lang") or "en")
         before, found, after = html.partition(marker)
         if not found or marker in after:
             raise RuntimeError(f"{template} must show csrf_token() exactly once")

@@ -4,7 +4,7 @@ import hashlib
 from datetime import datetime
 
 import brotli
-from flask import Request, Response, current_app, g, jsonify, render_template, request
+from flask import Request, Response, current_app, g, has_request_context, jsonify, render_template, request
 from flask.sessions import SecureCookieSessionInterface
 from flask_wtf.csrf import CSRFError, CSRFProtect
 from markupsafe import Markup, escape
@@ -14,7 +14,7 @@ from werkzeug.datastructures import ImmutableMultiDict, MultiDict
 from werkzeug.exceptions import HTTPException, NotFound
 from werkzeug.routing import IntegerConverter, ValidationError
 
-from core import markdown
+from core import i18n, markdown
 from core.errors import ServiceError
 from core.text import strip_unstorable
 
@@ -205,8 +205,10 @@ def local_time(value: datetime | None, fmt: str = "%b %d, %Y %H:%M UTC") -> Mark
     if value is None:
         return Markup("")
     iso = value.isoformat().replace("+00:00", "Z")
+    # A subscriber's page (core.i18n.use) says it in their language's CLDR form; the console keeps its own.
+    text = i18n.medium(value, g.lang) if has_request_context() and g.get("lang") else value.strftime(fmt)
     return Markup(f'<time datetime="{iso}" title="{escape(value.strftime("%Y-%m-%d %H:%M:%S UTC"))}">'
-                  f"{escape(value.strftime(fmt))}</time>")
+                  f"{escape(text)}</time>")
 
 
 def cached(response: Response, max_age: int, last_modified: datetime | None = None) -> Response:

@@ -1,7 +1,8 @@
 """Message templates: sandboxed Jinja per template, language and channel, rendered at send time.
 
-Files live in notifications/message_templates/ as `{template}.{language}.{part}.j2`, part one of
-subject, sms, txt (email text) and html (email HTML, autoescaped). An operator's broadcast text is itself
+Files live in notifications/message_templates/ as `{template}.{part}.j2`, part one of subject, sms, txt
+(email text) and html (email HTML, autoescaped); their texts are gettext msgids, rendered in the account's
+language (core.i18n, translations/). An operator's broadcast text is itself
 rendered in the sandbox, so it may say "Hello {{ name }}" but can never reach Python attributes.
 
 The notifier knows recipients, not incidents or offers: the fields a message needs beyond the account's name
@@ -11,15 +12,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
+from babel import Locale
+from flask import current_app
+from flask_babel import gettext, ngettext
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
 from jinja2.sandbox import SandboxedEnvironment
 
-from core import markdown
+from core import i18n, markdown
 from core.db import db
 from notifications.models import Account, Broadcast, BroadcastKind
 
 TEMPLATE_DIR = Path(__file__).resolve().parent / "message_templates"
-LANGUAGES = ("en", "es")  # the languages templates (and the domains' plain-language texts) are written in
 PARTS = ("subject", "sms", "txt", "html")
 
 # GSM 03.38: the basic character set (one septet each) and the extension table (escape + septet: two).
@@ -37,7 +40,11 @@ class Rendered:
 
 
 _files = SandboxedEnvironment(loader=FileSystemLoader(str(TEMPLATE_DIR)), keep_trailing_newline=False,
-                              autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False))
+                              autoescape=select_autoescape(enabled_extensions=("html.j2",), default=False),
+                              extensions=["jinja2.ext.i18n"])
+# One template per message and part, in every language: its texts are gettext msgids, translated in the
+# language render_parts speaks (core.i18n), fields escaped in HTML.
+_files.install_gettext_callables(gettext, ngettext, newstyle=True)
 # Operator-written Markdown (offer descriptions): the sanitised HTML of public pages in email HTML, plain text in
 # text email and SMS.
 _files.filters["markdown"] = markdown.render
@@ -51,9 +58,8 @@ TEMPLATED_KINDS = (BroadcastKind.BROADCAST, BroadcastKind.TEST)
 
 
 def language_for(tag: str | None) -> str:
-    """'es-MX' -> 'es'; languages without templates -> 'en'."""
-    lang = (tag or "en").split("-")[0].lower()
-    return lang if lang in LANGUAGES else "en"
+    """'es-MX' -> 'es'; languages without a catalog -> 'en'."""
+    return i18n.language_for(tag)
 
 
 def sms_segments(text: str) -> tuple[int, str]:
@@ -85,9 +91,16 @@ def render_text(text: str, context: dict) -> str:
 
 
 def render_parts(template: str, language: str, context: dict) -> dict[str, str]:
-    """Every part of a template in a language, rendered with `context`."""
+    """Every part of a template in a language, rendered with `context`. Text an operator wrote (messages, offer
+    descriptions, reasons) stays as written, in OPERATOR_LANGUAGE: the HTML marks it with its `lang`, and a
+    subscriber who reads another language is told which one it is."""
     lang = language_for(language)
-    return {part: _files.get_template(f"{template}.{lang}.{part}.j2").render(context).strip() for part in PARTS}
+    operator_lang = current_app.config.get("OPERATOR_LANGUAGE") or "en"
+    names = Locale.parse(lang).languages
+    context = {**context, "lang": lang, "operator_lang": operator_lang,
+               "operator_language": names.get(operator_lang, operator_lang)}
+    with i18n.speaking(lang):
+        return {part: _files.get_template(f"{template}.{part}.j2").render(context).strip() for part in PARTS}
 
 
 # ---- context providers, by the data key that marks a message's kind --------------------------------------

@@ -30,11 +30,11 @@ from twilio.twiml.messaging_response import MessagingResponse
 
 from core.db import db, utcnow
 from core.errors import ValidationError
+from core.i18n import N_, language_for, t
 from core.web import csrf
 from notifications import optouts, receipts
 from notifications.models import Account, Channel, InboundMessage, Notification
 from notifications.providers import TWILIO_OPT_OUT
-from notifications.templates import language_for
 
 log = logging.getLogger("lifeboat.notifier")
 bp = Blueprint("webhooks", __name__, url_prefix="/webhooks")
@@ -61,23 +61,12 @@ def register_keyword(category: str, words, handler: KeywordHandler) -> None:
     _handlers[category] = handler
 
 
-REPLIES = {
-    "en": {
-        "help": "{name}: data recovery alerts. Reply STATUS for your data recovery status, STOP to stop. "
-                "Msg & data rates may apply.",
-        "start": "{name}: you will get our messages again. Reply STATUS for your data recovery status, STOP to stop.",
-        "other": "{name}: reply STATUS for your data recovery status, HELP for help, STOP to stop.",
-        "stop": "{name}: you will get no more messages from us. Reply START to resume.",
-    },
-    "es": {
-        "help": "{name}: avisos de recuperación de datos. Responda STATUS para ver el estado de sus datos, STOP "
-                "para no recibir más mensajes. Pueden aplicarse tarifas.",
-        "start": "{name}: volverá a recibir nuestros mensajes. Responda STATUS para ver el estado de sus datos, "
-                 "STOP para no recibir más.",
-        "other": "{name}: responda STATUS para ver el estado de sus datos, HELP para ayuda, STOP para no "
-                 "recibir más mensajes.",
-        "stop": "{name}: no recibirá más mensajes nuestros. Responda START para volver a recibirlos.",
-    },
+REPLIES = {  # gettext msgids (translations/<lang>/LC_MESSAGES/messages.po), in the sender's language
+    "help": N_("{name}: data recovery alerts. Reply STATUS for your data recovery status, STOP to stop. "
+               "Msg & data rates may apply."),
+    "start": N_("{name}: you will get our messages again. Reply STATUS for your data recovery status, STOP to stop."),
+    "other": N_("{name}: reply STATUS for your data recovery status, HELP for help, STOP to stop."),
+    "stop": N_("{name}: you will get no more messages from us. Reply START to resume."),
 }
 
 
@@ -177,13 +166,13 @@ def answer(session, *, from_number: str, keyword: str, single_word: bool = True,
         optouts.opt_out(session, Channel.SMS, from_number, "sms:STOP")
         # Twilio's (Advanced) Opt-Out answers a bare STOP word itself, so a reply of ours would be a second text.
         # It ignores "stop sending me these": we honour that too, and then nobody else confirms it.
-        return "" if single_word else REPLIES[lang]["stop"].format(name=name)
+        return "" if single_word else t(lang, REPLIES["stop"], name=name)
     if keyword == "start":
         optouts.opt_in(session, Channel.SMS, from_number, "sms:START")
-        return REPLIES[lang]["start"].format(name=name)
+        return t(lang, REPLIES["start"], name=name)
     if keyword in _handlers:
         return _handlers[keyword](session, phone=from_number, body=body)
-    return REPLIES[lang][keyword if keyword == "help" else "other"].format(name=name)
+    return t(lang, REPLIES[keyword if keyword == "help" else "other"], name=name)
 
 
 def _language_for_phone(session, phone: str) -> str:

@@ -4,6 +4,7 @@ The page itself belongs to accounts.public_views; it includes public/my_offers.h
 `my_offers(account_id, lang, time_zone)` (a template global registered here). Every word is in the page's language
 (offers.text). Answers are POSTed with the CSRF token that core.web's CSRFProtect checks for every form."""
 import time
+from datetime import timezone
 
 import sqlalchemy as sa
 from flask import Blueprint, abort, flash, redirect, session, url_for
@@ -30,7 +31,7 @@ def offers_for(account_id: int, lang: str = "en", time_zone: str | None = None) 
     lang = language_of(lang)
     out = []
     for grant, program in rows:
-        until = text.local(program.valid_until)
+        until = program.valid_until.astimezone(timezone.utc)
         out.append({"id": grant.id, "name": program.name, "description": program.description,
                     "what": text.label(program, lang), "code": display_code(grant.code),
                     "state": grant.state.value, "state_label": text.state(grant.state, lang),

@@ -8,9 +8,10 @@
 //    otherwise lose once CSS changes the table's display.
 (function () {
   "use strict";
+  // In the page's language (a Spanish personal page reads Spanish dates whatever the browser's language).
   var fmt;
   try {
-    fmt = new Intl.DateTimeFormat(undefined, {
+    fmt = new Intl.DateTimeFormat(document.documentElement.lang || undefined, {
       year: "numeric", month: "short", day: "numeric", hour: "2-digit", minute: "2-digit", timeZoneName: "short"
     });
   } catch (e) { fmt = null; }

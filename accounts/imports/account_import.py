@@ -2,7 +2,7 @@
 from flask import current_app
 
 from accounts.contact import ContactError, normalise_email, normalise_locale, parse_phone
-from notifications.templates import LANGUAGES
+from core.i18n import languages
 from accounts.imports.csvio import RowError
 from accounts.imports.service import Context, ImportSpec
 from accounts.models import ImportKind
@@ -54,9 +54,9 @@ class AccountImport(ImportSpec):
             errors.append(RowError(line, "email", str(e)))
         try:
             locale = normalise_locale(row["locale"])
-            if locale.split("-")[0] not in LANGUAGES:
+            if locale.split("-")[0] not in languages():
                 errors.append(RowError(line, "locale", f"{row['locale'].strip()!r} is not a language subscribers "
-                                       f"can be written to in: use one of {', '.join(LANGUAGES)} (a region, as in "
+                                       f"can be written to in: use one of {', '.join(languages())} (a region, as in "
                                        "es-MX, is kept), or leave it empty for en."))
         except ContactError as e:
             errors.append(RowError(line, "locale", str(e)))

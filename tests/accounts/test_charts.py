@@ -1,4 +1,5 @@
 """Recovery progress over time: the series from the snapshots, and its accessible SVG chart."""
+import re
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
@@ -121,3 +122,17 @@ def test_the_dashboard_shows_the_same_numbers_in_its_data_table(signed_in):
     assert table.count('<th scope="row">') == 4
     last_row = table.split(f'{at(4, 0):%Y-%m-%d}</th>')[1].split("</tr>")[0]
     assert [int(x) for x in last_row.replace("<td>", " ").replace("</td>", " ").split()] == [1, 1, 1, 0, 0, 0]
+
+
+def test_the_dashboard_chart_has_a_whole_html_legend_and_a_phone_drawing_with_larger_text(signed_in):
+    client, _ = signed_in
+    incident = make_incident()
+    html = client.get(f"/ops/incidents/{incident.id}/recovery").get_data(as_text=True)
+    legend = re.search(r'<ul class="chart-legend">(.*?)</ul>', html, re.S).group(1)
+    assert [re.sub(r"<[^>]+>", "", li).strip() for li in re.findall(r"<li>.*?</li>", legend)] == [
+        "Recovered", "Partially recovered", "Lost", "Recovering", "At risk", "Unknown"]
+    wide = re.search(r'<svg class="chart chart-progress chart-wide".*?</svg>', html, re.S).group(0)
+    narrow = re.search(r'<svg class="chart chart-progress chart-narrow".*?</svg>', html, re.S).group(0)
+    assert 'viewBox="0 0 720 264"' in wide and 'font-size="11"' in wide
+    assert 'viewBox="0 0 360 240"' in narrow and 'font-size="14"' in narrow  # 14 of 360 units: ~11 px on a phone
+    assert 'id="progress-narrow-title"' in narrow and 'id="progress-title"' in wide  # ids stay unique

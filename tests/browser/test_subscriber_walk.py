@@ -57,6 +57,12 @@ def test_a_subscriber_reads_their_page_and_accepts_an_offer(browser, app, twilio
     page = sign_in_with_code(browser, twilio_standin, "SK100001", "+12065550101")
     text = page.inner_text("main")
     assert "Photos" in text and "Lost" in text
+    # The first screen answers "what happened to my data, and what do I do", on a phone too.
+    screen = page.viewport_size["height"]
+    for element in (page.locator(".my-summary .my-headline").first, page.locator(".my-glance").first,
+                    page.get_by_role("button", name=re.compile("^Accept")).first):
+        box = element.bounding_box()
+        assert box and box["y"] + box["height"] <= screen, (element, box, screen)
     page.get_by_role("button", name=re.compile("^Accept")).first.click()
     page.wait_for_load_state("load")
     browser.check("offer accepted")
@@ -64,4 +70,9 @@ def test_a_subscriber_reads_their_page_and_accepts_an_offer(browser, app, twilio
     browser.click(re.compile("Sign out"), role="button", check="signed out")
 
     page = sign_in_with_code(browser, twilio_standin, "SK100002", "+12065550102")
-    assert "Contactos" in page.inner_text("main")
+    assert page.get_attribute("html", "lang") == "es"
+    text = page.inner_text("main")
+    assert "Su cuenta" in text and "Contactos" in text and "Sus ofertas" in text and "Your" not in text
+    assert "Tarjeta regalo de 100,00 US$" in text
+    # The operator's words keep their language, marked for screen readers and said in Spanish.
+    assert page.locator(".my-offer [lang=en]").count() >= 1 and "escribe estas novedades en inglés" in text

@@ -145,7 +145,7 @@ def _offer(account, aa, **program):
 def test_every_offer_template_has_every_part_and_a_short_sms(app, template, language):
     context = {"name": "Ana", "link": "http://status.example.com/m/AbCdEfGhIjKlMnOp", "offer_code": "ABCDE-23456",
                "offer_name": "Lost data: gift card", "offer_description": "Sorry.",
-               "offer_what": "a $100.00 gift card" if language == "en" else "una tarjeta regalo de 100,00 USD",
+               "offer_what": "a $100.00 gift card" if language == "en" else "una tarjeta regalo de 100,00 US$",
                "offer_valid_until": "31 Dec 2099", "offer_valid_until_long": "31 Dec 2099, 10:00 PST",
                "offer_revoke_reason": "Duplicate account"}
     parts = templates.render_parts(template, language, context)
@@ -183,7 +183,7 @@ def test_an_offer_row_gets_its_fields_from_the_grant_in_the_accounts_language_wi
     assert without["offer_code"] == "" and "offer_name" not in without
     assert {k: v for k, v in context.items() if k.startswith("offer_")} == {
         "offer_code": "ABCDE-23456", "offer_name": "Lost data: gift card", "offer_description": "Sorry.",
-        "offer_what": "una tarjeta regalo de 100,00 USD", "offer_label": "Tarjeta regalo de 100,00 USD",
+        "offer_what": "una tarjeta regalo de 100,00 US$", "offer_label": "Tarjeta regalo de 100,00 US$",
         "offer_valid_until": "31 dic 2099", "offer_valid_until_long": "31 dic 2099, 12:00 CST",
         "offer_revoke_reason": "Duplicate account", "offer_keyword": "ACEPTO"}
     email = templates.render(db.session.get(Notification, offer.id))

@@ -173,7 +173,7 @@ def test_lost_data_gets_a_gift_card_everyone_else_a_free_month_and_finance_gets_
         codes[number] = CODE.search(sms).group(1)
         assert f"Reply ACCEPT {codes[number]}" in sms and f"{PUBLIC}/m/" in sms
     [bruno_sms] = sms_bodies(twilio_standin, PHONE["A2"])
-    assert bruno_sms.startswith("Lifeboat: le ofrecemos una tarjeta regalo de 100,00 USD")
+    assert bruno_sms.startswith("Lifeboat: le ofrecemos una tarjeta regalo de 100,00 US$")
     assert f"antes del {day(valid_until, ES_MONTHS)}" in bruno_sms and "Responda ACEPTO " in bruno_sms
     codes["A2"] = CODE.search(bruno_sms).group(1)
     [cleo_sms] = sms_bodies(twilio_standin, PHONE["A3"])

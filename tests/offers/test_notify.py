@@ -79,12 +79,12 @@ def test_a_spanish_speaking_account_gets_the_offer_in_spanish(app):
     send_all()
     code = display_code(grant_of("A2").code)
     sms = sent("offer", "A2", "sms")
-    assert sms.body.startswith("Lifeboat: le ofrecemos una tarjeta regalo de 100,00 USD. Responda ACEPTO "
+    assert sms.body.startswith("Lifeboat: le ofrecemos una tarjeta regalo de 100,00 US$. Responda ACEPTO "
                                + code + " antes del 31 dic 2099 o conteste en http://status.example.com/m/")
     assert sms_segments(sms.body) == (2, "GSM-7")  # no á í ó ú: stays in GSM-7
     email = sent("offer", "A2", "email")
     assert email.subject == "Su oferta: Gift card"
-    assert "Hola, Name A2:" in email.body and "Le ofrecemos una tarjeta regalo de 100,00 USD." in email.body
+    assert "Hola, Name A2:" in email.body and "Le ofrecemos una tarjeta regalo de 100,00 US$." in email.body
     assert f"Su código: {code}" in email.body and "Responda antes del: 31 dic 2099, 10:00 PST" in email.body
     assert f"responda <strong>ACEPTO {code}</strong>" in email.html_body and "su página personal" in email.html_body
     assert "Lamentamos la pérdida de sus fotos." in email.html_body
@@ -129,7 +129,7 @@ def test_a_reminder_goes_once_only_to_unanswered_offers_in_their_language(app):
     en, es = sent("offer_reminder", "A3", "sms"), sent("offer_reminder", "A2", "sms")
     assert en.body.startswith("Lifeboat reminder: your offer of a $100.00 gift card ends on 31 Dec 2099. "
                               f"Reply ACCEPT {display_code(grant_of('A3').code)} or answer at http://")
-    assert es.body.startswith("Lifeboat, recordatorio: su oferta de una tarjeta regalo de 100,00 USD vence el "
+    assert es.body.startswith("Lifeboat, recordatorio: su oferta de una tarjeta regalo de 100,00 US$ vence el "
                               f"31 dic 2099. Responda ACEPTO {display_code(grant_of('A2').code)} o conteste en")
     assert sms_segments(en.body)[0] <= 2 and sms_segments(es.body) == (2, "GSM-7")
     assert sent("offer_reminder", "A3", "email").subject == "Reminder: your offer ends on 31 Dec 2099"
@@ -147,7 +147,7 @@ def test_a_revoked_offer_tells_the_subscriber_with_the_reason_in_their_language(
     assert en.body == (f"Lifeboat: your offer {display_code(grant_of('A1').code)} (a $100.00 gift card) has been "
                        "withdrawn. Reason: Account closed before the incident")
     assert es.body == (f"Lifeboat: hemos retirado su oferta {display_code(grant_of('A2').code)} (una tarjeta "
-                       "regalo de 100,00 USD). Motivo: Cuenta duplicada")
+                       "regalo de 100,00 US$). Motivo: Cuenta duplicada")
     email = sent("offer_revoked", "A2", "email")
     assert email.subject == "Hemos retirado su oferta: Gift card" and "Motivo: Cuenta duplicada" in email.body
     assert sent("offer_revoked", "A1", "email").subject == "Your offer has been withdrawn: Gift card"

@@ -82,7 +82,7 @@ def test_the_offers_section_and_every_answer_are_in_spanish_for_a_spanish_speaki
                        .values(language="es-MX", time_zone="America/Mexico_City"))
     db.session.commit()
     html = open_page(client, mine)
-    assert "Sus ofertas" in html and "Your offers" not in html and "Tarjeta regalo de 100,00 USD" in html
+    assert "Sus ofertas" in html and "Your offers" not in html and "Tarjeta regalo de 100,00 US$" in html
     assert "We are sorry for the lost photos." in html  # the operator's own description, as written
     assert f"Código <strong class=\"offer-code\">{display_code(mine.code)}</strong>" in html
     assert "Responda antes del <time" in html and " CST</time>" in html and "data-date-only" in html

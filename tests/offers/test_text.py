@@ -1,4 +1,5 @@
-"""What subscribers read about offers: amounts, what is offered, dates and refusals in English and Spanish."""
+"""What subscribers read about offers: amounts, what is offered, dates and refusals in English and Spanish
+(CLDR formats, gettext catalogs: they need an app, whose catalogs they read)."""
 from datetime import datetime, timezone
 
 import pytest
@@ -6,6 +7,7 @@ import pytest
 from offers import text
 from offers.models import GrantState, OfferGrant, OfferKind, OfferProgram
 
+pytestmark = pytest.mark.usefixtures("app")
 END = datetime(2026, 12, 31, 3, 30, tzinfo=timezone.utc)
 
 
@@ -15,11 +17,11 @@ def program(kind=OfferKind.GIFT_CARD, value_minor=10_000, currency="USD", months
 
 
 @pytest.mark.parametrize("minor, currency, en, es", [
-    (10_000, "USD", "$100.00", "100,00 USD"),
-    (123_456_789, "EUR", "€1,234,567.89", "1.234.567,89 EUR"),
+    (10_000, "USD", "$100.00", "100,00 US$"),
+    (123_456_789, "EUR", "€1,234,567.89", "1.234.567,89 €"),
     (2_550, "GBP", "£25.50", "25,50 GBP"),
-    (5_000, "CAD", "50.00 CAD", "50,00 CAD"),
-    (100_000, "JPY", "1,000 JPY", "1.000 JPY"),
+    (5_000, "CAD", "CA$50.00", "50,00 CAD"),
+    (100_000, "JPY", "¥1,000", "1.000 JPY"),  # CLDR: the yen has no minor unit
 ])
 def test_amounts_follow_each_languages_conventions(minor, currency, en, es):
     assert text.money(minor, currency, "en") == en
@@ -33,9 +35,9 @@ def test_what_is_offered_reads_naturally_in_a_sentence_and_as_a_heading():
         "a $100.00 gift card", "a $25.00 credit on your account", "1 free month of service",
         "3 free months of service"]
     assert [text.what(p, "es") for p in (gift, credit, one, three)] == [
-        "una tarjeta regalo de 100,00 USD", "un crédito de 25,00 USD en su cuenta", "1 mes de servicio gratis",
+        "una tarjeta regalo de 100,00 US$", "un crédito de 25,00 US$ en su cuenta", "1 mes de servicio gratis",
         "3 meses de servicio gratis"]
-    assert text.label(gift, "en") == "$100.00 gift card" and text.label(gift, "es") == "Tarjeta regalo de 100,00 USD"
+    assert text.label(gift, "en") == "$100.00 gift card" and text.label(gift, "es") == "Tarjeta regalo de 100,00 US$"
     assert text.what(gift, "fr") == "a $100.00 gift card"  # a language we do not write in: English
 
 
@@ -65,5 +67,7 @@ def test_a_refusal_says_why_in_the_subscribers_language():
 def test_every_state_and_word_exists_in_both_languages():
     for lang in ("en", "es"):
         assert all(text.state(s, lang) for s in GrantState)
-        assert text.UI[lang].keys() == text.UI["en"].keys() and text.SMS[lang].keys() == text.SMS["en"].keys()
+        assert all(text.ui(lang).values()) and all(text.sms(key, lang, name="N", code="C", codes="C")
+                                                   for key in text.SMS)
+    assert text.ui("es")["title"] == "Sus ofertas" and text.keyword("es") == "ACEPTO"
     assert text.state(GrantState.DECLINED, "es-MX") == "Rechazada"
