@@ -149,6 +149,9 @@ class Config:
     PERIODIC_RECEIPTS_PRUNE_SECONDS = int(os.environ.get("PERIODIC_RECEIPTS_PRUNE_SECONDS", 3600))
     PERIODIC_IMPORTS_PRUNE_SECONDS = int(os.environ.get("PERIODIC_IMPORTS_PRUNE_SECONDS", 3600))
     PERIODIC_LEASE_SECONDS = float(os.environ.get("PERIODIC_LEASE_SECONDS", 900))  # above any task's run time
+    # The largest import file (console upload, or an API body sent for a background job), streamed to disk under
+    # instance/imports/: no row limit. Bodies the API imports inline are capped by MAX_CONTENT_LENGTH.
+    IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", 1 << 30))
     IMPORT_RETENTION_DAYS = int(os.environ.get("IMPORT_RETENTION_DAYS", 30))  # uploaded CSVs hold personal data
     # Personal data kept only for a while (0 = forever): see notifications/retention.py, accounts/retention.py.
     MESSAGE_BODY_RETENTION_DAYS = int(os.environ.get("MESSAGE_BODY_RETENTION_DAYS", 90))

@@ -5,9 +5,11 @@ the same CSV stream), so the rules, the error policy and the outcome record are 
 edits go through accounts.service.update_recovery, like the console's account page."""
 import csv
 import io
+import os
 from pathlib import Path
 
-from flask import Response, jsonify, request, send_file, stream_with_context
+from flask import Response, current_app, jsonify, request, send_file, stream_with_context, url_for
+from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import PathConverter
 
 from accounts import service
@@ -89,6 +91,8 @@ def import_affected_accounts(incident_id: int):
     # accounts changes nothing (the import is idempotent), so Idempotency-Key is not needed here.
     _incident(incident_id)
     skip_invalid = _flag("skip_invalid")
+    if request.mimetype == "text/csv" and _in_background():
+        return _start_background(incident_id, skip_invalid)
     if request.mimetype == "text/csv":
         stream, source = request.stream, CSV_SOURCE  # a body over MAX_CONTENT_LENGTH is refused (413) here
     else:
@@ -101,6 +105,50 @@ def import_affected_accounts(incident_id: int):
     db.session.commit()
     # run_job records every outcome itself, a body cut off over the size limit (413) included.
     return _job_answer(run_job(spec=spec, job_id=job.id, stream=stream, actor=actor))
+
+
+def _in_background() -> bool:
+    """A CSV body becomes a background job when the client asks (Prefer: respond-async, RFC 7240), when it is
+    larger than the inline limit (MAX_CONTENT_LENGTH), or when its length is not known in advance (chunked)."""
+    prefers = "respond-async" in request.headers.get("Prefer", "").lower()
+    chunked = request.headers.get("Transfer-Encoding", "").lower() == "chunked"
+    return prefers or chunked or (request.content_length or 0) > current_app.config["MAX_CONTENT_LENGTH"]
+
+
+def _start_background(incident_id: int, skip_invalid: bool) -> Response:
+    """Stream the body to a private file (up to IMPORT_MAX_BYTES, any number of rows), start the job in the
+    background and answer 202 Accepted with its address; GET it for progress, the ETA and the outcome."""
+    limit = current_app.config["IMPORT_MAX_BYTES"]
+    if (request.content_length or 0) > limit:
+        raise RequestEntityTooLarge()
+    request.max_content_length = limit  # before the stream is first read: it is wrapped with this limit
+    with jobs.new_upload_file() as f:
+        path = f.name
+        try:
+            while chunk := request.stream.read(jobs.CHUNK):
+                f.write(chunk)
+        except BaseException:
+            f.close()
+            os.unlink(path)  # a body cut off (over the limit, or the client went away) leaves no file
+            raise
+    size = os.path.getsize(path)
+    actor = current_actor()
+    if size == 0:  # nothing to wait for: the same answer as inline (400, a failed job saying so)
+        os.unlink(path)
+        job = create_job(db.session, spec=AccountImport(), incident_id=incident_id, actor=actor,
+                         filename=CSV_SOURCE, skip_invalid=skip_invalid, size_bytes=0)
+        db.session.commit()
+        return _job_answer(run_job(spec=AccountImport(), job_id=job.id, stream=io.BytesIO(b""), actor=actor))
+    job = create_job(db.session, spec=AccountImport(), incident_id=incident_id, actor=actor, filename=CSV_SOURCE,
+                     skip_invalid=skip_invalid, size_bytes=size, source_path=path)
+    db.session.commit()
+    jobs.start(current_app._get_current_object(), job_id=job.id, actor=actor)
+    response = jsonify(job_json(job))
+    response.status_code = 202
+    response.headers["Location"] = url_for("api.get_import", job_id=job.id)
+    if "respond-async" in request.headers.get("Prefer", "").lower():
+        response.headers["Preference-Applied"] = "respond-async"
+    return response
 
 
 # Not @transactional but safe to retry as is; a check that every POST honours Idempotency-Key can accept this.

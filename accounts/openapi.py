@@ -61,7 +61,15 @@ def openapi_piece() -> dict:
             "error_csv_url": {"type": ["string", "null"],
                               "description": "The rejected rows with their reasons (operator role)."},
             "message": {"type": "string"}, "actor": {"type": "string"}, "created_at": DATE_TIME_OUT,
-            "finished_at": nullable(DATE_TIME_OUT)}),
+            "finished_at": nullable(DATE_TIME_OUT),
+            "progress": obj({
+                "phase": enum(ImportStatus),
+                "bytes_read": {"type": "integer"}, "size_bytes": {"type": "integer"},
+                "percent": {"type": "integer", "minimum": 0, "maximum": 100,
+                            "description": "Of the file read; 100 once the job has ended."},
+                "rows_valid": {"type": "integer", "description": "Rows read that passed validation so far."},
+                "eta_seconds": {"type": ["integer", "null"],
+                                "description": "While validating: the time left at the pace so far."}})}),
         "CategoryStatus": category_status,
         "AccountRecovery": obj(recovery),
         "HistoryEntry": obj({
@@ -152,12 +160,21 @@ def openapi_piece() -> dict:
         "(header `account_number,name,phone,email,locale` required, UTF-8, BOM allowed) or JSON. By default "
         "nothing is applied when any row is invalid (422 lists the errors); with `skip_invalid` the valid rows "
         "are applied and the rejected ones go to the job's error CSV. Bodies are limited by the server's "
-        "MAX_CONTENT_LENGTH (16 MB by default, about 200,000 rows): import larger files with the CLI or the "
-        "console upload. The import is idempotent, so sending the same accounts again changes nothing; "
-        "`Idempotency-Key` is therefore not used on this route.")
+        "MAX_CONTENT_LENGTH (16 MB by default) when imported inline. A CSV body larger than that, sent chunked, "
+        "or sent with `Prefer: respond-async` is streamed to disk (up to IMPORT_MAX_BYTES, 1 GB by default, "
+        "any number of rows) and imported in the background: the answer is 202 Accepted with the job, its "
+        "address in `Location`; GET it for `progress` (bytes and rows, percent, ETA) and the outcome. The import "
+        "is idempotent, so sending the same accounts again changes nothing; `Idempotency-Key` is therefore not "
+        "used on this route.")
     post["requestBody"]["content"]["text/csv"] = {"schema": {
         **TEXT_CSV, "description": "account_number,name,phone,email,locale with a header row."}}
     post["responses"] |= {
+        "202": {"description": "A large CSV (or Prefer: respond-async): the import job, started in the background.",
+                "headers": {"Location": {"description": "The job's address (GET /imports/{job_id}).",
+                                         "schema": {"type": "string"}},
+                            "Preference-Applied": {"description": "respond-async, when it was asked for.",
+                                                   "schema": {"type": "string"}}},
+                "content": {"application/json": {"schema": ref("ImportJob")}}},
         "400": _response("The CSV cannot be read (not UTF-8, header missing or wrong), or the JSON is malformed.",
                          problem),
         "413": _response("The body is larger than the server accepts.", ref("Error")),

@@ -2,8 +2,8 @@
 from flask import url_for
 
 from accounts import service
-from accounts.models import AffectedAccount, ImportJob
-from core.db import db
+from accounts.models import AffectedAccount, ImportJob, ImportStatus
+from core.db import db, utcnow
 from ops.api import iso
 
 CSV_SOURCE, JSON_SOURCE = "API request (CSV)", "API request (JSON)"  # ImportJob.filename of API imports
@@ -22,8 +22,25 @@ def job_json(job: ImportJob) -> dict:
         "accounts_changed": job.accounts_changed, "errors": errors,
         "error_csv_url": url_for("api.import_errors", job_id=job.id) if job.error_csv_path else None,
         "message": job.message, "actor": job.actor, "created_at": iso(job.created_at),
-        "finished_at": iso(job.finished_at),
+        "finished_at": iso(job.finished_at), "progress": progress(job),
     }
+
+
+RUNNING = (ImportStatus.PENDING, ImportStatus.VALIDATING, ImportStatus.APPLYING)
+
+
+def progress(job: ImportJob, now=None) -> dict:
+    """How far a job is: bytes and rows read and validated, and (while it reads) the time left at the pace so
+    far; rows applied are in rows_created/updated/unchanged once it is done (one transaction applies them)."""
+    running = job.status in RUNNING
+    size, done = job.size_bytes or 0, job.bytes_read or 0
+    percent = (min(99, 100 * done // size) if size else 0) if running else 100
+    eta = None
+    if job.status == ImportStatus.VALIDATING and 0 < done < size and job.created_at:
+        elapsed = ((now or utcnow()) - job.created_at).total_seconds()
+        eta = max(1, round(elapsed * (size - done) / done))
+    return {"phase": job.status.value, "bytes_read": done, "size_bytes": size, "percent": percent,
+            "rows_valid": max(0, (job.rows_read or 0) - (job.rows_invalid or 0)), "eta_seconds": eta}
 
 
 def _json_field(error: dict) -> str:

@@ -17,7 +17,7 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError as WTFValidationError
 
 import accounts.recovery
-from accounts import charts, forms, service
+from accounts import charts, forms, serializers, service
 from accounts.imports import jobs
 from accounts.imports.service import create_job, errors_dir
 from accounts.models import ImportKind
@@ -34,7 +34,6 @@ from ops.models import Role
 bp = Blueprint("accounts_console", __name__, url_prefix="/ops")
 
 PER_PAGE = 50
-UPLOAD_MAX_BYTES = 200 * 1024 * 1024
 MAX_PAGE = 1_000_000
 
 
@@ -127,7 +126,7 @@ def import_new(incident_id: int, kind: str):
 @role_required(Role.OPERATOR)
 def import_upload(incident_id: int, kind: str):
     incident, kind_ = _incident(incident_id), _kind(kind)
-    fields, files = _parse_upload(current_app.config.get("ACCOUNTS_UPLOAD_MAX_BYTES", UPLOAD_MAX_BYTES))
+    fields, files = _parse_upload(current_app.config["IMPORT_MAX_BYTES"])
     form = forms.UploadForm(formdata=fields, meta={"csrf": False})
     upload = files.get("file")
     if upload is None or not upload.filename:
@@ -207,8 +206,9 @@ def import_list(incident_id: int):
 @role_required(Role.VIEWER)
 def import_job(job_id: int):
     job = _fresh_jobs([service.get_import_job(db.session, job_id=job_id)])[0]
-    percent = min(100, round(100 * job.bytes_read / job.size_bytes)) if job.size_bytes else 0
-    return render_template("ops/imports_job.html", job=job, incident=_incident(job.incident_id), percent=percent)
+    progress = serializers.progress(job)
+    return render_template("ops/imports_job.html", job=job, incident=_incident(job.incident_id),
+                           percent=progress["percent"], progress=progress)
 
 
 @bp.get("/imports/<int:job_id>/errors.csv")

@@ -52,3 +52,15 @@ def recover(incident_id: int, rows: str) -> None:
     """Import recovery rows (after RECOVERY_HEADER) for the incident; they must all apply."""
     job = run_import(incident_id, RECOVERY_HEADER + rows, kind="recovery")
     assert job.status.value == "done", job.errors
+
+
+def open_personal_page(client, affected_account_id: int) -> str:
+    """Open the personal page the way a subscriber's personal link does; returns its HTML."""
+    from accounts import links
+
+    token = links.issue_link(db.session, affected_account_id)
+    db.session.commit()
+    assert client.get(f"/m/{token}").status_code == 303
+    page = client.get("/my/account")
+    assert page.status_code == 200
+    return page.get_data(as_text=True)

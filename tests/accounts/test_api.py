@@ -5,12 +5,14 @@ import io
 
 import sqlalchemy as sa
 
+from accounts.imports.service import errors_dir
 from accounts.models import Account, AffectedAccount, ImportJob, RecoveryEvent
 from core.db import db
 from ops import service as ops_service
 from ops.audit import Actor
 from ops.models import AuditEntry
 from tests.accounts.factories import HEADER, attach, count_rows, run_import
+from tests.accounts.uploads import wait_for_job
 from tests.conftest import make_operator
 from tests.ops.api_client import PREFIX, CsvAwareClient, api_operations
 
@@ -184,11 +186,52 @@ def test_other_content_types_unknown_incidents_and_bad_flags_are_refused(api, in
     assert count_rows(ImportJob) == 0
 
 
-def test_a_body_over_the_size_limit_is_refused_with_413(app, api, incident):
-    app.config["MAX_CONTENT_LENGTH"] = 100
+def test_a_body_over_the_import_limit_is_refused_with_413_and_leaves_nothing(app, api, incident):
+    app.config.update(MAX_CONTENT_LENGTH=100, IMPORT_MAX_BYTES=150)
     response = _post_csv(api, incident.id, GOOD + "A3,x,,,en\n" * 20)
     assert response.status_code == 413
     assert count_rows(ImportJob) == 0 and count_rows(Account) == 0
+    assert not list(errors_dir().glob("upload-*"))
+
+
+def test_a_body_over_the_inline_limit_becomes_a_background_job_with_progress(app, api, incident):
+    app.config["MAX_CONTENT_LENGTH"] = 100  # the inline limit; IMPORT_MAX_BYTES (1 GB) is the background one
+    rows = "".join(f"L{i},Name {i},+1206555{i:04d},l{i}@example.com,en\n" for i in range(500))
+    response = _post_csv(api, incident.id, HEADER + rows)
+    assert response.status_code == 202, response.get_json()
+    job = response.get_json()
+    assert response.headers["Location"] == f"{PREFIX}/imports/{job['id']}" and "Preference-Applied" not in response.headers
+    assert job["progress"]["size_bytes"] == len((HEADER + rows).encode())
+    done = wait_for_job(job["id"])
+    assert done.status.value == "done" and done.rows_attached == 500
+    followed = api.get(f"/imports/{job['id']}").get_json()
+    assert followed["progress"] == {"phase": "done", "bytes_read": job["progress"]["size_bytes"],
+                                    "size_bytes": job["progress"]["size_bytes"], "percent": 100, "rows_valid": 500,
+                                    "eta_seconds": None}
+
+
+def test_prefer_respond_async_runs_even_a_small_body_in_the_background(api, incident):
+    response = api.post(f"/incidents/{incident.id}/affected-accounts", data=GOOD.encode(), content_type="text/csv",
+                        headers={"Prefer": "respond-async"})
+    assert response.status_code == 202 and response.headers["Preference-Applied"] == "respond-async"
+    assert wait_for_job(response.get_json()["id"]).rows_attached == 2
+    assert _numbers(incident.id) == {"A1", "A2"}
+
+
+def test_progress_gives_an_eta_from_the_pace_so_far(app):
+    from datetime import timedelta
+
+    from accounts.models import ImportStatus
+    from accounts.serializers import progress
+    from core.db import utcnow
+
+    now = utcnow()
+    job = ImportJob(status=ImportStatus.VALIDATING, size_bytes=1000, bytes_read=250, rows_read=2500,
+                    rows_invalid=10, created_at=now - timedelta(seconds=30))
+    assert progress(job, now) == {"phase": "validating", "bytes_read": 250, "size_bytes": 1000, "percent": 25,
+                                  "rows_valid": 2490, "eta_seconds": 90}
+    job.status = ImportStatus.APPLYING
+    assert progress(job, now)["eta_seconds"] is None  # one transaction: no pace to measure
 
 
 def test_an_import_started_in_the_console_or_cli_can_be_followed(api, incident):
@@ -230,18 +273,17 @@ def test_every_accounts_operation_is_documented_and_answers_as_documented(app, a
     assert api.seen == ours
     doc = api.doc["paths"][f"/incidents/{{incident_id}}/affected-accounts"]["post"]
     assert set(doc["requestBody"]["content"]) == {"application/json", "text/csv"}
-    assert "CLI or the console upload" in doc["description"] and "idempotent" in doc["description"]
+    assert "respond-async" in doc["description"] and "idempotent" in doc["description"]
+    assert "202" in doc["responses"]
 
 
-def test_a_streamed_body_that_breaks_off_over_the_limit_marks_the_job_failed(app, api, incident):
-    """A chunked body (no Content-Length) over the limit is cut mid-import: 413, and the job is not left
-    'validating' for ten minutes."""
-    app.config["MAX_CONTENT_LENGTH"] = 200
+def test_a_streamed_body_that_breaks_off_over_the_limit_is_refused_and_leaves_nothing(app, api, incident):
+    """A chunked body (no Content-Length) goes to the background; over IMPORT_MAX_BYTES it is cut while it is
+    saved: 413, no job, and no partial file."""
+    app.config["IMPORT_MAX_BYTES"] = 200
     body = io.BytesIO((GOOD + "".join(f"C{i},x,,,en\n" for i in range(50))).encode())
     response = api.post(f"/incidents/{incident.id}/affected-accounts", input_stream=body, content_type="text/csv",
                         headers={"Transfer-Encoding": "chunked"}, environ_overrides={"wsgi.input_terminated": True})
     assert response.status_code == 413
-    job = db.session.scalar(sa.select(ImportJob))
-    db.session.refresh(job)
-    assert job.status.value == "failed" and "nothing was applied" in job.message
-    assert count_rows(Account) == 0
+    assert count_rows(ImportJob) == 0 and count_rows(Account) == 0
+    assert not list(errors_dir().glob("upload-*"))

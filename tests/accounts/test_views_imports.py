@@ -111,13 +111,13 @@ def test_uploads_above_the_default_body_limit_are_accepted_up_to_the_route_limit
     client, _ = signed_in
     incident = make_incident()
     app.config["MAX_CONTENT_LENGTH"] = 1000  # the app-wide limit stays small ...
-    app.config["ACCOUNTS_UPLOAD_MAX_BYTES"] = 200_000  # ... the upload route has its own
+    app.config["IMPORT_MAX_BYTES"] = 200_000  # ... the upload route has its own
     rows = "".join(f"N{i},Name {i},,n{i}@example.com,en\n" for i in range(2000))
     data = (HEADER + rows).encode()
     assert 1000 < len(data) < 200_000
     job = wait_for_job(started_job(upload(client, incident.id, data)))
     assert job.status == ImportStatus.DONE and job.rows_attached == 2000
-    app.config["ACCOUNTS_UPLOAD_MAX_BYTES"] = 10_000
+    app.config["IMPORT_MAX_BYTES"] = 10_000
     assert upload(client, incident.id, data).status_code == 413
 
 

@@ -6,14 +6,13 @@ import sqlalchemy as sa
 from babel.messages.catalog import Catalog
 from babel.messages.pofile import write_po
 
-from accounts import links
 from accounts.models import AffectedAccount
 from app import create_app
 from core.db import db
 from incidents import service as incidents
 from notifications.templates import render_parts, sms_segments
 from ops.audit import Actor
-from tests.accounts.factories import HEADER, make_incident, recover, run_import
+from tests.accounts.factories import HEADER, make_incident, open_personal_page, recover, run_import
 
 ACTOR = Actor.cli("test")
 
@@ -21,12 +20,7 @@ ACTOR = Actor.cli("test")
 def personal_page(client, number: str) -> str:
     affected = db.session.scalars(sa.select(AffectedAccount).join(AffectedAccount.account)
                                   .where(sa.text("accounts.account_number = :n")).params(n=number)).one()
-    token = links.issue_link(db.session, affected.id)
-    db.session.commit()
-    assert client.get(f"/m/{token}").status_code == 303
-    page = client.get("/my/account")
-    assert page.status_code == 200
-    return page.get_data(as_text=True)
+    return open_personal_page(client, affected.id)
 
 
 def test_a_spanish_page_is_spanish_throughout_except_what_the_operator_wrote(client, app):

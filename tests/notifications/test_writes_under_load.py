@@ -202,7 +202,7 @@ class Operator:
 
 
 def test_every_operator_write_works_while_the_notifier_drains_10000_messages(app, database_url):
-    app.config["ACCOUNTS_UPLOAD_MAX_BYTES"] = 1 << 20
+    app.config["IMPORT_MAX_BYTES"] = 1 << 20
     incident = make_incident("Photo sync outage", categories=("contacts", "calendar", "photos"))
     attach(incident.id, *[f"S{i}" for i in range(FIRST)])
     job = run_import(incident.id, RECOVERY_HEADER + "".join(f"S{i},contacts,recovering,,,\n" for i in range(FIRST)),

@@ -3,22 +3,17 @@ from datetime import timedelta
 
 import sqlalchemy as sa
 
-from accounts import links
 from accounts.models import Account
 from core.db import db, utcnow
 from offers.models import GrantState, OfferGrant
 from offers.service import display_code
 from tests.conftest import csrf_from
+from tests.accounts.factories import open_personal_page
 from tests.offers.helpers import incident_with, issue, make_program
 
 
 def open_page(client, grant: OfferGrant) -> str:
-    token = links.issue_link(db.session, grant.affected_account_id)
-    db.session.commit()
-    assert client.get(f"/m/{token}").status_code == 303
-    page = client.get("/my/account")
-    assert page.status_code == 200
-    return page.get_data(as_text=True)
+    return open_personal_page(client, grant.affected_account_id)
 
 
 def setup():
