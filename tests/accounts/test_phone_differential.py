@@ -160,6 +160,7 @@ def _check_chunk(args) -> tuple[int, int, list]:
 
 
 @pytest.mark.slow
+@pytest.mark.nodb
 def test_fast_path_agrees_with_phonenumbers_on_a_million_inputs():
     per = TOTAL // CHUNKS
     jobs = [(i, per) for i in range(CHUNKS)]

@@ -37,7 +37,7 @@ def test_the_dashboard_shows_counts_by_state_and_category_a_bar_and_a_chart(sign
     assert "<strong>3</strong> affected accounts" in page
     assert "<strong>1</strong> recovered" in page and "<strong>1</strong> at risk" in page
     assert "<strong>1</strong> unknown" in page
-    assert '<svg class="chart chart-bar" role="img"' in page and '<svg class="chart chart-progress"' in page
+    assert '<svg class="chart chart-bar" role="img"' in page and '<svg class="chart chart-progress chart-wide"' in page
     assert "<title id=\"progress-title\">" in page and "<desc id=\"progress-desc\">" in page
     assert 'id="progress-table"' in page
     # Category x state table: contacts has 1 recovered, 1 at risk and 1 unknown (no row yet).

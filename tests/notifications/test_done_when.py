@@ -57,9 +57,12 @@ def broadcasts_in_log(client) -> list[int]:
     return sorted({int(n) for n in re.findall(r'href="/ops/broadcasts/(\d+)"', html)}, reverse=True)
 
 
-def most_in_one_second(times: list[float]) -> int:
+def most_in_one_second(times: list[float], window: float = 0.9) -> int:
+    """The most arrivals in any window. Sends paced exactly 1/rate apart put rate + 1 of them 1.0 s apart, and
+    arrival times at the stand-in jitter by tens of milliseconds on a loaded machine: a 0.9 s window tells a
+    burst from pacing without counting that jitter as a breach."""
     times = sorted(times)
-    return max((sum(1 for t in times[i:] if t - start < 1.0) for i, start in enumerate(times)), default=0)
+    return max((sum(1 for t in times[i:] if t - start < window) for i, start in enumerate(times)), default=0)
 
 
 def set_up(app, client, standin, smtp) -> int:
