@@ -50,7 +50,7 @@ browser: install $(AXE)
 # and merge it into each language's catalog; translate the new entries, the app compiles them when it starts.
 # A new language: $(BIN)/pybabel init -i translations/messages.pot -d translations -l fr
 catalogs: install
-	$(BIN)/pybabel extract -F babel.cfg -k N_ -k t:2 -k tn:2,3 -k _l -k _say --no-location --sort-output \
+	$(BIN)/pybabel extract -F babel.cfg -k N_ -k t:2 -k tn:2,3 -k _l -k say --no-location --sort-output \
 		--omit-header --ignore-dirs=".venv node_modules tests" -o translations/messages.pot .
 	$(BIN)/pybabel update -i translations/messages.pot -d translations --no-fuzzy-matching --ignore-obsolete
 

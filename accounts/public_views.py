@@ -14,8 +14,9 @@ from flask import Blueprint, Response, current_app, flash, redirect, render_temp
 from accounts import plain_language as pl
 from accounts import selfservice
 from accounts.forms import CodeForm, LookupForm, SignOutForm
-from accounts.selfservice import Challenge, CodeRefused, Limited
+from accounts.selfservice import Challenge, CodeRefused, Limited, say
 from core import i18n, markdown, renders
+from core.i18n import N_
 from core.db import db
 
 bp = Blueprint("my", __name__)
@@ -39,8 +40,8 @@ def _update_html(update_id: int, body: str):
 
 def _limited(e: Limited) -> Response:
     db.session.commit()
-    response = Response(render_template("public/my_message.html", title="Too many attempts", message=e.message,
-                                        offer_new=False), status=429)
+    response = Response(render_template("public/my_message.html", title=say(N_("Too many attempts")),
+                                        message=e.message, offer_new=False), status=429)
     response.headers["Retry-After"] = str(e.retry_after)
     return response
 
@@ -167,8 +168,9 @@ def personal_link(token: str):
         return _limited(e)
     db.session.commit()
     if affected is None:
-        return render_template("public/my_message.html", title="This link cannot be used",
-                               message="This link has expired or is no longer valid.", offer_new=True), 404
+        _visitor_language()
+        return render_template("public/my_message.html", title=say(N_("This link cannot be used")),
+                               message=say(N_("This link has expired or is no longer valid.")), offer_new=True), 404
     _sign_in(affected.account_id, affected.id)
     # Redirect, so the token leaves the address bar and is never sent on as a Referer.
     return redirect(url_for("my.account"), code=303)

@@ -26,7 +26,7 @@ from notifications.models import Channel
 UPDATES_PER_INCIDENT = 5  # the newest; the public incident page has them all
 
 
-def _say(msgid: str, **values) -> str:
+def say(msgid: str, **values) -> str:
     """A message for the subscriber in the language of their page (core.i18n.use), English elsewhere."""
     return t(g.get("lang") if has_request_context() else None, msgid, **values)
 
@@ -40,9 +40,9 @@ class Limited(ServiceError):
         minutes = max(1, round(window_seconds / 60))
         lang = g.get("lang") if has_request_context() else None
         wait = tn(lang, "{n} minute", "{n} minutes", minutes, n=minutes)
-        super().__init__(_say(N_("A code was sent moments ago. Please wait {wait} before asking for another."),
+        super().__init__(say(N_("A code was sent moments ago. Please wait {wait} before asking for another."),
                               wait=wait) if resend
-                         else _say(N_("Too many attempts. Please wait {wait} and try again."), wait=wait))
+                         else say(N_("Too many attempts. Please wait {wait} and try again."), wait=wait))
         self.retry_after = window_seconds
 
 
@@ -58,7 +58,7 @@ class CodeRefused(ServiceError):
     }
 
     def __init__(self, reason: str, *, left: int | None = None):
-        message = _say(self.MESSAGES[reason])
+        message = say(self.MESSAGES[reason])
         if reason == "wrong" and left is not None:  # the same count for a decoy: every row counts its tries
             lang = g.get("lang") if has_request_context() else None
             message += " " + tn(lang, "{n} try left with this code.", "{n} tries left with this code.", left, n=left)

@@ -1,11 +1,13 @@
 """Signed unsubscribe links and the page behind them, including RFC 8058 one-click POSTs from mail clients."""
-from flask import Blueprint, current_app, render_template
+import sqlalchemy as sa
+from flask import Blueprint, current_app, render_template, request
 from itsdangerous import BadSignature, URLSafeSerializer
 
+from core import i18n
 from core.db import db
 from core.web import csrf
 from notifications import optouts
-from notifications.models import Channel
+from notifications.models import Account, Channel
 
 bp = Blueprint("unsubscribe", __name__)
 SALT = "unsubscribe"
@@ -39,7 +41,17 @@ def read_token(token: str) -> tuple[str, str] | None:
     return value[0], value[1]
 
 
+def _speak(channel: str | None = None, address: str | None = None) -> None:
+    """These pages in the language of the account the address belongs to, else the browser's."""
+    lang = None
+    if address:
+        column = Account.email if channel == "email" else Account.phone
+        lang = db.session.scalar(sa.select(Account.language).where(column == address).order_by(Account.id).limit(1))
+    i18n.use(lang or request.accept_languages.best_match(i18n.languages(), default=i18n.DEFAULT))
+
+
 def _refused():
+    _speak()
     return render_template("public/unsubscribe_invalid.html"), 404
 
 
@@ -50,6 +62,7 @@ def confirm(token: str):
     if found is None:
         return _refused()
     channel, address = found
+    _speak(channel, address)
     return render_template("public/unsubscribe.html", token=token, channel=channel, address=address)
 
 
@@ -65,4 +78,5 @@ def unsubscribe(token: str):
     channel, address = found
     optouts.opt_out(db.session, channel, address, SOURCE[channel])
     db.session.commit()
+    _speak(channel, address)
     return render_template("public/unsubscribe_done.html", channel=channel, address=address)

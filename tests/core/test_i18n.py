@@ -112,3 +112,17 @@ def test_adding_a_language_is_one_catalog(tmp_path, _migrated):
             from tests.conftest import _empty_all_tables
             _empty_all_tables()
             db.engine.dispose()
+
+
+def test_the_unsubscribe_pages_speak_the_addresss_language(client):
+    from notifications.unsubscribe import unsubscribe_url
+
+    incident = make_incident()
+    run_import(incident.id, HEADER + "S2,Ana Ruiz,,ana@example.com,es\n")
+    path = unsubscribe_url("email", "ana@example.com").split("example.com", 1)[1]
+    html = client.get(path).get_data(as_text=True)
+    assert '<html lang="es">' in html and "¿Dejar de recibir correos?" in html and "<strong>ana@example.com</strong>" in html
+    unknown = unsubscribe_url("email", "nobody@example.org").split("example.com", 1)[1]
+    assert "Stop emails?" in client.get(unknown, headers={"Accept-Language": "en"}).get_data(as_text=True)
+    bad = client.get("/unsubscribe/not-a-token", headers={"Accept-Language": "es"})
+    assert bad.status_code == 404 and "No reconocemos este enlace" in bad.get_data(as_text=True)
