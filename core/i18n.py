@@ -9,6 +9,7 @@ and every subscriber text uses it).
 
 Which language: a subscriber's page sets it for its request (`use`); the notifier renders each message in
 its account's language (`speaking`); the operator console and the shared public pages stay in English."""
+import logging
 import os
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -22,6 +23,7 @@ from babel.messages.pofile import read_po
 from flask import current_app, g, has_app_context
 from flask_babel import Babel, force_locale, gettext, ngettext, refresh
 
+log = logging.getLogger("lifeboat.i18n")
 DEFAULT = "en"  # the language the code is written in
 TRANSLATIONS = Path(__file__).resolve().parent.parent / "translations"
 
@@ -54,9 +56,12 @@ def _compile(po: Path) -> None:
     with po.open("rb") as f:
         catalog = read_po(f, locale=po.parent.parent.name)
     tmp = mo.with_suffix(f".mo.{os.getpid()}.tmp")
-    with tmp.open("wb") as f:
-        write_mo(f, catalog)
-    tmp.replace(mo)  # atomic: several processes may start at once
+    try:
+        with tmp.open("wb") as f:
+            write_mo(f, catalog)
+        tmp.replace(mo)  # atomic: several processes may start at once
+    except OSError as e:  # a read-only install: compile at build time (pybabel compile -d translations)
+        log.warning("cannot compile %s (%s): the last compiled catalog, or English, is used", po, e)
 
 
 def languages() -> tuple[str, ...]:
