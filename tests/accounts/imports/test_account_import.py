@@ -137,3 +137,19 @@ def test_unsupported_locales_are_refused_with_the_line_the_column_and_the_suppor
     assert job.status == ImportStatus.REJECTED and count_rows(Account) == 0  # all or nothing
     assert [(e["line"], e["column"]) for e in job.errors] == [(3, "locale"), (4, "locale")]
     assert "'fr' is not a language subscribers can be written to in: use one of en, es" in job.errors[0]["reason"]
+
+
+def test_a_large_load_rebuilds_the_lookup_indexes_once_and_leaves_them_all_in_place(app, monkeypatch):
+    from accounts.imports import account_import
+
+    monkeypatch.setattr(account_import, "REBUILD_ABOVE", 2)  # "large" from two new accounts, for the test
+    incident = make_incident()
+    job = run_import(incident.id, HEADER + "R1,Ann,+12065550101,ann@example.com,en\n"
+                                           "R2,Bob,+12065550102,bob@example.com,es\n")
+    assert job.status == ImportStatus.DONE and job.rows_created == 2 and job.rows_attached == 2
+    inspector = sa.inspect(db.engine)
+    names = {i["name"] for table in ("accounts", "affected_accounts") for i in inspector.get_indexes(table)}
+    assert {"ix_accounts_phone", "ix_accounts_email", "ix_affected_accounts_account_id",
+            "ix_affected_accounts_incident_state"} <= names
+    # And they are used again: a lookup by phone finds the account.
+    assert db.session.scalar(sa.select(Account.account_number).where(Account.phone == "+12065550102")) == "R2"
