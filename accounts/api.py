@@ -107,12 +107,15 @@ def import_affected_accounts(incident_id: int):
     return _job_answer(run_job(spec=spec, job_id=job.id, stream=stream, actor=actor))
 
 
+def _prefers_async() -> bool:
+    return "respond-async" in request.headers.get("Prefer", "").lower()  # RFC 7240
+
+
 def _in_background() -> bool:
-    """A CSV body becomes a background job when the client asks (Prefer: respond-async, RFC 7240), when it is
-    larger than the inline limit (MAX_CONTENT_LENGTH), or when its length is not known in advance (chunked)."""
-    prefers = "respond-async" in request.headers.get("Prefer", "").lower()
+    """A CSV body becomes a background job when the client asks (Prefer: respond-async), when it is larger
+    than the inline limit (MAX_CONTENT_LENGTH), or when its length is not known in advance (chunked)."""
     chunked = request.headers.get("Transfer-Encoding", "").lower() == "chunked"
-    return prefers or chunked or (request.content_length or 0) > current_app.config["MAX_CONTENT_LENGTH"]
+    return _prefers_async() or chunked or (request.content_length or 0) > current_app.config["MAX_CONTENT_LENGTH"]
 
 
 def _start_background(incident_id: int, skip_invalid: bool) -> Response:
@@ -122,16 +125,7 @@ def _start_background(incident_id: int, skip_invalid: bool) -> Response:
     if (request.content_length or 0) > limit:
         raise RequestEntityTooLarge()
     request.max_content_length = limit  # before the stream is first read: it is wrapped with this limit
-    with jobs.new_upload_file() as f:
-        path = f.name
-        try:
-            while chunk := request.stream.read(jobs.CHUNK):
-                f.write(chunk)
-        except BaseException:
-            f.close()
-            os.unlink(path)  # a body cut off (over the limit, or the client went away) leaves no file
-            raise
-    size = os.path.getsize(path)
+    path, size = jobs.save_upload(request.stream)
     actor = current_actor()
     if size == 0:  # nothing to wait for: the same answer as inline (400, a failed job saying so)
         os.unlink(path)
@@ -146,7 +140,7 @@ def _start_background(incident_id: int, skip_invalid: bool) -> Response:
     response = jsonify(job_json(job))
     response.status_code = 202
     response.headers["Location"] = url_for("api.get_import", job_id=job.id)
-    if "respond-async" in request.headers.get("Prefer", "").lower():
+    if _prefers_async():
         response.headers["Preference-Applied"] = "respond-async"
     return response
 

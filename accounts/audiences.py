@@ -86,11 +86,6 @@ def broadcast_to_incident(session, *, actor: Actor, incident_id: int, data: dict
                              audience=audience, recipients=recipients(incident.id, audience))
 
 
-def estimate(session, *, incident_id: int, audience, channels: list[str]) -> dict[str, int]:
-    """Messages per channel an audience would get now (for the console preview)."""
-    return broadcasts.count_recipients(session, recipients(incident_id, audience), channels)
-
-
 def notify_update(session, *, actor: Actor, update) -> int:
     """Subscriber of incidents.events.update_posted: an update posted with notify queues an "update"
     broadcast (a resolving one the final "resolution" notice) to every affected account, in the caller's

@@ -7,7 +7,6 @@ Sending needs the operator role. Writes commit once per request."""
 import hashlib
 import hmac
 import json
-import math
 
 import sqlalchemy as sa
 from flask import abort, current_app, flash, redirect, render_template, request, url_for
@@ -54,11 +53,12 @@ def _estimate(incident: Incident, data: dict, errors: dict) -> dict | None:
         errors.update(e.fields)
         return None
     channels = clean["channels"] if clean else [c.value for c in Channel]
-    counts = audiences.estimate(db.session, incident_id=incident.id, audience=audience, channels=channels)
-    out = {"counts": counts, "total": sum(counts.values()), "rate": broadcasts.sms_rate()}
-    if clean:
-        out["sample"] = broadcasts.preview(clean["message"], sample={"subject": clean["subject"] or incident.name})
-        out["seconds"] = math.ceil(counts.get("sms", 0) * out["sample"]["segments"] / out["rate"])
+    sample = broadcasts.preview(clean["message"], sample={"subject": clean["subject"] or incident.name}) \
+        if clean else None
+    who = audiences.recipients(incident.id, audience)
+    out = broadcasts.send_estimate(db.session, {c: who for c in channels}, sample["sms"] if sample else None)
+    if sample:
+        out["sample"] = sample
     return out
 
 

@@ -8,7 +8,6 @@ import time
 from functools import lru_cache
 
 import phonenumbers
-from babel import Locale
 from flask import Blueprint, Response, current_app, flash, redirect, render_template, request, session, url_for
 
 from accounts import plain_language as pl
@@ -65,11 +64,6 @@ def _example_phone(region: str) -> str:
     """The numbering plan's example mobile number of the region, as people write it there ('(201) 555-0123')."""
     number = phonenumbers.example_number_for_type(region, phonenumbers.PhoneNumberType.MOBILE)
     return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.NATIONAL) if number else ""
-
-
-def _language_name(code: str, in_lang: str) -> str:
-    """'en' as its name in `in_lang`: 'English', 'inglés'."""
-    return Locale.parse(in_lang).languages.get(code, code)
 
 
 def _lookup_page(form) -> dict:
@@ -143,8 +137,8 @@ def account():
         return redirect(url_for("my.lookup"), code=303)
     i18n.use(page.lang)  # the whole page in the account's language: words, dates, <html lang>
     ui = pl.ui(page.lang)
-    ui["written_in"] = ui["written_in"].format(language=_language_name(current_app.config["OPERATOR_LANGUAGE"],
-                                                                       page.lang))
+    ui["written_in"] = ui["written_in"].format(
+        language=i18n.language_name(current_app.config["OPERATOR_LANGUAGE"], page.lang))
     return render_template("public/my_account.html", page=page, ui=ui, form=SignOutForm(),
                            update_html=_update_html, incident_status=pl.incident_status,
                            minutes=current_app.config["MY_SESSION_SECONDS"] // 60)

@@ -26,9 +26,14 @@ from notifications.models import Channel
 UPDATES_PER_INCIDENT = 5  # the newest; the public incident page has them all
 
 
+def _page_lang() -> str | None:
+    """The language of the subscriber's page (core.i18n.use); None (English) outside a request."""
+    return g.get("lang") if has_request_context() else None
+
+
 def say(msgid: str, **values) -> str:
-    """A message for the subscriber in the language of their page (core.i18n.use), English elsewhere."""
-    return t(g.get("lang") if has_request_context() else None, msgid, **values)
+    """A message for the subscriber in the language of their page."""
+    return t(_page_lang(), msgid, **values)
 
 
 class Limited(ServiceError):
@@ -38,8 +43,7 @@ class Limited(ServiceError):
 
     def __init__(self, window_seconds: int, *, resend: bool = False):
         minutes = max(1, round(window_seconds / 60))
-        lang = g.get("lang") if has_request_context() else None
-        wait = tn(lang, "{n} minute", "{n} minutes", minutes, n=minutes)
+        wait = tn(_page_lang(), "{n} minute", "{n} minutes", minutes, n=minutes)
         super().__init__(say(N_("A code was sent moments ago. Please wait {wait} before asking for another."),
                               wait=wait) if resend
                          else say(N_("Too many attempts. Please wait {wait} and try again."), wait=wait))
@@ -60,8 +64,8 @@ class CodeRefused(ServiceError):
     def __init__(self, reason: str, *, left: int | None = None):
         message = say(self.MESSAGES[reason])
         if reason == "wrong" and left is not None:  # the same count for a decoy: every row counts its tries
-            lang = g.get("lang") if has_request_context() else None
-            message += " " + tn(lang, "{n} try left with this code.", "{n} tries left with this code.", left, n=left)
+            message += " " + tn(_page_lang(), "{n} try left with this code.", "{n} tries left with this code.",
+                                left, n=left)
         super().__init__(message)
         self.reason = reason
         self.left = left

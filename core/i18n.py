@@ -16,12 +16,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from babel import Locale
 from babel import dates as babel_dates
 from babel import numbers as babel_numbers
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
+from babel.support import NullTranslations
 from flask import current_app, g, has_app_context
-from flask_babel import Babel, force_locale, gettext, ngettext, refresh
+from flask_babel import Babel, force_locale, get_translations, refresh
 
 log = logging.getLogger("lifeboat.i18n")
 DEFAULT = "en"  # the language the code is written in
@@ -91,28 +93,46 @@ def speaking(lang: str | None):
         yield
 
 
+def _catalog(lang: str | None):
+    """The app's compiled translations for `lang`, looked up once per app and language: t() and tn() run for
+    every text of every message the notifier renders, where a locale switch per string would cost ~20 us."""
+    lang = language_for(lang)
+    if not has_app_context():
+        return NullTranslations()
+    cache = current_app.extensions.setdefault("lifeboat_catalogs", {})
+    if lang not in cache:
+        with force_locale(lang):
+            cache[lang] = get_translations()
+    return cache[lang]
+
+
 def t(lang: str | None, msgid: str, **values) -> str:
     """`msgid` in `lang`, with `{name}` fields filled in."""
-    with speaking(lang):
-        text = gettext(msgid)
+    text = _catalog(lang).gettext(msgid)
     return text.format(**values) if values else text
 
 
 def tn(lang: str | None, singular: str, plural: str, count: int, **values) -> str:
     """The singular or plural form for `count` in `lang` (the language's own plural rule), fields filled in."""
-    with speaking(lang):
-        text = ngettext(singular, plural, count)
-    return text.format(**values)
+    return _catalog(lang).ngettext(singular, plural, count).format(**values)
 
 
 # ---- CLDR formats -------------------------------------------------------------------------------------
 
-def zone(time_zone: str | None):
-    """A known IANA zone, else UTC."""
-    try:
-        return ZoneInfo(time_zone) if time_zone else timezone.utc
-    except (ZoneInfoNotFoundError, ValueError):
-        return timezone.utc
+def language_name(code: str, in_lang: str | None) -> str:
+    """A language's name in another (CLDR): 'en' in 'es' -> 'inglés'."""
+    return Locale.parse(language_for(in_lang)).languages.get(code, code)
+
+
+def zone(name: str | None, fallback: str | None = None) -> ZoneInfo:
+    """The IANA zone `name`; an empty or unknown one falls back to `fallback`, then UTC."""
+    for candidate in (name, fallback):
+        if candidate:
+            try:
+                return ZoneInfo(candidate)
+            except (ZoneInfoNotFoundError, ValueError):
+                continue
+    return ZoneInfo("UTC")
 
 
 def _aware(when: datetime) -> datetime:
@@ -133,10 +153,13 @@ def money(minor: int, currency: str, lang: str | None) -> str:
     return babel_numbers.format_currency(minor / 100, currency, locale=language_for(lang)).translate(_SPACES)
 
 
+def _day(d: datetime, lang: str | None) -> str:
+    return babel_dates.format_date(d, "d MMM y", locale=language_for(lang)).translate(_SPACES)
+
+
 def date(when: datetime, lang: str | None, time_zone: str | None = None) -> str:
     """'31 Dec 2026' / '31 dic 2026' in the zone (UTC when unknown)."""
-    d = _aware(when).astimezone(zone(time_zone))
-    return babel_dates.format_date(d, "d MMM y", locale=language_for(lang)).translate(_SPACES)
+    return _day(_aware(when).astimezone(zone(time_zone)), lang)
 
 
 def date_time(when: datetime, lang: str | None, time_zone: str | None = None) -> str:
@@ -145,8 +168,7 @@ def date_time(when: datetime, lang: str | None, time_zone: str | None = None) ->
     name = d.tzname() or "UTC"
     if name[0] in "+-":  # zones without an abbreviation: say UTC-06 rather than a bare -06
         name = f"UTC{name}"
-    day = babel_dates.format_date(d, "d MMM y", locale=language_for(lang)).translate(_SPACES)
-    return f"{day}, {d:%H:%M} {name}"
+    return f"{_day(d, lang)}, {d:%H:%M} {name}"
 
 
 def medium(when: datetime, lang: str | None) -> str:

@@ -114,8 +114,7 @@ _NOBODY = {
 def _offer_notify(form, incident, *, kind: IncidentKind | None = None) -> None:
     """"Notify subscribers" only when somebody is there to notify (events.audience_size), else disabled with
     the reason."""
-    reason = _NOBODY[kind] if kind is not None else _NOBODY["new"]
-    forms.offer_notify(form, events.audience_size(db.session, incident), reason=reason)
+    forms.offer_notify(form, events.audience_size(db.session, incident), reason=_NOBODY[kind or "new"])
 
 
 def _post_update(kind: IncidentKind, incident_id: int):

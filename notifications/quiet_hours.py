@@ -3,7 +3,9 @@
 QUIET_HOURS is "HH:MM-HH:MM" in local time (default "21:00-08:00", may span midnight); empty turns it off."""
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
+
+from core.i18n import zone  # noqa: F401  (the subscriber's zone, falling back to PAGE_TIME_ZONE, then UTC)
 
 
 @dataclass(frozen=True)
@@ -30,17 +32,6 @@ def parse(text: str | None) -> Window | None:
     if start == end:
         raise ValueError(f"QUIET_HOURS {text!r} starts and ends at the same time; leave it empty to turn it off")
     return Window(start, end)
-
-
-def zone(name: str | None, fallback: str | None = None) -> ZoneInfo:
-    """The subscriber's zone; an empty or unknown name falls back to `fallback` (PAGE_TIME_ZONE), then UTC."""
-    for candidate in (name, fallback):
-        if candidate:
-            try:
-                return ZoneInfo(candidate)
-            except (ZoneInfoNotFoundError, ValueError):
-                continue
-    return ZoneInfo("UTC")
 
 
 def quiet_until(now: datetime, window: Window | None, tz: ZoneInfo) -> datetime | None:

@@ -12,7 +12,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
-from babel import Locale
 from flask import current_app
 from flask_babel import gettext, ngettext
 from jinja2 import FileSystemLoader, StrictUndefined, TemplateError, select_autoescape
@@ -96,9 +95,8 @@ def render_parts(template: str, language: str, context: dict) -> dict[str, str]:
     subscriber who reads another language is told which one it is."""
     lang = language_for(language)
     operator_lang = current_app.config.get("OPERATOR_LANGUAGE") or "en"
-    names = Locale.parse(lang).languages
     context = {**context, "lang": lang, "operator_lang": operator_lang,
-               "operator_language": names.get(operator_lang, operator_lang)}
+               "operator_language": i18n.language_name(operator_lang, lang)}
     with i18n.speaking(lang):
         return {part: _files.get_template(f"{template}.{part}.j2").render(context).strip() for part in PARTS}
 

@@ -103,19 +103,23 @@ def revoke(session, *, actor: Actor, grant_id: int, reason: str) -> OfferGrant:
     return grant
 
 
+def _past_validity(now):
+    """Offered grants of programs whose validity has ended by `now`."""
+    past = sa.select(OfferProgram.id).where(OfferProgram.valid_until <= now)
+    return sa.and_(OfferGrant.state == GrantState.OFFERED.value, OfferGrant.program_id.in_(past))
+
+
 def expirable(session, *, now=None) -> int:
     """How many offered grants `expire` would mark expired now."""
-    past = sa.select(OfferProgram.id).where(OfferProgram.valid_until <= (now or utcnow()))
-    return session.scalar(sa.select(sa.func.count()).select_from(OfferGrant).where(
-        OfferGrant.state == GrantState.OFFERED.value, OfferGrant.program_id.in_(past))) or 0
+    return session.scalar(sa.select(sa.func.count()).select_from(OfferGrant)
+                          .where(_past_validity(now or utcnow()))) or 0
 
 
 def expire(session, *, now=None) -> int:
     """Mark every offered grant of a program past its validity as expired; returns how many."""
     now = now or utcnow()
-    past = sa.select(OfferProgram.id).where(OfferProgram.valid_until <= now)
     return session.execute(
-        sa.update(OfferGrant).where(OfferGrant.state == GrantState.OFFERED.value, OfferGrant.program_id.in_(past))
+        sa.update(OfferGrant).where(_past_validity(now))
         .values(state=GrantState.EXPIRED.value, expired_at=now).execution_options(synchronize_session=False)
     ).rowcount
 

@@ -42,6 +42,12 @@ def _data_sql(dialect: str, account_col, program_id: int):
     return sa.func.json_object("aa", aa, "grant", grant)
 
 
+def _key(tag: str, channel: str, account_id):
+    """The dedupe key of send `tag` on `channel` for an account (an SQL expression): one message per account,
+    send and channel, whatever is pressed twice."""
+    return sa.literal(f"o{tag}:{channel}:") + sa.cast(account_id, sa.String)
+
+
 def _send(session, *, actor: Actor, program: OfferProgram, recipients, tag: str, template: str,
           message: str, subject: str, action: str) -> int:
     now = utcnow()
@@ -57,8 +63,7 @@ def _send(session, *, actor: Actor, program: OfferProgram, recipients, tag: str,
     for channel in channels:
         total += broadcasts.insert_for(session, recipients, channel=Channel(channel), template=template,
                                        now=now, broadcast_id=broadcast.id,
-                                       key=lambda r, c=channel: sa.literal(f"o{tag}:{c}:")
-                                       + sa.cast(r.c.account_id, sa.String))
+                                       key=lambda r, c=channel: _key(tag, c, r.c.account_id))
     if total:
         dialect = session.get_bind().dialect.name
         session.execute(sa.update(Notification).where(Notification.broadcast_id == broadcast.id)
@@ -79,13 +84,13 @@ def _grants(program_id: int, *states: GrantState, grant_id: int | None = None):
 def _not_sent(tag: str, channel: str):
     """Grants whose account has no message of this send (`tag`) on the channel yet: a repeated announce or
     reminder queues nothing twice (insert_for's dedupe keys), so its estimate must not count them."""
-    return ~sa.exists().where(Notification.dedupe_key == sa.literal(f"o{tag}:{channel}:")
-                              + sa.cast(OfferGrant.account_id, sa.String))
+    return ~sa.exists().where(Notification.dedupe_key == _key(tag, channel, OfferGrant.account_id))
 
 
 def _told(program_id: int):
+    """Grants whose account was told about the offer (its announcement) on some channel."""
     return sa.exists().where(Notification.dedupe_key.in_(
-        [sa.literal(f"o{program_id}:{c.value}:") + sa.cast(OfferGrant.account_id, sa.String) for c in Channel]))
+        [_key(str(program_id), c.value, OfferGrant.account_id) for c in Channel]))
 
 
 def _sample_sms(session, program: OfferProgram, template: str, recipients, reason: str = "") -> str | None:

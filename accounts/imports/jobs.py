@@ -40,12 +40,18 @@ def new_upload_file() -> BinaryIO:
 
 
 def save_upload(stream: BinaryIO) -> tuple[str, int]:
-    """Copy a stream to a new private file under instance/imports/ in chunks; returns (path, size)."""
+    """Copy a stream to a new private file under instance/imports/ in chunks; returns (path, size). A stream
+    that breaks off (over a size limit, or the client went away) leaves no file behind."""
     size = 0
     with new_upload_file() as f:
-        while chunk := stream.read(CHUNK):
-            size += len(chunk)
-            f.write(chunk)
+        try:
+            while chunk := stream.read(CHUNK):
+                size += len(chunk)
+                f.write(chunk)
+        except BaseException:
+            f.close()
+            os.unlink(f.name)
+            raise
     return f.name, size
 
 
