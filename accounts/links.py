@@ -14,6 +14,7 @@ from flask import current_app
 from accounts.models import Account, AffectedAccount, PersonalLink
 from core.db import db, utcnow
 from core.errors import NotFound, ServiceError
+from notifications import masking
 
 TOKEN_BYTES = 12  # 16 URL-safe characters: short enough for an SMS, ~96 bits
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -30,10 +31,20 @@ def issue_link(session, affected_account_id: int, ttl_days: int | None = None) -
     days = ttl_days if ttl_days is not None else current_app.config["PERSONAL_LINK_TTL_DAYS"]
     token = secrets.token_urlsafe(TOKEN_BYTES)
     now = utcnow()
-    session.add(PersonalLink(affected_account_id=affected_account_id, token_hash=hash_token(token),
-                             created_at=now, expires_at=now + timedelta(days=days)))
+    link = PersonalLink(affected_account_id=affected_account_id, token_hash=hash_token(token),
+                        created_at=now, expires_at=now + timedelta(days=days))
+    session.add(link)
     session.flush()
+    # Whoever stores the text that carries this token masks it by id without a lookup (notifications.masking).
+    session.info.setdefault(masking.ISSUED, {})[token] = link.id
     return token
+
+
+def link_id(token: str) -> int | None:
+    """The id of the personal link a token opens (expired or revoked too), for masking stored texts."""
+    if not _TOKEN_SHAPE.match(token or ""):
+        return None
+    return db.session.scalar(sa.select(PersonalLink.id).where(PersonalLink.token_hash == hash_token(token)))
 
 
 def link_url(token: str) -> str:

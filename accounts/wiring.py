@@ -6,14 +6,14 @@ fields of messages, the STATUS reply to an SMS, the prune of old import files, a
 # blueprints when imported, which must be before an app registers those blueprints: app.py imports this module
 # at its top, so it is.
 from accounts import api, broadcast_api, broadcast_views  # noqa: F401
-from accounts import audiences, cli, message_context, public_views, sms_status, views
+from accounts import audiences, cli, links, message_context, public_views, sms_status, views
 from accounts.imports import retention
 from accounts import openapi as accounts_openapi
 from accounts import retention as personal_retention
 from core import periodic
 from incidents import events, hub
 from ops.models import Role
-from notifications import templates, webhooks
+from notifications import masking, templates, webhooks
 from ops import openapi
 
 
@@ -42,6 +42,8 @@ def init_app(app) -> None:
     for link in HUB_LINKS:
         hub.register(link)
     templates.register_context("aa", message_context.recovery_context)
+    masking.register_link_resolver(links.link_id)
+    masking.register_code_template("verification_code")
     webhooks.register_keyword("status", ("STATUS", "ESTADO"), sms_status.keyword_reply)
     periodic.register(periodic.Task(
         "accounts.retention", personal_retention.prune_due, 24 * 60 * 60,

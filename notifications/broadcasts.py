@@ -268,7 +268,10 @@ def retry_failed(session, *, actor: Actor, broadcast_id: int) -> int:
         .where(Notification.broadcast_id == broadcast_id, Notification.status == NotificationStatus.FAILED,
                sa.or_(Notification.error_code.is_(None), Notification.error_code.not_in(NOT_RETRIED_CODES)),
                ~sa.exists().where(OptOut.channel == Notification.channel, OptOut.address == Notification.recipient))
-        .values(status=NotificationStatus.QUEUED, next_attempt_at=now, lease_until=None, updated_at=now)
+        # A text rendered at send time was stored masked (notifications.masking): it is rendered again.
+        .values(status=NotificationStatus.QUEUED, next_attempt_at=now, lease_until=None, updated_at=now,
+                body=sa.case((Notification.template != "", None), else_=Notification.body),
+                html_body=sa.case((Notification.template != "", None), else_=Notification.html_body))
         .execution_options(synchronize_session=False)).rowcount
     record(session, actor=actor, action="broadcast.retry", entity_type="broadcast", entity_id=broadcast_id,
            after={"requeued": n})

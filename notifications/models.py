@@ -93,6 +93,26 @@ class Notification(db.Model):
     delivered_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class NotificationEvent(db.Model):
+    """One step in a message's life, for the record: the outcome of each attempt (sent, retried, failed,
+    suppressed, held for quiet hours) and each delivery receipt, with the provider's answer. The message's
+    creation is its created_at; the claim (queued -> sending) is not a step worth a row per attempt."""
+
+    __tablename__ = "notification_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    notification_id: Mapped[int] = mapped_column(sa.ForeignKey("notifications.id", ondelete="CASCADE"),
+                                                 index=True)
+    at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    status: Mapped[str] = mapped_column(sa.String(16))  # the NotificationStatus the message moved to
+    source: Mapped[str] = mapped_column(sa.String(32))  # "worker", "receipt", "quiet_hours", "opt_out", ...
+    error_code: Mapped[str | None] = mapped_column(sa.String(32))
+    error_message: Mapped[str | None] = mapped_column(sa.String(500))
+    # The provider's answer as it came (Twilio's message resource or error, SMTP's reply, a status callback's
+    # fields), without the message's text or addresses: those live on the message, masked and erasable.
+    payload: Mapped[dict | None] = mapped_column(sa.JSON)
+
+
 class BroadcastStatus(enum.StrEnum):
     QUEUED = "queued"  # recipients are being written to the outbox
     SENDING = "sending"

@@ -17,6 +17,7 @@ log = logging.getLogger("lifeboat.notifier")
 class Sent:
     provider_id: str
     segments: int | None = None  # SMS parts the provider billed, when it says
+    raw: dict | None = None  # the provider's answer, without the text or addresses (the status history keeps it)
 
 
 class ProviderError(Exception):
@@ -27,10 +28,10 @@ class ProviderError(Exception):
     unsubscribed at the provider (Twilio 21610) and must be recorded as opted out."""
 
     def __init__(self, code: str, message: str, *, retryable: bool, ambiguous: bool = False,
-                 opt_out: bool = False):
+                 opt_out: bool = False, raw: dict | None = None):
         super().__init__(f"{code}: {message}")
         self.code, self.message, self.retryable = code, message, retryable
-        self.ambiguous, self.opt_out = ambiguous, opt_out
+        self.ambiguous, self.opt_out, self.raw = ambiguous, opt_out, raw
 
 
 class NotSent(Exception):

@@ -14,7 +14,7 @@ from flask import current_app
 
 from core.bulk import dialect_insert
 from core.db import utcnow
-from notifications.models import Channel, EarlyReceipt, Notification, NotificationStatus
+from notifications.models import Channel, EarlyReceipt, Notification, NotificationEvent, NotificationStatus
 
 log = logging.getLogger("lifeboat.notifier")
 
@@ -44,9 +44,10 @@ def describe(status: str, error_code: str | None = None) -> str | None:
 
 def apply_status(session, *, provider_id: str, status: str, error_code: str | None = None,
                  error_message: str | None = None, at: datetime | None = None,
-                 notification_id: int | None = None) -> bool:
+                 notification_id: int | None = None, payload: dict | None = None) -> bool:
     """Move the SMS notification with this provider id on to `status` (Twilio's word), unless that would be a
-    regression; True when it moved. `at` is when the receipt arrived (delivered_at)."""
+    regression; True when it moved, and then the move is in its status history with `payload` (the
+    callback's fields). `at` is when the receipt arrived (delivered_at)."""
     transition = TRANSITIONS.get(status)
     if transition is None:
         return False
@@ -64,7 +65,14 @@ def apply_status(session, *, provider_id: str, status: str, error_code: str | No
     if notification_id is not None:
         query = query.where(Notification.id == notification_id)
     # The allowed-from condition makes the regression check and the write one atomic statement.
-    return bool(session.execute(query.values(**values).execution_options(synchronize_session=False)).rowcount)
+    moved = session.execute(query.values(**values).returning(Notification.id)
+                            .execution_options(synchronize_session=False)).scalars().all()
+    if moved:
+        session.execute(NotificationEvent.__table__.insert(), [
+            {"notification_id": n, "at": now, "status": new.value, "source": "receipt",
+             "error_code": values.get("error_code"), "error_message": values.get("error_message"),
+             "payload": payload or {"MessageStatus": status, "ErrorCode": error_code}} for n in moved])
+    return bool(moved)
 
 
 def _replaceable(status: str) -> list[str]:

@@ -31,10 +31,3 @@ def enqueue(session, *, dedupe_key: str, channel: Channel, recipient: str, body:
     session.flush()
     return notification
 
-
-def recent(session, *, limit: int = 100, channel: Channel | None = None) -> list[Notification]:
-    """The newest messages first (for the console's message log)."""
-    q = sa.select(Notification)
-    if channel:
-        q = q.where(Notification.channel == channel)
-    return session.scalars(q.order_by(Notification.id.desc()).limit(limit)).all()

@@ -292,7 +292,8 @@ def classify(error: Exception, *, content_sent: bool) -> ProviderError:
 
 
 def _by_code(code: int, reply) -> ProviderError:
-    return ProviderError(f"smtp:{code}", _text(reply), retryable=not 500 <= code < 600)
+    return ProviderError(f"smtp:{code}", _text(reply), retryable=not 500 <= code < 600,
+                         raw={"smtp_code": code, "reply": _text(reply)[:500]})
 
 
 def _text(reply) -> str:

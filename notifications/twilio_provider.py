@@ -93,7 +93,7 @@ class TwilioProvider:
         finally:
             self._local.pace = None
         segments = int(created.num_segments) if str(created.num_segments or "").isdigit() else None
-        return Sent(provider_id=created.sid, segments=segments)
+        return Sent(provider_id=created.sid, segments=segments, raw=answer_of(created))
 
 
 class PacedHttpClient(TwilioHttpClient):
@@ -113,8 +113,38 @@ class PacedHttpClient(TwilioHttpClient):
         return super().request(*args, **kwargs)
 
 
+# Twilio's message resource, as it answered, minus what the message itself holds (text, addresses).
+_NOT_KEPT = frozenset({"body", "to", "from_"})
+
+
+def answer_of(created) -> dict:
+    """The message resource Twilio answered with, as JSON-ready values, for the status history."""
+    out = {}
+    for key, value in vars(created).items():
+        if key.startswith("_") or key in _NOT_KEPT or callable(value):
+            continue
+        if hasattr(value, "isoformat"):
+            value = value.isoformat()
+        elif not isinstance(value, (str, int, float, bool, type(None), list, dict)):
+            value = str(value)
+        out[key] = value
+    return out
+
+
 def classify(error: Exception) -> ProviderError:
     """Sort a failure from the Twilio library into permanent, retryable, opt-out or ambiguous."""
+    classified = _classify(error)
+    if isinstance(error, (TwilioRestException, TwilioServiceException)):
+        classified.raw = {k: getattr(error, k, None) for k in ("status", "code", "msg", "method", "uri", "details")
+                          if getattr(error, k, None) is not None}
+        classified.raw = {k: v if isinstance(v, (str, int, float, bool, list, dict)) else str(v)
+                          for k, v in classified.raw.items()}
+    elif not isinstance(error, ProviderError):
+        classified.raw = {"error": f"{type(error).__name__}: {error}"[:500]}
+    return classified
+
+
+def _classify(error: Exception) -> ProviderError:
     if isinstance(error, (TwilioRestException, TwilioServiceException)):
         status = int(getattr(error, "status", 0) or 0)
         code = int(getattr(error, "code", 0) or status)

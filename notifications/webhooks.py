@@ -32,7 +32,7 @@ from core.db import db, utcnow
 from core.errors import ValidationError
 from core.i18n import N_, language_for, t
 from core.web import csrf
-from notifications import optouts, receipts
+from notifications import masking, optouts, receipts
 from notifications.models import Account, Channel, InboundMessage, Notification
 from notifications.providers import TWILIO_OPT_OUT
 
@@ -109,10 +109,21 @@ def twiml(reply: str) -> Response:
 
 # ---- delivery receipts ------------------------------------------------------------------------------
 
-def record_status(session, *, sid: str, status: str, error_code: str = "", to: str = "") -> str:
+# A status callback's fields kept in the message's status history: all but the addresses and text, which
+# live on the message (masked, erasable).
+_PERSONAL_FIELDS = frozenset({"To", "From", "Body"})
+
+
+def callback_payload(form) -> dict:
+    """The fields of a provider callback worth keeping, each capped."""
+    return {k[:64]: v[:200] for k, v in list(form.items())[:40] if k not in _PERSONAL_FIELDS}
+
+
+def record_status(session, *, sid: str, status: str, error_code: str = "", to: str = "",
+                  payload: dict | None = None) -> str:
     """Apply one status callback; returns what happened: "updated", "ignored", "early" (no notification has
     this sid yet: kept as an early receipt for the worker, notifications.receipts) or "unknown"."""
-    moved = receipts.apply_status(session, provider_id=sid, status=status, error_code=error_code)
+    moved = receipts.apply_status(session, provider_id=sid, status=status, error_code=error_code, payload=payload)
     outcome = "updated" if moved else "ignored"
     notification = session.scalar(sa.select(Notification).where(Notification.provider_id == sid,
                                                                  Notification.channel == Channel.SMS))
@@ -139,7 +150,7 @@ def twilio_status():
     if not sid or not status:
         return Response("MessageSid and MessageStatus are required\n", status=400, mimetype="text/plain")
     outcome = record_status(db.session, sid=sid, status=status, error_code=request.form.get("ErrorCode", "").strip(),
-                            to=request.form.get("To", "").strip())
+                            to=request.form.get("To", "").strip(), payload=callback_payload(request.form))
     db.session.commit()
     if outcome == "early":
         # The worker may have committed the sid while the receipt was being stored, and looked for the receipt
@@ -196,6 +207,9 @@ def twilio_inbound():
         return Response("MessageSid and From are required\n", status=400, mimetype="text/plain")
     replayed = _stored_reply(db.session, sid)
     if replayed is not None:  # Twilio retried: answer the same, act on nothing
+        if masking.MASKED in replayed:  # the answer carried a personal link, stored masked: a fresh one
+            replayed = _answer(db.session, from_number, form.get("Body", ""))
+            db.session.commit()
         return twiml(replayed)
     body = form.get("Body", "")
     message = InboundMessage(provider_id=sid[:64], from_number=from_number[:32], to_number=form.get("To", "")[:32],
@@ -203,13 +217,19 @@ def twilio_inbound():
     db.session.add(message)
     try:
         db.session.flush()  # claim the MessageSid before acting, so a concurrent replay cannot act twice
-        try:
-            message.reply = answer(db.session, from_number=from_number, keyword=message.keyword,
-                                   single_word=len(body.split()) == 1, body=body)
-        except ValidationError:  # From is no E.164 number (short code, alphanumeric): just help
-            message.reply = answer(db.session, from_number=from_number, keyword="help")
+        reply = _answer(db.session, from_number, body)
+        # The log keeps the answer without the personal link it may carry (notifications.masking).
+        message.reply = masking.mask(reply, db.session.info.get(masking.ISSUED))
         db.session.commit()
     except IntegrityError:
         db.session.rollback()
         return twiml(_stored_reply(db.session, sid) or "")
-    return twiml(message.reply)
+    return twiml(reply)
+
+
+def _answer(session, from_number: str, body: str) -> str:
+    try:
+        return answer(session, from_number=from_number, keyword=keyword_of(body),
+                      single_word=len(body.split()) == 1, body=body)
+    except ValidationError:  # From is no E.164 number (short code, alphanumeric): just help
+        return answer(session, from_number=from_number, keyword="help")

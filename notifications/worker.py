@@ -14,12 +14,13 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
+from flask import has_app_context
 from sqlalchemy.orm import sessionmaker
 
 from core.db import SQLITE_BUSY_TIMEOUT_MS, db, utcnow
 from core.periodic import run_due as run_due_tasks
-from notifications import quiet_hours, receipts, telemetry
-from notifications.models import Account, Channel, Notification, NotificationStatus, OptOut
+from notifications import masking, quiet_hours, receipts, telemetry
+from notifications.models import Account, Channel, Notification, NotificationEvent, NotificationStatus, OptOut
 from notifications.budget import SharedBudget
 from notifications.pacing import RateLimiter, sms_segments
 from notifications.providers import (
@@ -192,6 +193,7 @@ def _triage(session, ids: list[int], *, settings: Settings, now: datetime,
             status=NotificationStatus.SUPPRESSED, lease_until=None, error_code=SUPPRESSED_CODE,
             error_message="The address has opted out of this channel; not sent.", updated_at=now)
             .execution_options(synchronize_session=False))
+        _mask_stored(session, suppressed)
     if later:
         # Not an attempt: give the attempt back, and wait for the end of the quiet window.
         table = Notification.__table__  # Core, for one executemany with a per-row next_attempt_at
@@ -199,7 +201,26 @@ def _triage(session, ids: list[int], *, settings: Settings, now: datetime,
             status=NotificationStatus.QUEUED, lease_until=None, attempts=table.c.attempts - 1,
             next_attempt_at=sa.bindparam("b_next"), updated_at=now),
             [{"b_id": r["id"], "b_next": r["next_attempt_at"]} for r in later])
+    events = [{"notification_id": i, "at": now, "status": NotificationStatus.SUPPRESSED.value, "source": "opt_out",
+               "error_code": SUPPRESSED_CODE, "error_message": "The address has opted out of this channel."}
+              for i in suppressed]
+    events += [{"notification_id": r["id"], "at": now, "status": NotificationStatus.QUEUED.value,
+                "source": "quiet_hours", "error_code": None,
+                "error_message": f"Held for quiet hours until {r['next_attempt_at']:%Y-%m-%d %H:%M} UTC."}
+               for r in later]
+    if events:
+        session.execute(NotificationEvent.__table__.insert(), [{"payload": None, **e} for e in events])
     return send
+
+
+def _mask_stored(session, ids: list[int]) -> None:
+    """Mask the secrets in texts queued with their body (verification codes) that will now never be sent."""
+    table = Notification.__table__
+    for row in session.execute(sa.select(table.c.id, table.c.body, table.c.html_body, table.c.template)
+                               .where(table.c.id.in_(ids), table.c.body.is_not(None))):
+        masked = {c: masking.mask(getattr(row, c), template=row.template) for c in ("body", "html_body")}
+        if masked != {"body": row.body, "html_body": row.html_body}:
+            session.execute(table.update().where(table.c.id == row.id).values(**masked))
 
 
 class Worker:
@@ -428,36 +449,48 @@ class Worker:
                                     error_message=_ambiguous_text(f"{type(e).__name__}: {e}"))
             return self._finish(message, lease, status=NotificationStatus.SENT, provider=provider.name,
                                 provider_id=sent.provider_id, sent_at=self.clock(), error_code=None,
-                                error_message=None, segments=getattr(sent, "segments", None) or message.segments)
+                                error_message=None, segments=getattr(sent, "segments", None) or message.segments,
+                                payload=getattr(sent, "raw", None))
 
     def _failed(self, message: Notification, lease: datetime, e: ProviderError) -> str:
         code, text = str(e.code), (e.message or "")[:500]
+        payload = getattr(e, "raw", None)  # the provider's answer, for the message's status history
         if getattr(e, "ambiguous", False):
             return self._finish(message, lease, status=NotificationStatus.FAILED, error_code=AMBIGUOUS,
-                                error_message=_ambiguous_text(f"{code}: {text}"))
+                                error_message=_ambiguous_text(f"{code}: {text}"), payload=payload)
         if getattr(e, "opt_out", False) or code in OPT_OUT_CODES:
             source = f"{self.providers[message.channel.value].name}:{code}"
             self._opted_out.add((message.channel.value, message.recipient))
             return self._finish(message, lease, status=NotificationStatus.SUPPRESSED, error_code=code,
                                 error_message=text, then=lambda s: _record_opt_out(s, message, source),
-                                at_once=True)
+                                at_once=True, payload=payload)
         if e.retryable and message.attempts < self.settings.max_attempts:
             delay = min(self.settings.backoff_cap, self.settings.backoff_base * 2 ** max(message.attempts - 1, 0))
             delay *= 0.5 + self.jitter()  # jitter, so a provider outage does not end in a thundering herd
             return self._finish(message, lease, status=NotificationStatus.QUEUED, error_code=code,
-                                error_message=text, next_attempt_at=self.clock() + timedelta(seconds=delay))
-        return self._finish(message, lease, status=NotificationStatus.FAILED, error_code=code, error_message=text)
+                                error_message=text, next_attempt_at=self.clock() + timedelta(seconds=delay),
+                                payload=payload)
+        return self._finish(message, lease, status=NotificationStatus.FAILED, error_code=code, error_message=text,
+                            payload=payload)
 
     def _finish(self, message: Notification, lease: datetime, *, then=None, at_once: bool = False,
                 **values) -> str:
         """Record the outcome, only while the lease is still ours: handed to the recorder thread while the
         worker runs (the sender goes on to its next message); written before returning when `at_once` (an
         opt-out the next sends must see) or when the worker is not running."""
-        if message.body is not None:  # keep what was rendered at send time, for the message log
-            values.update(subject=message.subject, body=message.body, html_body=message.html_body)
+        if message.body is not None and values["status"] is not NotificationStatus.QUEUED:
+            # Keep what was sent, for the message log, without its live secrets (notifications.masking): the
+            # links issued while rendering it are known by id. A row given back to try later keeps what it
+            # had: a text rendered at send time is rendered again then (with a fresh link).
+            known = db.session.info.get(masking.ISSUED) if has_app_context() else None
+            values.update(subject=message.subject,
+                          body=masking.mask(message.body, known, template=message.template),
+                          html_body=masking.mask(message.html_body, known, template=message.template))
+        event = {"status": values["status"].value, "source": values.pop("source", "worker"),
+                 "payload": values.pop("payload", None)}
         values.update(lease_until=None, updated_at=self.clock())
         self.telemetry.finished(message, values)
-        outcome = (message.id, lease, values, then)
+        outcome = (message.id, lease, values, then, event)
         if self._recorder is not None and not at_once:
             self._recorder.put(outcome)
             return values["status"].value
@@ -496,7 +529,7 @@ class Worker:
         the larger part of the recorder's time."""
         table = Notification.__table__
         by_lease: dict = {}
-        for notification_id, lease, _values, _then in outcomes:
+        for notification_id, lease, _values, _then, _event in outcomes:
             by_lease.setdefault(lease, []).append(notification_id)
         ours = set(session.scalars(
             sa.select(table.c.id)
@@ -504,8 +537,8 @@ class Worker:
                    sa.or_(*(sa.and_(table.c.id.in_(ids), table.c.lease_until == lease)
                             for lease, ids in by_lease.items())))
             .order_by(table.c.id).with_for_update()))  # in id order: two recorders cannot deadlock
-        lost, sent, together = 0, {}, {}
-        for notification_id, lease, values, then in outcomes:
+        lost, sent, together, events = 0, {}, {}, []
+        for notification_id, lease, values, then, event in outcomes:
             if notification_id not in ours:
                 lost += 1
                 self.telemetry.lost(notification_id)
@@ -521,9 +554,13 @@ class Worker:
                     then(session)
             if values["status"] == NotificationStatus.SENT and values.get("provider_id"):
                 sent[values["provider_id"]] = notification_id
+            events.append({**event, "notification_id": notification_id, "at": values["updated_at"],
+                           "error_code": values.get("error_code"), "error_message": values.get("error_message")})
         for columns, rows in together.items():
             session.execute(table.update().where(table.c.id == sa.bindparam("b_id"))
                             .values({c: sa.bindparam(f"b_{c}") for c in columns}), rows)
+        if events:  # the status history, in the same transaction as the outcomes
+            session.execute(NotificationEvent.__table__.insert(), events)
         # A delivery receipt may have beaten us to it (Twilio calls back within milliseconds): apply it now,
         # in the transaction that records the provider's ids (notifications.receipts).
         if sent:

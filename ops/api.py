@@ -303,6 +303,42 @@ def query_int(fields: dict, name: str, schema: dict) -> int:
     return value
 
 
+def query_id(fields: dict, name: str) -> int | None:
+    """An optional id in the query string (1 to ID_MAX), or None; a bad one goes to `fields`."""
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    if not re.fullmatch(r"[0-9]{1,10}", raw) or not 1 <= int(raw) <= openapi.ID_MAX:
+        fields[name] = f"Must be an id: a whole number from 1 to {openapi.ID_MAX}."
+        return None
+    return int(raw)
+
+
+def query_datetime(fields: dict, name: str) -> datetime | None:
+    """An optional date-time in the query string, as openapi.DATE_TIME_IN states it."""
+    raw = request.args.get(name)
+    if raw is None:
+        return None
+    if not re.match(openapi.DATE_TIME_IN["pattern"], raw):
+        fields[name] = openapi.DATE_TIME_IN["x-message"]
+        return None
+    parsed = parse_datetime(fields, name, raw.replace("Z", "+00:00"))
+    return parsed.astimezone(timezone.utc) if parsed else None
+
+
+def list_args() -> tuple[int, str | None]:
+    """limit and cursor of a cursor-paginated list (core.paging), checked as openapi states them; raises
+    ValidationError with the fields to fix."""
+    fields: dict = {}
+    limit = query_int(fields, "limit", openapi.PAGE_LIMIT)
+    cursor = request.args.get("cursor")
+    if cursor is not None and not re.match(openapi.CURSOR["pattern"], cursor):
+        fields["cursor"] = "Use next_cursor from an answer as it is."
+    if fields:
+        raise ValidationError("Some query parameters are not valid.", fields)
+    return limit, cursor
+
+
 def iso(value: datetime | None) -> str | None:
     """UTC ISO 8601 with a "Z", as every date-time leaves the API."""
     return None if value is None else value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")

@@ -78,6 +78,9 @@ class AuditEntry(db.Model):
     action: Mapped[str] = mapped_column(sa.String(64), index=True)  # "incident.create"
     entity_type: Mapped[str] = mapped_column(sa.String(64))
     entity_id: Mapped[str | None] = mapped_column(sa.String(64))
+    # What the entity was called when the entry was written ("Sync service", "SK100001"): ids can come back
+    # after a delete on SQLite, names make each entry say which one it meant.
+    entity_label: Mapped[str | None] = mapped_column(sa.String(300))
     before: Mapped[dict | None] = mapped_column(sa.JSON)
     after: Mapped[dict | None] = mapped_column(sa.JSON)
     ip: Mapped[str | None] = mapped_column(sa.String(64))

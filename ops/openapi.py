@@ -73,6 +73,9 @@ ID = {"type": "integer", "minimum": 1, "maximum": ID_MAX}
 ID_KEY = {"type": "string", "pattern": whole(f"0*(?:{_at_most(ID_MAX)})"), "x-message": "{value!r} is not an id."}
 LIMIT = {"type": "integer", "minimum": 1, "maximum": 100, "default": 50}
 OFFSET = {"type": "integer", "minimum": 0, "maximum": ID_MAX, "default": 0}
+# Cursor-paginated lists (core.paging): a page of up to 1000, and the opaque cursor an answer gave.
+PAGE_LIMIT = {"type": "integer", "minimum": 1, "maximum": 1000, "default": 100}
+CURSOR = {"type": "string", "pattern": whole("[A-Za-z0-9_-]{1,32}"), "x-message": "{value!r} is not a cursor."}
 # A data category's key as the server stores it (accounts.service._KEY).
 CATEGORY_KEY = {"type": "string", "pattern": whole("[a-z][a-z0-9_]{0,31}"),
                 "x-message": "{value!r} is not a category key: lower-case letters, digits and _ (at most 32), "

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 from accounts.models import Account
 from core.db import SQLITE_BUSY_TIMEOUT_MS, db
 from notifications import service
-from notifications.models import Broadcast, Channel, Notification, NotificationStatus, OptOut
+from notifications.models import Broadcast, Channel, Notification, NotificationEvent, NotificationStatus, OptOut
 from notifications.providers import ProviderError
 from tests.notifications.fakes import Clock, Recording, make_worker
 
@@ -80,19 +80,27 @@ def test_one_batch_of_outcomes_writes_each_row_as_its_own_outcome_says_and_skips
     clock.advance(seconds=1)
     [e2], lease2, _ = w2.claim_rows(10, "sms")
     assert e2.id == e.id
+    ev = lambda status: {"status": status, "source": "worker", "payload": {"by": "test"}}
     sent = lambda m: (m.id, lease, dict(status=NotificationStatus.SENT, provider="rec", provider_id=f"p-{m.id}",
                                         sent_at=clock.now, error_code=None, error_message=None, lease_until=None,
-                                        updated_at=clock.now), None)
+                                        updated_at=clock.now), None, ev("sent"))
     outcomes = [sent(a), sent(b), sent(e),
                 (c.id, lease, dict(status=NotificationStatus.QUEUED, attempts=Notification.__table__.c.attempts - 1,
-                                   lease_until=None, updated_at=clock.now), None),
+                                   lease_until=None, updated_at=clock.now), None, ev("queued")),
                 (d.id, lease, dict(status=NotificationStatus.FAILED, error_code="21211", error_message="bad number",
-                                   lease_until=None, updated_at=clock.now), None)]
+                                   lease_until=None, updated_at=clock.now), None, ev("failed"))]
     assert w1._record(outcomes) == 1  # e's outcome is not ours to write
     assert [(row(m).status, row(m).provider_id) for m in (a, b)] == [
         (NotificationStatus.SENT, f"p-{a.id}"), (NotificationStatus.SENT, f"p-{b.id}")]
     assert (row(c).status, row(c).attempts, row(c).lease_until) == (NotificationStatus.QUEUED, 0, None)
     assert (row(d).status, row(d).error_code) == (NotificationStatus.FAILED, "21211")
+    # Each written outcome is a step in its message's status history; the lost one is not.
+    steps = db.session.execute(sa.select(NotificationEvent.notification_id, NotificationEvent.status,
+                                         NotificationEvent.error_code, NotificationEvent.payload)
+                               .order_by(NotificationEvent.notification_id)).all()
+    assert [tuple(s) for s in steps] == [(a.id, "sent", None, {"by": "test"}), (b.id, "sent", None, {"by": "test"}),
+                                         (c.id, "queued", None, {"by": "test"}),
+                                         (d.id, "failed", "21211", {"by": "test"})]
     assert (row(e).status, row(e).lease_until, row(e).provider_id) == (NotificationStatus.SENDING, lease2, None)
 
 
