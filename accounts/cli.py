@@ -11,11 +11,11 @@ from accounts.imports.service import ImportSpec, create_job, run_job
 from accounts.models import ImportJob, ImportStatus
 from core.db import db
 from core.errors import ServiceError
-from ops.audit import Actor
+from ops.audit import Actor, as_option
 
-accounts_cli = AppGroup("accounts", help="Affected accounts.")
-recovery_cli = AppGroup("recovery", help="Per-account recovery status.")
-imports_cli = AppGroup("imports", help="Import files (uploads and rejected rows).")
+accounts_cli = as_option(AppGroup("accounts", help="Affected accounts."))
+recovery_cli = as_option(AppGroup("recovery", help="Per-account recovery status."))
+imports_cli = as_option(AppGroup("imports", help="Import files (uploads and rejected rows)."))
 
 
 def _run_import(spec: ImportSpec, incident_id: int, path: str, skip_invalid: bool) -> None:

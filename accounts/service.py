@@ -106,6 +106,7 @@ def update_recovery(session, *, actor: Actor, incident_id: int, account_number: 
             rows.append(clean)
     if errors:
         raise ValidationError("Please correct the recovery status.", errors)
+    before = _recovery_record(session, affected, account_number, categories, [r[2] for r in rows])
     conn = session.connection()
     stage = "stage_recovery_edit"
     create_stage(conn, stage, STAGE_COLUMNS)
@@ -120,9 +121,29 @@ def update_recovery(session, *, actor: Actor, incident_id: int, account_number: 
                          actor=actor.label, import_id=None, now=utcnow(), snapshot_every=60)
     drop_stage(conn, stage)
     session.expire(affected)
+    after = _recovery_record(session, affected, account_number, categories, [r[2] for r in rows])
     record(session, actor=actor, action="recovery.update", entity_type="affected_account",
-           entity_id=affected.id, after={"account_number": account_number, "items": items, **counts})
+           entity_id=affected.id, before=before, after={**after, **counts})
     return counts
+
+
+def _recovery_record(session, affected, account_number: str, categories: dict[str, int],
+                     category_ids: list[int]) -> dict:
+    """The account's overall state and its status in the given categories, for the audit log's before/after
+    (a category without a status row is "unknown")."""
+    keys = {cid: key for key, cid in categories.items()}
+    found = {r.category_id: r for r in session.execute(
+        sa.select(RecoveryStatus.category_id, RecoveryStatus.state, RecoveryStatus.items_total,
+                  RecoveryStatus.items_recovered, RecoveryStatus.note)
+        .where(RecoveryStatus.affected_account_id == affected.id, RecoveryStatus.category_id.in_(category_ids)))}
+    items = []
+    for cid in category_ids:
+        r = found.get(cid)
+        items.append({"category": keys[cid], "state": getattr(r.state, "value", r.state) if r else "unknown",
+                      "items_total": r.items_total if r else None, "items_recovered": r.items_recovered if r else None,
+                      "note": r.note if r else ""})
+    state = session.scalar(sa.select(AffectedAccount.state).where(AffectedAccount.id == affected.id))
+    return {"account_number": account_number, "overall_state": getattr(state, "value", state), "items": items}
 
 
 def recovery_summary(session, *, incident_id: int) -> dict:

@@ -50,10 +50,21 @@ def is_opted_out(session, channel: Channel | str, address: str) -> bool:
         is not None
 
 
+SUBSCRIBER_SOURCES = ("sms", "email", "web")  # "sms:STOP", "email:one-click": the subscriber; others: the system
+
+
+def _actor_for(source: str) -> Actor:
+    """Who lifted or set an opt-out nobody signed in for: the subscriber (their STOP, their one-click
+    unsubscribe) or the system (a provider's report, such as Twilio's 21610)."""
+    if source.split(":", 1)[0] in SUBSCRIBER_SOURCES:
+        return Actor.subscriber(f"({source})")
+    return Actor.system(source)
+
+
 def opt_out(session, channel: Channel | str, address: str, source: str, *, actor: Actor | None = None) -> OptOut:
     """Record an opt-out (idempotent), flag matching accounts and suppress unsent messages to the address.
 
-    `actor` is given when an operator acts: the change is then audited."""
+    Every change is audited: as `actor` when an operator acts, else as the subscriber or the system."""
     channel, address = normalise(channel, address)
     existing = session.scalar(sa.select(OptOut).where(OptOut.channel == channel, OptOut.address == address))
     if existing is None:
@@ -66,9 +77,9 @@ def opt_out(session, channel: Channel | str, address: str, source: str, *, actor
             existing = session.scalar(sa.select(OptOut).where(OptOut.channel == channel,
                                                               OptOut.address == address))
         else:
-            if actor is not None:
-                record(session, actor=actor, action="opt_out.add", entity_type="opt_out", entity_id=existing.id,
-                       after={"channel": channel.value, "address": address, "source": existing.source})
+            record(session, actor=actor or _actor_for(source), action="opt_out.add", entity_type="opt_out",
+                   entity_id=existing.id,
+                   after={"channel": channel.value, "address": address, "source": existing.source})
     now = utcnow()
     # Both set-based: an opt-out of a number shared by many accounts, or with a queued broadcast, is two statements.
     session.execute(sa.update(Account).where(_contact(channel) == address, _flag(channel).is_(False))
@@ -90,10 +101,9 @@ def opt_in(session, channel: Channel | str, address: str, source: str, *, actor:
     channel, address = normalise(channel, address)
     row = session.scalar(sa.select(OptOut).where(OptOut.channel == channel, OptOut.address == address))
     if row is not None:
-        if actor is not None:
-            record(session, actor=actor, action="opt_out.remove", entity_type="opt_out", entity_id=row.id,
-                   before={"channel": channel.value, "address": address, "source": row.source},
-                   after={"source": source})
+        record(session, actor=actor or _actor_for(source), action="opt_out.remove", entity_type="opt_out",
+               entity_id=row.id, before={"channel": channel.value, "address": address, "source": row.source},
+               after={"source": source})
         session.delete(row)
         session.flush()
     session.execute(sa.update(Account).where(_contact(channel) == address, _flag(channel).is_(True))

@@ -10,9 +10,9 @@ from flask.cli import AppGroup
 from core.db import db
 from core.errors import ServiceError
 from offers import grants, notify, service
-from ops.audit import Actor
+from ops.audit import Actor, as_option
 
-offers_cli = AppGroup("offers", help="Compensation offers.")
+offers_cli = as_option(AppGroup("offers", help="Compensation offers."))
 
 
 def _actor() -> Actor:

@@ -57,25 +57,35 @@ def _check_not_expired(session, grant: OfferGrant, now) -> None:
         _move(session, grant, to=GrantState.EXPIRED, frm=(GrantState.OFFERED,), values={"expired_at": now})
 
 
+def _subscriber_said(session, grant: OfferGrant, action: str, via: str) -> None:
+    """The subscriber's answer in the audit log, as theirs ("subscriber SK100001")."""
+    number = session.scalar(sa.select(Account.account_number).where(Account.id == grant.account_id))
+    record(session, actor=Actor.subscriber(number or f"account #{grant.account_id}"), action=f"offer.grant.{action}",
+           entity_type="offer_grant", entity_id=grant.id, label=display_code(grant.code),
+           before={"state": GrantState.OFFERED.value}, after={"state": grant.state.value, "via": via})
+
+
 def accept(session, grant: OfferGrant, *, via: str) -> bool:
     """Accept an offered grant; True if this call accepted it, False if it was already accepted (idempotent).
 
-    Conflict (409) when it is expired, declined or revoked, saying so."""
+    Conflict (409) when it is expired, declined or revoked, saying so. The subscriber's answer is audited."""
     now = utcnow()
     _check_not_expired(session, grant, now)
     if _move(session, grant, to=GrantState.ACCEPTED, frm=(GrantState.OFFERED,),
              values={"accepted_at": now, "accepted_via": via}):
+        _subscriber_said(session, grant, "accept", via)
         return True
     if grant.state in (GrantState.ACCEPTED, GrantState.FULFILLED):
         return False
     _refuse(grant, grant.program, "accepted")
 
 
-def decline(session, grant: OfferGrant) -> bool:
-    """Decline an offered grant; True if this call declined it, False if already declined."""
+def decline(session, grant: OfferGrant, *, via: str = "web") -> bool:
+    """Decline an offered grant; True if this call declined it, False if already declined (audited)."""
     now = utcnow()
     _check_not_expired(session, grant, now)
     if _move(session, grant, to=GrantState.DECLINED, frm=(GrantState.OFFERED,), values={"declined_at": now}):
+        _subscriber_said(session, grant, "decline", via)
         return True
     if grant.state == GrantState.DECLINED:
         return False

@@ -6,11 +6,12 @@ import os
 import socket
 from dataclasses import dataclass
 
+import click
 import sqlalchemy as sa
 
 from core import csvout
-from core.db import utcnow
-from ops.models import AuditEntry
+from core.db import db, utcnow
+from ops.models import AuditEntry, Operator
 
 
 @dataclass(frozen=True)
@@ -23,9 +24,48 @@ class Actor:
 
     @classmethod
     def cli(cls, what: str | None = None) -> "Actor":
-        """The command line: labelled with the OS user and host who ran it ("cli root@db-1"), or `what` for
-        the machine's own work (the demo seed, tests)."""
-        return cls(operator_id=None, label=what or f"cli {_os_user()}@{socket.gethostname()}")
+        """The command line: labelled with the OS user and host who ran it ("cli root@db-1"), and the operator
+        named by `--as EMAIL` (`as_option`) when given; or `what` for the machine's own work (the demo seed,
+        tests)."""
+        if what:
+            return cls(operator_id=None, label=what)
+        label = f"cli {_os_user()}@{socket.gethostname()}"
+        context = click.get_current_context(silent=True)
+        email = context.meta.get(AS_KEY) if context is not None else None
+        if not email:
+            return cls(operator_id=None, label=label)
+        operator = db.session.scalar(sa.select(Operator).where(sa.func.lower(Operator.email) == email))
+        if operator is None or not operator.active:
+            raise click.UsageError(f"--as {email}: no active operator has this email (flask operators list).")
+        return cls(operator_id=operator.id, label=f"{label} as {operator.email}")
+
+    @classmethod
+    def subscriber(cls, who: str) -> "Actor":
+        """A subscriber acting on their own data: "subscriber SK100001" (the account) or "subscriber (sms:STOP)"
+        (only the channel is known)."""
+        return cls(operator_id=None, label=f"subscriber {who}"[:300])
+
+    @classmethod
+    def system(cls, what: str) -> "Actor":
+        """Lifeboat itself: a scheduled task, a provider's report ("system twilio:21610")."""
+        return cls(operator_id=None, label=f"system {what}"[:300])
+
+
+AS_KEY = "lifeboat.as"  # click context meta: the operator a command acts as (--as EMAIL)
+
+
+def _remember_as(ctx, _param, value):
+    if value:
+        ctx.meta[AS_KEY] = value.strip().lower()
+    return value
+
+
+def as_option(command):
+    """Give a click command or group `--as EMAIL`: its audit entries name that operator beside the OS user."""
+    command.params.append(click.Option(
+        ["--as", "as_operator"], metavar="EMAIL", expose_value=False, callback=_remember_as, is_eager=True,
+        help="Audit this command as done by this operator (an active operator's email), besides the OS user."))
+    return command
 
 
 def _os_user() -> str:
@@ -48,14 +88,31 @@ def snapshot(obj, fields: tuple[str, ...]) -> dict:
     return out
 
 
+# The fields that name an entity, in the order they are looked for in its before/after record.
+LABEL_FIELDS = ("name", "title", "account_number", "email", "key", "label", "code", "address", "url")
+
+
+def label_of(before: dict | None, after: dict | None) -> str | None:
+    """What the entity was called ("Sync service"), from its after or before record."""
+    for snap in (after, before):
+        for field in LABEL_FIELDS:
+            if isinstance(snap, dict) and isinstance(snap.get(field), str) and snap[field].strip():
+                return snap[field].strip()[:300]
+    return None
+
+
 def record(session, *, actor: Actor, action: str, entity_type: str, entity_id=None,
-           before: dict | None = None, after: dict | None = None) -> AuditEntry:
-    """Add an audit entry to the session (the caller commits it with the change)."""
+           before: dict | None = None, after: dict | None = None, label: str | None = None) -> AuditEntry:
+    """Add an audit entry to the session (the caller commits it with the change). `label` names the entity
+    (by default its name, account number, email, ... from `after` or `before`): ids can come back after a
+    delete, so "component #8" alone could be three components."""
     entry = AuditEntry(
         at=utcnow(), operator_id=actor.operator_id, actor=actor.label, action=action,
         entity_type=entity_type, entity_id=None if entity_id is None else str(entity_id),
         before=before, after=after, ip=actor.ip,
     )
+    if label := label or label_of(before, after):  # unset, the column stays out of the INSERT (older schemas)
+        entry.entity_label = label
     session.add(entry)
     return entry
 
@@ -77,8 +134,8 @@ def list_entries(session, *, page: int = 1, per_page: int = 50, action: str | No
 
 # ---- export -----------------------------------------------------------------------------------------
 
-EXPORT_COLUMNS = ("id", "at", "actor", "operator_id", "action", "entity_type", "entity_id", "ip", "before",
-                  "after")
+EXPORT_COLUMNS = ("id", "at", "actor", "operator_id", "action", "entity_type", "entity_id", "entity_label", "ip",
+                  "before", "after")
 
 
 def iter_entries(session, *, action: str | None = None, operator_id: int | None = None, batch: int = 1000):
@@ -107,7 +164,7 @@ def csv_chunks(entries, *, chunk_rows: int = 500):
     out.writerow(EXPORT_COLUMNS)
     for n, e in enumerate(entries, 1):
         out.writerow([e.id, e.at.isoformat().replace("+00:00", "Z"), e.actor, e.operator_id, e.action,
-                      e.entity_type, e.entity_id, e.ip,
+                      e.entity_type, e.entity_id, e.entity_label, e.ip,
                       None if e.before is None else json.dumps(e.before, ensure_ascii=False, sort_keys=True),
                       None if e.after is None else json.dumps(e.after, ensure_ascii=False, sort_keys=True)])
         if n % chunk_rows == 0:

@@ -20,7 +20,7 @@ from flask.cli import with_appcontext
 from ops import portable as portable_archive
 from core.db import db
 from ops import audit
-from ops.audit import Actor
+from ops.audit import Actor, as_option
 from ops.models import AuditEntry
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
@@ -88,10 +88,18 @@ def count_rows(session) -> dict[str, int]:
 def _audit(action: str, path: Path, **after) -> None:
     """Record a backup or restore in the audit log (a restore's entry goes into the restored database), as
     the OS user and host who ran it. A database with no schema yet has no audit log to write to."""
-    if not sa.inspect(db.engine).has_table(AuditEntry.__tablename__):
+    inspector = sa.inspect(db.engine)
+    if not inspector.has_table(AuditEntry.__tablename__):
         return
-    audit.record(db.session, actor=Actor.cli(), action=action, entity_type="database",
-                 entity_id=db.engine.dialect.name, after={"path": str(path.resolve()), **after})
+    entry = audit.record(db.session, actor=Actor.cli(), action=action, entity_type="database",
+                         entity_id=db.engine.dialect.name, after={"path": str(path.resolve()), **after})
+    # The database may be at an older revision than the code (a backup made before migrating): write the
+    # entry's columns that its audit log has.
+    db.session.expunge(entry)
+    columns = {c["name"] for c in inspector.get_columns(AuditEntry.__tablename__)}
+    db.session.execute(AuditEntry.__table__.insert().values({
+        c.name: getattr(entry, c.key) for c in AuditEntry.__table__.columns
+        if c.name in columns and c.name != "id" and getattr(entry, c.key) is not None}))
     db.session.commit()
     db.session.remove()
 
@@ -129,6 +137,7 @@ def backup_postgresql(path: Path) -> None:
     os.replace(tmp, path)
 
 
+@as_option
 @click.command("backup")
 @click.argument("path", type=click.Path(dir_okay=False, writable=True, path_type=Path))
 @click.option("--force", is_flag=True, help="Overwrite PATH if it exists.")
@@ -219,6 +228,7 @@ def restore_postgresql(path: Path) -> None:
           f"--dbname={target}", str(path)], env, "pg_restore")
 
 
+@as_option
 @click.command("restore")
 @click.argument("path", type=click.Path(exists=True, dir_okay=False, readable=True, path_type=Path))
 @click.option("--force", is_flag=True, help="Replace a database that already holds data.")

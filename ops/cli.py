@@ -7,11 +7,11 @@ from flask.cli import AppGroup
 from core.db import db
 from core.errors import ServiceError
 from ops import audit, service
-from ops.audit import Actor
+from ops.audit import Actor, as_option
 
-operators_cli = AppGroup("operators", help="Manage operator accounts.")
-audit_cli = AppGroup("audit", help="Export the audit log.")
-tokens_cli = AppGroup("tokens", help="Manage API tokens for the ops API.")
+operators_cli = as_option(AppGroup("operators", help="Manage operator accounts."))
+audit_cli = as_option(AppGroup("audit", help="Export the audit log."))
+tokens_cli = as_option(AppGroup("tokens", help="Manage API tokens for the ops API."))
 
 ROLES = click.Choice(["admin", "operator", "viewer"])
 

@@ -1,14 +1,15 @@
 """Operators' part of the app: sign-in and roles, the console home, the ops JSON API blueprint (the domains
 add their routes to it, and their pieces of its OpenAPI document), /metrics, the scheduled tasks' page, and
 the operator, token, backup and restore commands."""
-from ops import api, auth, backup, cli, monitoring, periodic_views, views
+from ops import api, audit_api, auth, backup, cli, monitoring, openapi, periodic_views, views
 
 
 def init_app(app) -> None:
     auth.init_app(app)
     app.register_blueprint(views.bp)
     monitoring.init_app(app)  # /metrics, and the registries of metrics and console home panels
-    app.register_blueprint(api.bp)
+    app.register_blueprint(api.bp)  # after audit_api has added its route
+    openapi.piece(audit_api.openapi_piece)
     app.register_blueprint(periodic_views.bp)  # /ops/tasks
     cli.init_app(app)
     backup.init_app(app)  # `flask backup`, `flask restore`

@@ -3,6 +3,8 @@ end to end; every answer is checked against the OpenAPI document (CsvAwareClient
 import csv
 import io
 
+import sqlalchemy as sa
+
 from accounts import service
 from accounts.models import RecoveryEvent
 from core.db import db
@@ -29,8 +31,19 @@ def test_putting_recovery_sets_the_states_with_history_and_answers_the_current_r
     assert count_rows(RecoveryEvent) == 2
     assert count_rows(AuditEntry, AuditEntry.action == "recovery.update") == 1
     done = api.put(f"/incidents/{incident.id}/accounts/A1/recovery",
-                   json={"categories": [{"category": "calendar", "state": "recovered"}]}).get_json()
-    assert done["overall_state"] == "partially_recovered"
+                   json={"categories": [{"category": "calendar", "state": "recovered"},
+                                        {"category": "photos", "state": "recovered"}]}).get_json()
+    assert done["overall_state"] == "recovered"
+    # An overwrite keeps what it replaced: the audit entry has the states before and after.
+    last = db.session.scalars(sa.select(AuditEntry).where(AuditEntry.action == "recovery.update")
+                              .order_by(AuditEntry.id.desc())).first()
+    assert last.before == {"account_number": "A1", "overall_state": "unknown", "items": [
+        {"category": "calendar", "state": "unknown", "items_total": None, "items_recovered": None, "note": ""},
+        {"category": "photos", "state": "lost", "items_total": None, "items_recovered": None,
+         "note": "Nothing left on the phone."}]}
+    assert last.after["overall_state"] == "recovered" and [i["state"] for i in last.after["items"]] == [
+        "recovered", "recovered"]
+    assert last.entity_label == "A1"
 
 
 def test_putting_the_same_recovery_twice_records_no_new_history(api, incident):

@@ -9,6 +9,7 @@ from core.db import db
 from notifications import service, worker
 from notifications.models import Channel, EarlyReceipt, InboundMessage, Notification, NotificationStatus, OptOut
 from notifications.providers import LogProvider
+from ops.models import AuditEntry
 from tests.accounts.factories import HEADER, RECOVERY_HEADER, make_incident, run_import
 from tests.notifications.twilio_helpers import ANN, PUBLIC, callback, inbound, post_signed, reply_of
 from tests.peers.twilio_standin import sign
@@ -224,6 +225,9 @@ def test_a_replayed_message_gets_the_same_reply_and_acts_once(twilio_app, client
     inbound(client, "STOP", sid="SM" + "9" * 32)  # a second STOP is a no-op too
     assert db.session.scalar(sa.select(sa.func.count()).select_from(InboundMessage)) == 3
     assert db.session.scalar(sa.select(sa.func.count()).select_from(OptOut)) == 1
+    # The subscriber's STOP is audited once, as theirs.
+    [entry] = db.session.scalars(sa.select(AuditEntry).where(AuditEntry.action == "opt_out.add")).all()
+    assert entry.actor == "subscriber (sms:STOP)" and entry.operator_id is None
 
 
 def test_an_inbound_without_a_sender_is_a_clear_400(twilio_app, client):

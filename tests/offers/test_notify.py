@@ -81,7 +81,8 @@ def test_a_spanish_speaking_account_gets_the_offer_in_spanish(app):
     sms = sent("offer", "A2", "sms")
     assert sms.body.startswith("Lifeboat: le ofrecemos una tarjeta regalo de 100,00 US$. Responda ACEPTO "
                                + code + " antes del 31 dic 2099 o conteste en http://status.example.com/m/")
-    assert sms_segments(sms.body) == (2, "GSM-7")  # no á í ó ú: stays in GSM-7
+    # no á í ó ú: stays in GSM-7 (the parts were counted on the text sent; the stored one masks its link)
+    assert sms.segments == 2 and sms_segments(sms.body)[1] == "GSM-7"
     email = sent("offer", "A2", "email")
     assert email.subject == "Su oferta: Gift card"
     assert "Hola, Name A2:" in email.body and "Le ofrecemos una tarjeta regalo de 100,00 US$." in email.body

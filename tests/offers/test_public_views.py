@@ -7,6 +7,7 @@ from accounts.models import Account
 from core.db import db, utcnow
 from offers.models import GrantState, OfferGrant
 from offers.service import display_code
+from ops.models import AuditEntry
 from tests.conftest import csrf_from
 from tests.accounts.factories import open_personal_page
 from tests.offers.helpers import incident_with, issue, make_program
@@ -38,6 +39,8 @@ def test_the_subscriber_sees_the_offer_and_accepts_it_once(client, app):
     assert "already accepted" in again.get_data(as_text=True)
     db.session.refresh(mine)
     assert mine.state == GrantState.ACCEPTED and mine.accepted_via == "web"
+    [entry] = db.session.scalars(sa.select(AuditEntry).where(AuditEntry.action == "offer.grant.accept")).all()
+    assert entry.actor.startswith("subscriber ") and entry.after == {"state": "accepted", "via": "web"}
 
 
 def test_without_csrf_or_for_someone_elses_offer_nothing_happens(client, app):

@@ -9,6 +9,7 @@ from core.db import db, utcnow
 from notifications.templates import sms_segments
 from offers.models import GrantState, OfferGrant
 from offers.service import display_code
+from ops.models import AuditEntry
 from tests.notifications.twilio_helpers import inbound, reply_of
 from tests.offers.helpers import incident_with, issue, make_program
 
@@ -37,6 +38,12 @@ def test_accept_with_the_code_accepts_that_offer_once(twilio_app, client):  # no
     assert grant.state == GrantState.ACCEPTED and grant.accepted_via == "sms"
     again = reply_of(inbound(client, f"ACCEPT {grant.code}", sender=FIRST, sid="SM" + "2" * 32))
     assert "already accepted" in again
+    # The subscriber's answer is in the audit log, once, as theirs.
+    [entry] = db.session.scalars(sa.select(AuditEntry).where(AuditEntry.action == "offer.grant.accept")).all()
+    number = db.session.scalar(sa.select(Account.account_number).where(Account.id == grant.account_id))
+    assert (entry.actor, entry.entity_id, entry.entity_label) == (f"subscriber {number}", str(grant.id),
+                                                                  display_code(grant.code))
+    assert entry.before == {"state": "offered"} and entry.after == {"state": "accepted", "via": "sms"}
 
 
 def test_a_bare_accept_works_only_when_exactly_one_offer_is_open(twilio_app, client):  # noqa: F811

@@ -8,6 +8,7 @@ import sqlalchemy as sa
 from core.db import db
 from ops import audit
 from ops.audit import Actor, record
+from ops import models as ops_models
 from ops.models import AuditEntry
 from ops.views import audit_diff
 from tests.conftest import make_operator, post_form, sign_in
@@ -133,3 +134,71 @@ def test_flask_audit_export_writes_every_entry_in_batches_and_is_audited(runner,
     # Batches are read by id, so a long log never sits in memory whole: small batches give the same rows.
     small = [e.action for e in audit.iter_entries(db.session, action="thing.", batch=2)]
     assert small == [f"thing.{i}" for i in range(7)]
+
+
+# ---- the audit API, --as, names in entries, subscribers and the system --------------------------
+
+def admin_api(client):
+    from ops import service as ops_service
+    from tests.ops.api_client import ApiClient
+    admin = make_operator("admin", email="root@example.com")
+    _token, secret = ops_service.create_token(db.session, actor=Actor.cli("test"), operator_id=admin.id)
+    db.session.commit()
+    return ApiClient(client, secret), admin
+
+
+def test_the_audit_api_pages_newest_first_with_filters_and_is_for_admins(client, api):
+    for i in range(5):
+        record(db.session, actor=Actor.cli("test"), action=f"thing.{i}", entity_type="thing", entity_id=i,
+               after={"name": f"Thing {i}"})
+    db.session.commit()
+    assert api.get("/audit").status_code == 403  # an operator's token
+    admin, _ = admin_api(client)
+    first = admin.get("/audit?action=thing.&limit=2").get_json()
+    assert [e["action"] for e in first["entries"]] == ["thing.4", "thing.3"]
+    assert first["entries"][0]["entity_label"] == "Thing 4" and first["next_cursor"]
+    rest = admin.get(f"/audit?action=thing.&limit=2&cursor={first['next_cursor']}").get_json()
+    assert [e["action"] for e in rest["entries"]] == ["thing.2", "thing.1"]
+    one = admin.get("/audit?entity_type=thing&entity_id=3").get_json()["entries"]
+    assert [e["action"] for e in one] == ["thing.3"]
+    assert admin.get("/audit?action=thing.&until=2000-01-01T00:00:00Z").get_json()["entries"] == []
+    r = admin.get("/audit?since=tomorrow")
+    assert r.status_code == 422 and "since" in r.get_json()["error"]["fields"]
+    # Reading the log is audited, once per reading (its first page): three readings above, one refused.
+    reads = db.session.scalars(sa.select(AuditEntry).where(AuditEntry.action == "audit.export")).all()
+    assert [r.after["via"] for r in reads] == ["api", "api", "api"]
+
+
+def test_a_command_run_as_an_operator_names_them_and_the_os_user(app, runner):
+    make_operator("admin", email="ana@example.com")
+    result = runner.invoke(args=["operators", "--as", "Ana@Example.com", "create", "bo@example.com", "--role",
+                                 "viewer", "--password-stdin"], input="a long enough password\n")
+    assert result.exit_code == 0, result.output
+    entry = db.session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "operator.create",
+                                                          AuditEntry.entity_label == "bo@example.com"))
+    ana = db.session.scalar(sa.select(ops_models.Operator).where(ops_models.Operator.email == "ana@example.com"))
+    assert entry.operator_id == ana.id and entry.actor.startswith("cli ") and entry.actor.endswith(
+        " as ana@example.com")
+    refused = runner.invoke(args=["operators", "--as", "nobody@example.com", "disable", "bo@example.com"])
+    assert refused.exit_code == 2 and "no active operator" in refused.output
+
+
+def test_entries_name_what_they_are_about_so_a_reused_id_is_not_ambiguous(client):
+    admin = as_admin(client)
+    for name in ("Sync service", "Photo store"):
+        component = ops_components_create(admin, name)
+        db.session.execute(sa.delete(type(component)).where(type(component).id == component.id))
+        db.session.commit()
+    labels = db.session.scalars(sa.select(AuditEntry.entity_label).where(AuditEntry.entity_type == "component")
+                                .order_by(AuditEntry.id)).all()
+    assert labels == ["Sync service", "Photo store"]
+    page = client.get("/ops/audit").get_data(as_text=True)
+    assert "Sync service" in page and "Photo store" in page
+
+
+def ops_components_create(admin, name):
+    from incidents import service as incidents_service
+    component = incidents_service.create_component(db.session, actor=Actor(admin.id, admin.email),
+                                                   data={"name": name})
+    db.session.commit()
+    return component
