@@ -12,7 +12,7 @@ from flask import Response, current_app, jsonify, request, send_file, stream_wit
 from werkzeug.exceptions import RequestEntityTooLarge
 from werkzeug.routing import PathConverter
 
-from accounts import service
+from accounts import erasure, service
 from accounts.imports import jobs
 from accounts.imports.account_import import ACCOUNT_COLUMNS, AccountImport
 from accounts.imports.service import create_job, errors_dir, run_job
@@ -245,6 +245,15 @@ def update_recovery(incident_id: int, account_number: str):
         raise
     return jsonify(recovery_json(service.get_affected(db.session, incident_id=incident_id,
                                                       account_number=account_number)))
+
+
+@bp.post("/accounts/<path:account_number>/erase")
+@requires(Role.ADMIN)
+@transactional
+def erase_account(account_number: str):
+    """Erase a subscriber's personal data everywhere (accounts.erasure); admins only, audited with counts."""
+    counts = erasure.erase(db.session, actor=current_actor(), account_number=account_number)
+    return jsonify({"erased": counts})
 
 
 # ---- summary and categories ---------------------------------------------------------------------

@@ -1,4 +1,4 @@
-"""`flask --app app accounts import ...`, `recovery import ...`, `recovery categories ...`, `imports prune`."""
+"""`flask --app app accounts import|erase ...`, `recovery import ...`, `recovery categories ...`, `imports prune`."""
 import os
 import sys
 
@@ -106,6 +106,25 @@ def prune_imports(days: int | None):
     db.session.commit()
     click.echo(f"Deleted {pruned.files} file(s) of {pruned.jobs} import(s) that ended more than "
                f"{retention.retention_days() if days is None else days} day(s) ago.")
+
+
+@accounts_cli.command("erase")
+@click.argument("account_number")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def erase_account(account_number: str, yes: bool):
+    """Erase ACCOUNT_NUMBER's personal data everywhere it lives (a subscriber's request); counts, recovery
+    statistics, offer liability and opt-outs stay right. Cannot be undone."""
+    from accounts import erasure
+
+    if not yes:
+        click.confirm(f"Erase every personal detail of account {account_number}? This cannot be undone", abort=True)
+    try:
+        counts = erasure.erase(db.session, actor=Actor.cli(), account_number=account_number)
+        db.session.commit()
+    except ServiceError as e:
+        db.session.rollback()
+        raise click.ClickException(e.message)
+    click.echo(f"Erased account {account_number}: {erasure.describe(counts)}.")
 
 
 def init_app(app) -> None:

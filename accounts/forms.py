@@ -32,6 +32,10 @@ class PasteForm(WebForm):
     skip_invalid = BooleanField(SKIP_LABEL)
 
 
+class EraseForm(WebForm):
+    confirm = StringField("Type the account number to confirm", validators=[DataRequired(), Length(max=64)])
+
+
 class CategoriesForm(WebForm):
     categories = StringField("Data categories", validators=[Length(max=2000)])
 

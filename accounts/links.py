@@ -15,6 +15,7 @@ from accounts.models import Account, AffectedAccount, PersonalLink
 from core.db import db, utcnow
 from core.errors import NotFound, ServiceError
 from notifications import masking
+from ops.audit import Actor, record
 
 TOKEN_BYTES = 12  # 16 URL-safe characters: short enough for an SMS, ~96 bits
 _TOKEN_SHAPE = re.compile(r"^[A-Za-z0-9_-]{16,64}$")
@@ -80,14 +81,25 @@ def _affected(session, incident_id: int, account_number: str) -> AffectedAccount
     return affected
 
 
-def issue_link_for(session, *, incident_id: int, account_number: str, ttl_days: int | None = None) -> str:
-    """Console and CLI: a fresh personal link URL for an account attached to an incident."""
-    return link_url(issue_link(session, _affected(session, incident_id, account_number).id, ttl_days))
+def issue_link_for(session, *, incident_id: int, account_number: str, ttl_days: int | None = None,
+                   actor: Actor | None = None) -> str:
+    """CLI: a fresh personal link URL for an account attached to an incident. It opens the subscriber's page,
+    so who made it is audited (with the link's id, never its token)."""
+    affected = _affected(session, incident_id, account_number)
+    token = issue_link(session, affected.id, ttl_days)
+    record(session, actor=actor or Actor.cli(), action="link.issue", entity_type="affected_account",
+           entity_id=affected.id, label=account_number,
+           after={"incident_id": incident_id, "link_id": session.info[masking.ISSUED][token], "ttl_days": ttl_days})
+    return link_url(token)
 
 
-def revoke_links_for(session, *, incident_id: int, account_number: str) -> int:
-    """Console and CLI: revoke the personal links of an account attached to an incident."""
-    return revoke_links(session, _affected(session, incident_id, account_number).id)
+def revoke_links_for(session, *, incident_id: int, account_number: str, actor: Actor | None = None) -> int:
+    """CLI: revoke the personal links of an account attached to an incident (audited)."""
+    affected = _affected(session, incident_id, account_number)
+    count = revoke_links(session, affected.id)
+    record(session, actor=actor or Actor.cli(), action="link.revoke", entity_type="affected_account",
+           entity_id=affected.id, label=account_number, after={"incident_id": incident_id, "revoked": count})
+    return count
 
 
 @click.command("link")

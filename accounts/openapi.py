@@ -224,6 +224,12 @@ def openapi_piece() -> dict:
                 "getAffectedAccount", ok=(200, ref("AffectedAccount")), params=[incident_id, account_number_read],
                 not_found=True)},
             "/incidents/{incident_id}/accounts/{account_number}/recovery": {"put": put_recovery},
+            "/accounts/{account_number}/erase": {"post": operation(
+                "Erase a subscriber's personal data everywhere it lives (admins; cannot be undone): counts, "
+                "recovery statistics, offer liability and opt-outs stay right; audited with counts only",
+                TAG, "eraseAccount", ok=(200, obj({"erased": {"type": "object", "additionalProperties": {
+                    "type": "integer", "minimum": 0}}}, ["erased"])), params=[account_number], not_found=True,
+                idempotent=True)},
             "/incidents/{incident_id}/recovery-summary": {"get": operation(
                 "Affected accounts by overall state and by category (the console dashboard's counts)", TAG,
                 "getRecoverySummary", ok=(200, ref("RecoverySummary")), params=[incident_id], not_found=True)},

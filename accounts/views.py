@@ -7,6 +7,7 @@ import math
 import os
 from pathlib import Path
 
+import sqlalchemy as sa
 from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request,
                    send_file, stream_with_context, url_for)
 from flask_login import current_user
@@ -17,10 +18,10 @@ from wtforms.fields.choices import SelectChoice
 from wtforms.validators import ValidationError as WTFValidationError
 
 import accounts.recovery
-from accounts import charts, forms, serializers, service
+from accounts import charts, erasure, forms, serializers, service
 from accounts.imports import jobs
 from accounts.imports.service import create_job, errors_dir
-from accounts.models import ImportKind
+from accounts.models import Account, ImportKind
 from core.db import db
 from core.errors import NotFound, ValidationError
 from core.web import csrf
@@ -297,6 +298,28 @@ def account_page(incident_id: int, account_number: str):
         "ops/accounts_detail.html", incident=incident, affected=affected, account=affected.account,
         categories=categories, statuses=statuses, form=form, other_errors=other, rule=rule, by_id=by_id,
         history=service.history_of(db.session, affected_id=affected.id)), status
+
+
+@bp.route("/accounts/<path:account_number>/erase", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def erase(account_number: str):
+    """Erase a subscriber's personal data (accounts.erasure) after the admin types the account number."""
+    account = db.session.scalar(sa.select(Account).where(Account.account_number == account_number))
+    if account is None:
+        abort(404)
+    form = forms.EraseForm()
+    status = 200
+    if request.method == "POST":
+        if form.validate() and form.confirm.data.strip() == account_number:
+            counts = erasure.erase(db.session, actor=current_actor(), account_number=account_number)
+            db.session.commit()
+            flash(f"Erased account {account_number}: {erasure.describe(counts)}.", "success")
+            return redirect(url_for(".search"), 303)
+        if not form.confirm.errors:
+            form.confirm.errors = [f"Type {account_number} exactly to confirm."]
+        status = 422
+    attached = service.incidents_of_accounts(db.session, account_ids=[account.id]).get(account.id, [])
+    return render_template("ops/accounts_erase.html", account=account, form=form, attached=attached), status
 
 
 @bp.get("/accounts")

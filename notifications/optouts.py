@@ -3,9 +3,12 @@
 An opt-out binds the address (a STOP binds the phone number, whoever it belongs to), and is mirrored on the
 accounts that carry that address (Account.sms_opt_out / email_opt_out) so account screens and audience
 queries see it. Functions take the session and never commit: the caller commits once."""
+import hashlib
+import hmac
 from datetime import datetime
 
 import sqlalchemy as sa
+from flask import current_app
 from sqlalchemy.exc import IntegrityError
 
 from core.db import utcnow
@@ -42,12 +45,57 @@ def _contact(channel: Channel):
     return Account.phone if channel is Channel.SMS else Account.email
 
 
+ERASED_PREFIX = "erased:"
+
+
+def erased_hash(key: bytes, channel: str, address: str) -> str:
+    """The keyed hash an erased subscriber's opt-out keeps for (channel, normalised address)."""
+    return ERASED_PREFIX + hmac.new(key, f"{channel}\x1f{address}".encode(), hashlib.sha256).hexdigest()
+
+
+def erased_address(channel: Channel | str, address: str) -> str:
+    """What an erased subscriber's opt-out keeps instead of their address: a keyed hash (SECRET_KEY), so the
+    opt-out still holds if the address comes back, and the address itself is gone."""
+    channel, address = normalise(channel, address)
+    return erased_hash(current_app.config["SECRET_KEY"].encode(), channel.value, address)
+
+
+def erase_address(session, channel: Channel | str, address: str) -> bool:
+    """Replace an opt-out's address by its keyed hash (accounts.erasure); True if there was one."""
+    channel, address = normalise(channel, address)
+    hashed = erased_address(channel, address)
+    row = session.scalar(sa.select(OptOut).where(OptOut.channel == channel, OptOut.address == address))
+    if row is None:
+        return False
+    if session.scalar(sa.select(OptOut.id).where(OptOut.channel == channel, OptOut.address == hashed)) is None:
+        row.address = hashed
+    else:
+        session.delete(row)
+    return True
+
+
+def erased_opt_outs(session, channel: Channel | str, addresses) -> set[str]:
+    """Which of `addresses` belong to an erased subscriber's opt-out (their keyed hash is stored)."""
+    channel = Channel(channel)
+    hashes = {}
+    for address in addresses:
+        try:
+            hashes[erased_address(channel, address)] = address
+        except ValidationError:
+            continue
+    if not hashes:
+        return set()
+    found = session.scalars(sa.select(OptOut.address).where(OptOut.channel == channel,
+                                                            OptOut.address.in_(list(hashes))))
+    return {hashes[h] for h in found}
+
+
 def is_opted_out(session, channel: Channel | str, address: str) -> bool:
     """True when the address has opted out of the channel."""
     channel = Channel(channel)
     address = address.strip().lower() if channel is Channel.EMAIL else address.strip()
     return session.scalar(sa.select(OptOut.id).where(OptOut.channel == channel, OptOut.address == address)) \
-        is not None
+        is not None or bool(erased_opt_outs(session, channel, [address]))
 
 
 SUBSCRIBER_SOURCES = ("sms", "email", "web")  # "sms:STOP", "email:one-click": the subscriber; others: the system
@@ -99,6 +147,9 @@ def opt_in(session, channel: Channel | str, address: str, source: str, *, actor:
 
     Messages suppressed while opted out stay suppressed: they are stale by now."""
     channel, address = normalise(channel, address)
+    # An erased subscriber's opt-out (its keyed hash) is lifted by the same address asking again.
+    session.execute(sa.delete(OptOut).where(OptOut.channel == channel,
+                                            OptOut.address == erased_address(channel, address)))
     row = session.scalar(sa.select(OptOut).where(OptOut.channel == channel, OptOut.address == address))
     if row is not None:
         record(session, actor=actor or _actor_for(source), action="opt_out.remove", entity_type="opt_out",

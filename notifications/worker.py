@@ -19,7 +19,7 @@ from sqlalchemy.orm import sessionmaker
 
 from core.db import SQLITE_BUSY_TIMEOUT_MS, db, utcnow
 from core.periodic import run_due as run_due_tasks
-from notifications import masking, quiet_hours, receipts, telemetry
+from notifications import masking, optouts, quiet_hours, receipts, telemetry
 from notifications.models import Account, Channel, Notification, NotificationEvent, NotificationStatus, OptOut
 from notifications.budget import SharedBudget
 from notifications.pacing import RateLimiter, sms_segments
@@ -48,6 +48,7 @@ class Settings:
     fallback_zone: str = "UTC"  # for accounts without a (known) time zone: PAGE_TIME_ZONE
     poll_interval: float = 1.0
     periodic_interval: float = 30.0  # seconds between runs of the due periodic tasks (core.periodic); 0 = never
+    secret_key: bytes = b""  # SECRET_KEY: erased subscribers' opt-outs are kept as keyed hashes (optouts.erased_hash)
 
     @classmethod
     def from_config(cls, config, **overrides) -> "Settings":
@@ -64,6 +65,7 @@ class Settings:
             fallback_zone=config.get("PAGE_TIME_ZONE") or "UTC",
             poll_interval=float(config.get("NOTIFIER_POLL_SECONDS", 1.0)),
             periodic_interval=float(config.get("NOTIFIER_PERIODIC_SECONDS", 30)),
+            secret_key=str(config.get("SECRET_KEY") or "").encode(),
         )
         if "NOTIFIER_CONCURRENCY" in config:
             values["concurrency"] = int(config["NOTIFIER_CONCURRENCY"])
@@ -166,15 +168,16 @@ def _triage(session, ids: list[int], *, settings: Settings, now: datetime,
             set_aside: dict | None = None) -> list[int]:
     """Suppress opted-out rows and push back quiet-hours SMS among the claimed `ids`; return the rest."""
     rows = session.execute(
-        sa.select(Notification.id, Notification.channel, Notification.urgent, Account.time_zone,
-                  Account.sms_opt_out, Account.email_opt_out, OptOut.id.label("opt_out_id"))
+        sa.select(Notification.id, Notification.channel, Notification.recipient, Notification.urgent,
+                  Account.time_zone, Account.sms_opt_out, Account.email_opt_out, OptOut.id.label("opt_out_id"))
         .outerjoin(Account, Account.id == Notification.account_id)
         .outerjoin(OptOut, sa.and_(OptOut.channel == Notification.channel, OptOut.address == Notification.recipient))
         .where(Notification.id.in_(ids))).all()
+    erased = _erased_opt_outs(session, rows, settings.secret_key)
     suppressed, later, send = [], [], []
     for row in rows:
         opted = row.opt_out_id is not None or (row.channel == Channel.SMS and row.sms_opt_out) \
-            or (row.channel == Channel.EMAIL and row.email_opt_out)
+            or (row.channel == Channel.EMAIL and row.email_opt_out) or row.id in erased
         until = None
         if row.channel == Channel.SMS and not row.urgent and settings.quiet:
             until = quiet_hours.quiet_until(now, settings.quiet, quiet_hours.zone(row.time_zone, settings.fallback_zone))
@@ -211,6 +214,18 @@ def _triage(session, ids: list[int], *, settings: Settings, now: datetime,
     if events:
         session.execute(NotificationEvent.__table__.insert(), [{"payload": None, **e} for e in events])
     return send
+
+
+def _erased_opt_outs(session, rows, key: bytes) -> set[int]:
+    """The ids of `rows` whose address opted out before its subscriber was erased (accounts.erasure): such an
+    opt-out keeps only a keyed hash of the address (optouts.erased_hash). One indexed read per claim."""
+    if not key or not rows:
+        return set()
+    hashes = {optouts.erased_hash(key, Channel(r.channel).value, r.recipient): r.id for r in rows if r.recipient}
+    if not hashes:
+        return set()
+    found = session.scalars(sa.select(OptOut.address).where(OptOut.address.in_(list(hashes))))
+    return {hashes[h] for h in found}
 
 
 def _mask_stored(session, ids: list[int]) -> None:
@@ -654,15 +669,10 @@ def _ambiguous_text(detail: str) -> str:
 
 def _record_opt_out(session, message: Notification, source: str) -> None:
     try:
-        from notifications import optouts
-    except ImportError:
-        optouts = None
-    if optouts is not None:
-        try:
-            optouts.opt_out(session, message.channel.value, message.recipient, source)
-            return
-        except Exception:  # an address optouts cannot normalise: record it as it is
-            log.warning("notifier: optouts.opt_out refused %r", message.recipient, exc_info=True)
+        optouts.opt_out(session, message.channel.value, message.recipient, source)
+        return
+    except Exception:  # an address optouts cannot normalise: record it as it is
+        log.warning("notifier: optouts.opt_out refused %r", message.recipient, exc_info=True)
     if session.scalar(sa.select(OptOut.id).where(OptOut.channel == message.channel,
                                                  OptOut.address == message.recipient)) is None:
         session.add(OptOut(channel=message.channel, address=message.recipient, source=source[:64],

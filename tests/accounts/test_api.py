@@ -258,7 +258,7 @@ def test_a_viewer_token_reads_but_cannot_import_or_change_recovery(client, incid
 
 def test_every_accounts_operation_is_documented_and_answers_as_documented(app, api, incident):
     ours = {op for op in api_operations(app) if "account" in op[0] or "recovery" in op[0] or "imports" in op[0]}
-    assert len(ours) == 10
+    assert len(ours) == 11
     job = _post_csv(api, incident.id, GOOD + BAD_LINE, "?skip_invalid=1").get_json()
     api.get(f"/imports/{job['id']}")
     api.get(f"/imports/{job['id']}/errors.csv")
@@ -270,6 +270,7 @@ def test_every_accounts_operation_is_documented_and_answers_as_documented(app, a
     api.get(f"/incidents/{incident.id}/recovery-summary")
     api.get(f"/incidents/{incident.id}/recovery-categories")
     api.put(f"/incidents/{incident.id}/recovery-categories", json={"categories": ["contacts", "calendar", "photos"]})
+    assert api.post("/accounts/A1/erase").status_code == 403  # admins only (tests/accounts/test_erasure.py)
     assert api.seen == ours
     doc = api.doc["paths"][f"/incidents/{{incident_id}}/affected-accounts"]["post"]
     assert set(doc["requestBody"]["content"]) == {"application/json", "text/csv"}

@@ -6,6 +6,7 @@ import sqlalchemy as sa
 from accounts import links
 from accounts.models import Account, AffectedAccount, PersonalLink
 from core.db import db, utcnow
+from ops.models import AuditEntry
 from tests.accounts.factories import RECOVERY_HEADER, attach, make_incident, run_import
 
 INVALID = "This link has expired or is no longer valid."
@@ -124,6 +125,11 @@ def test_the_cli_prints_a_fresh_link_that_works(runner, client):
     url = result.output.strip()
     assert url.startswith("http://status.example.com/m/") and len(url.rsplit("/", 1)[1]) == 16
     assert client.get(url.replace("http://status.example.com", "")).status_code == 303
+    # It signs the subscriber in, so who made it is audited: with the link's id, never its token.
+    entry = db.session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "link.issue"))
+    link = db.session.scalar(sa.select(PersonalLink))
+    assert entry.actor.startswith("cli ") and entry.entity_label == "A1" and entry.after["link_id"] == link.id
+    assert url.rsplit("/", 1)[1] not in str(entry.after)
 
 
 def test_the_cli_revokes_links_and_explains_unknown_accounts(runner, client):
@@ -131,6 +137,8 @@ def test_the_cli_revokes_links_and_explains_unknown_accounts(runner, client):
     token = new_link()
     result = runner.invoke(args=["accounts", "revoke-links", str(incident.id), "A1"])
     assert result.exit_code == 0 and "Revoked 1 link." in result.output
+    entry = db.session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "link.revoke"))
+    assert entry.after == {"incident_id": incident.id, "revoked": 1}
     assert client.get(f"/m/{token}").status_code == 404
     result = runner.invoke(args=["accounts", "link", str(incident.id), "NOPE"])
     assert result.exit_code != 0 and "not attached" in result.output

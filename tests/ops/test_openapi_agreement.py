@@ -197,7 +197,7 @@ def _format(value, world):
 def test_an_id_beyond_a_database_integer_is_not_found_whatever_the_method(app, api):
     """Werkzeug used to answer 405 (not documented) when another method's route for the path was tried first."""
     for template, method in sorted(api_operations(app)):
-        if "{" not in template:
+        if not re.search(r"\{\w*_id\}", template):  # no id in the path (an account number, a dataset's name)
             continue
         for big in BIG_IDS:
             path = template.replace("{account_number}", "A1")

@@ -1,0 +1,203 @@
+"""Erasing one subscriber on request (GDPR Art. 17 and similar laws): their personal data goes from every place
+it lives, and what must keep working keeps working.
+
+What goes:
+- the account's name, phone, email, time zone and account number (it becomes "erased-<id>");
+- the contact-change history, verification codes and personal links;
+- their messages' recipient, texts and template fields (each message row stays, with its status and times,
+  so delivery counts stay right; a message not sent yet is suppressed), and provider answers that name them;
+- the SMS they sent us (inbound log) and the replies;
+- recovery notes about them;
+- their values wherever else they were written: the audit log's before/after records and labels, import jobs'
+  error lists, the API's stored idempotent answers, and the rows of uploaded CSV files still kept on disk.
+
+What stays: the account row and its affected accounts with their recovery states (counts and recovery
+statistics stay right), offer grants (liability stays right; they hold no personal field), and an opt-out as a
+keyed hash of the address (notifications.optouts.erased_hash), which still stops messages if the address
+comes back. The erasure itself is audited with counts only.
+
+Backups made before the erasure still hold the data: they age out with the backup retention."""
+import json
+import os
+import tempfile
+from pathlib import Path
+
+import sqlalchemy as sa
+
+from accounts.models import (Account, AccountChange, AffectedAccount, ImportJob, PersonalLink, RecoveryEvent,
+                             RecoveryStatus, VerificationCode)
+from core.db import utcnow
+from core.errors import NotFound
+from notifications import optouts
+from notifications.models import Channel, InboundMessage, Notification, NotificationEvent, NotificationStatus
+from ops.audit import Actor, record
+from ops.models import AuditEntry, IdempotencyRecord
+
+ERASED = "(erased)"
+MIN_VALUE = 4  # shorter values (a two-letter name) would erase unrelated text; they are blanked where they are
+
+
+def erase(session, *, actor: Actor, account_number: str) -> dict:
+    """Erase the subscriber with this account number; returns what was done, by kind (the caller commits)."""
+    account = session.scalar(sa.select(Account).where(Account.account_number == account_number))
+    if account is None:
+        raise NotFound(f"No account {account_number!r}.")
+    values, addresses = _their_values(session, account)
+    affected_ids = list(session.scalars(sa.select(AffectedAccount.id).where(AffectedAccount.account_id == account.id)))
+    counts: dict[str, int] = {}
+
+    # Opt-outs keep a keyed hash, so they still hold.
+    counts["opt_outs_hashed"] = sum(optouts.erase_address(session, channel, address) for channel, address in addresses)
+
+    # Messages: the rows stay (counts, delivery record), what names the person goes.
+    message_ids = list(session.scalars(sa.select(Notification.id).where(sa.or_(
+        Notification.account_id == account.id,
+        *(sa.and_(Notification.channel == c, Notification.recipient == a) for c, a in addresses)))))
+    now = utcnow()
+    for chunk in _chunks(message_ids):
+        session.execute(sa.update(Notification).where(Notification.id.in_(chunk),
+                                                      Notification.status.in_([NotificationStatus.QUEUED,
+                                                                               NotificationStatus.SENDING]))
+                        .values(status=NotificationStatus.SUPPRESSED, error_code="erased",
+                                error_message="The subscriber was erased; not sent.", lease_until=None)
+                        .execution_options(synchronize_session=False))
+        # The dedupe key names the recipient too; "erased:<message id>" keeps it unique.
+        session.execute(sa.update(Notification).where(Notification.id.in_(chunk)).values(
+            recipient=ERASED, account_id=None, subject="", body=ERASED, html_body=None, data=None, updated_at=now,
+            dedupe_key=sa.literal("erased:") + sa.cast(Notification.id, sa.String))
+            .execution_options(synchronize_session=False))
+    counts["messages"] = len(message_ids)
+    counts["message_events"] = _scrub(session, NotificationEvent.__table__, values,
+                                      where=lambda t: t.c.notification_id.in_(message_ids or [0]))
+    counts["message_errors"] = _scrub(session, Notification.__table__, values,
+                                      where=lambda t: t.c.id.in_(message_ids or [0]), columns=("error_message",))
+
+    phones = [a for c, a in addresses if c is Channel.SMS]
+    counts["inbound_sms"] = session.execute(sa.delete(InboundMessage).where(
+        InboundMessage.from_number.in_(phones or [""]))).rowcount
+    counts["verification_codes"] = session.execute(sa.delete(VerificationCode).where(
+        VerificationCode.account_id == account.id)).rowcount
+    counts["personal_links"] = session.execute(sa.delete(PersonalLink).where(
+        PersonalLink.affected_account_id.in_(affected_ids or [0]))).rowcount
+    counts["contact_changes"] = session.execute(sa.delete(AccountChange).where(
+        AccountChange.account_id == account.id)).rowcount
+    for model in (RecoveryStatus, RecoveryEvent):  # free text about this person: blanked, states stay
+        session.execute(sa.update(model).where(model.affected_account_id.in_(affected_ids or [0]), model.note != "")
+                        .values(note="").execution_options(synchronize_session=False))
+
+    # Anywhere else their values were written.
+    counts["audit_entries"] = _scrub(session, AuditEntry.__table__, values,
+                                     columns=("actor", "entity_label", "before", "after"))
+    counts["import_jobs"] = _scrub(session, ImportJob.__table__, values, columns=("errors", "message"))
+    idempotent = IdempotencyRecord.__table__
+    counts["stored_api_answers"] = session.execute(sa.delete(idempotent).where(sa.or_(
+        *(idempotent.c.response_body.contains(v, autoescape=True) for v in _patterns(values))))).rowcount
+    counts["upload_rows"] = _scrub_files(session, values)
+
+    number = f"erased-{account.id}"
+    session.execute(sa.update(Account).where(Account.id == account.id).values(
+        account_number=number, name="", phone=None, email=None, time_zone=None, updated_at=now)
+        .execution_options(synchronize_session=False))
+    session.expire(account)
+    record(session, actor=actor, action="account.erase", entity_type="account", entity_id=account.id,
+           label=number, after=dict(counts))
+    return counts
+
+
+def _their_values(session, account: Account) -> tuple[list[str], list[tuple[Channel, str]]]:
+    """The strings that identify the person (now and in their contact history), and their addresses."""
+    values = {account.account_number, account.name, account.phone, account.email}
+    addresses = {(Channel.SMS, account.phone), (Channel.EMAIL, account.email)}
+    for change in session.scalars(sa.select(AccountChange).where(AccountChange.account_id == account.id)):
+        for value in (change.old_value, change.new_value):
+            values.add(value)
+            if change.field in ("phone", "email") and value:
+                addresses.add((Channel.SMS if change.field == "phone" else Channel.EMAIL, value))
+    clean = sorted({v.strip() for v in values if v and len(v.strip()) >= MIN_VALUE}, key=len, reverse=True)
+    return clean, sorted((c, a) for c, a in addresses if a)
+
+
+def _patterns(values: list[str]) -> list[str]:
+    """Each value as text holds it, and as JSON text holds it (non-ASCII escaped)."""
+    out = []
+    for v in values:
+        out.append(v)
+        escaped = json.dumps(v)[1:-1]
+        if escaped != v:
+            out.append(escaped)
+    return out
+
+
+def _replace(value, values: list[str]):
+    """`value` (text, or JSON: dicts, lists) with every occurrence of the values replaced by ERASED."""
+    if isinstance(value, str):
+        for v in values:
+            if v in value:
+                value = value.replace(v, ERASED)
+        return value
+    if isinstance(value, dict):
+        return {k: _replace(v, values) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_replace(v, values) for v in value]
+    return value
+
+
+def _scrub(session, table, values: list[str], *, where=None, columns=None) -> int:
+    """Replace the values in the text and JSON columns of `table` (all of them, or `columns`), in the rows that
+    hold them; returns how many rows changed."""
+    if not values:
+        return 0
+    cols = [table.c[name] for name in columns] if columns else [
+        c for c in table.columns if isinstance(c.type, (sa.String, sa.Text, sa.JSON))]
+    if not cols:
+        return 0
+    patterns = _patterns(values)
+    holds = [sa.cast(c, sa.Text).contains(p, autoescape=True) for c in cols for p in patterns]
+    query = sa.select(table.c.id, *cols).where(sa.or_(*holds))
+    if where is not None:
+        query = query.where(where(table))
+    changed = 0
+    for row in session.execute(query).all():
+        new = {c.name: _replace(getattr(row, c.name), values) for c in cols}
+        if any(new[c.name] != getattr(row, c.name) for c in cols):
+            session.execute(table.update().where(table.c.id == row.id).values(new))
+            changed += 1
+    return changed
+
+
+def _scrub_files(session, values: list[str]) -> int:
+    """Drop the lines holding the values from uploaded CSVs and rejected-row files still on disk (they are
+    deleted after IMPORT_RETENTION_DAYS anyway); returns how many lines went."""
+    paths = set()
+    for source, errors in session.execute(sa.select(ImportJob.source_path, ImportJob.error_csv_path)):
+        paths.update(p for p in (source, errors) if p)
+    dropped = 0
+    encoded = [v.encode() for v in values]
+    for name in paths:
+        path = Path(name)
+        if not path.is_file():
+            continue
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".erase-")
+        removed = 0
+        with os.fdopen(fd, "wb") as out, path.open("rb") as src:
+            for line in src:
+                if any(v in line for v in encoded):
+                    removed += 1
+                else:
+                    out.write(line)
+        if removed:
+            os.replace(tmp, path)
+            dropped += removed
+        else:
+            os.unlink(tmp)
+    return dropped
+
+
+def _chunks(ids: list[int], size: int = 500):
+    for i in range(0, len(ids), size):
+        yield ids[i:i + size]
+
+
+def describe(counts: dict) -> str:
+    """What an erasure did, for the operator: "12 messages, 1 opt outs hashed, ..."."""
+    return ", ".join(f"{v} {k.replace('_', ' ')}" for k, v in counts.items() if v) or "nothing beyond the account"
