@@ -3,6 +3,7 @@
 Functions take the session (and an Actor for writes) and do not commit."""
 import io
 import re
+from datetime import datetime, timezone
 from typing import Iterator
 
 import sqlalchemy as sa
@@ -245,31 +246,35 @@ def export_rows(session, *, incident_id: int) -> Iterator[str]:
     categories = list_categories(session, incident_id=incident_id)
     out = io.StringIO()
     w = csvout.writer(out)
-    header = ["account_number", "name", "phone", "email", "locale", "overall_state"]
+    # The import's columns first (the file can be imported again), then what else is known about the account.
+    header = ["account_number", "name", "phone", "email", "locale", "overall_state", "time_zone", "sms_opt_out",
+              "email_opt_out", "added_at", "updated_at"]
     for c in categories:
-        header += [f"{c.key}_state", f"{c.key}_items_total", f"{c.key}_items_recovered"]
+        header += [f"{c.key}_state", f"{c.key}_items_total", f"{c.key}_items_recovered", f"{c.key}_note"]
     w.writerow(header)
     last_id = 0
     while True:
         chunk = session.execute(
             sa.select(AffectedAccount.id, Account.account_number, Account.name, Account.phone, Account.email,
-                      Account.language, AffectedAccount.state)
+                      Account.language, AffectedAccount.state, Account.time_zone, Account.sms_opt_out,
+                      Account.email_opt_out, AffectedAccount.added_at, AffectedAccount.updated_at)
             .join(Account).where(AffectedAccount.incident_id == incident_id, AffectedAccount.id > last_id)
             .order_by(AffectedAccount.id).limit(EXPORT_BATCH)).all()
         if not chunk:
             break
         ids = [r[0] for r in chunk]
         statuses: dict[tuple[int, int], tuple] = {}
-        for aa_id, cat_id, st, tot, rec in session.execute(
+        for aa_id, cat_id, st, tot, rec, note in session.execute(
                 sa.select(RecoveryStatus.affected_account_id, RecoveryStatus.category_id, RecoveryStatus.state,
-                          RecoveryStatus.items_total, RecoveryStatus.items_recovered)
+                          RecoveryStatus.items_total, RecoveryStatus.items_recovered, RecoveryStatus.note)
                 .where(RecoveryStatus.affected_account_id.in_(ids))):
-            statuses[(aa_id, cat_id)] = (RecoveryState(st).value, tot, rec)
-        for aa_id, number, name, phone, email, lang, state in chunk:
-            row = [number, name, phone or "", email or "", lang, RecoveryState(state).value]
+            statuses[(aa_id, cat_id)] = (RecoveryState(st).value, tot, rec, note)
+        for aa_id, number, name, phone, email, lang, state, zone, sms_out, email_out, added, updated in chunk:
+            row = [number, name, phone or "", email or "", lang, RecoveryState(state).value, zone or "",
+                   "true" if sms_out else "false", "true" if email_out else "false", _utc(added), _utc(updated)]
             for c in categories:
-                st, tot, rec = statuses.get((aa_id, c.id), ("unknown", None, None))
-                row += [st, "" if tot is None else tot, "" if rec is None else rec]
+                st, tot, rec, note = statuses.get((aa_id, c.id), ("unknown", None, None, ""))
+                row += [st, "" if tot is None else tot, "" if rec is None else rec, note or ""]
             w.writerow(row)
         last_id = ids[-1]
         yield out.getvalue()
@@ -277,6 +282,10 @@ def export_rows(session, *, incident_id: int) -> Iterator[str]:
         out.truncate()
     if out.tell():  # only the header: no affected accounts yet
         yield out.getvalue()
+
+
+def _utc(moment: datetime) -> str:
+    return moment.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
 
 
 # ---- recovery progress over time (console chart) ---------------------------------------------------

@@ -10,6 +10,7 @@ from accounts import audiences, cli, links, message_context, public_views, sms_s
 from accounts.imports import retention
 from accounts import openapi as accounts_openapi
 from accounts import retention as personal_retention
+from accounts import datasets
 from core import periodic
 from incidents import events, hub
 from ops.models import Role
@@ -37,6 +38,7 @@ def init_app(app) -> None:
     openapi.piece(accounts_openapi.openapi_piece)
     openapi.piece(broadcast_api.openapi_piece)
     cli.init_app(app)
+    datasets.register()  # affected accounts, recovery events, contact changes, imports for ops.exports
     events.on_update_posted(audiences.notify_update)
     events.on_audience(audiences.audience_size)
     for link in HUB_LINKS:

@@ -4,6 +4,7 @@ from core import periodic
 from notifications import (
     api, cli, monitoring, optout_views, receipts, retention, telemetry, unsubscribe, views, webhooks,
 )
+from notifications import datasets
 from ops import openapi
 
 
@@ -13,6 +14,7 @@ def init_app(app) -> None:
     app.register_blueprint(optout_views.bp)  # console opt-outs and inbound SMS
     app.register_blueprint(unsubscribe.bp)  # signed one-click unsubscribe links (RFC 8058)
     openapi.piece(api.openapi_piece)
+    datasets.register()  # messages, their history, opt-outs, inbound SMS for ops.exports
     monitoring.init_app(app)  # the queue on /ops and in /metrics
     cli.init_app(app)
     periodic.register(periodic.Task(

@@ -5,6 +5,7 @@ from core import periodic
 from incidents import hub
 from notifications import templates, webhooks
 from offers import api, cli, public_views, schedule, sms, text, views
+from offers import datasets
 from ops import openapi
 
 
@@ -12,6 +13,7 @@ def init_app(app) -> None:
     app.register_blueprint(public_views.bp)  # offers on the personal page: accept / decline
     app.register_blueprint(views.bp)  # /ops/incidents/<id>/offers, /ops/offers/<id>
     openapi.piece(api.openapi_piece)
+    datasets.register()  # programs and grants for ops.exports
     cli.init_app(app)
     hub.register(hub.HubLink("Compensation offers", "offers_console.programs",
                              "Define, issue and announce offers to affected accounts", order=50))

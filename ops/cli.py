@@ -1,12 +1,12 @@
-"""`flask --app app operators ...`, `flask --app app tokens ...` and `flask --app app audit export`."""
+"""`flask --app app operators ...`, `tokens ...`, `audit export` and `export DATASET` (ops.exports)."""
 import sys
 
 import click
-from flask.cli import AppGroup
+from flask.cli import AppGroup, with_appcontext
 
 from core.db import db
 from core.errors import ServiceError
-from ops import audit, service
+from ops import audit, exports, service
 from ops.audit import Actor, as_option
 
 operators_cli = as_option(AppGroup("operators", help="Manage operator accounts."))
@@ -140,7 +140,36 @@ def export_audit(output: str, action: str | None):
     click.echo(f"Exported {counted[0]} audit entries{'' if output == '-' else f' to {output}'}.", err=True)
 
 
+@as_option
+@click.command("export")
+@click.argument("dataset", required=False)
+@click.option("-o", "--output", type=click.Path(dir_okay=False, writable=True), default="-",
+              help="Write here (default: standard output).")
+@click.option("--format", "fmt", type=click.Choice(["csv", "jsonl"]), default="csv", show_default=True,
+              help="CSV for spreadsheets, or JSON Lines (one object per record).")
+@with_appcontext
+def export_command(dataset: str | None, output: str, fmt: str):
+    """Export DATASET (all its records, oldest first); without DATASET, list the datasets."""
+    if not dataset:
+        for d in exports.datasets():
+            click.echo(f"{d.name:28} {d.description}")
+        return
+    try:
+        chosen = exports.get(dataset)
+    except ServiceError as e:
+        raise click.ClickException(e.message)
+    exports.audit_reading(db.session, chosen, actor=Actor.cli(), via=f"cli {fmt}")
+    db.session.commit()
+    chunks = exports.csv_chunks if fmt == "csv" else exports.jsonl_chunks
+    with click.open_file(output, "w", encoding="utf-8") as out:
+        for chunk in chunks(db.session, chosen):
+            out.write(chunk)
+    if output != "-":
+        click.echo(f"Exported {chosen.name} to {output}.", err=True)
+
+
 def init_app(app) -> None:
+    app.cli.add_command(export_command)
     app.cli.add_command(operators_cli)
     app.cli.add_command(tokens_cli)
     app.cli.add_command(audit_cli)

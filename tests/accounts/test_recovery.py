@@ -156,9 +156,12 @@ def test_export_streams_every_account_with_category_states(app):
     run_import(incident.id, RECOVERY_HEADER + "A2,photos,lost,7,0,\n", kind="recovery")
     text = "".join(service.export_rows(db.session, incident_id=incident.id))
     lines = text.strip().splitlines()
-    assert lines[0].startswith("account_number,name,phone,email,locale,overall_state,contacts_state")
+    assert lines[0] == ("account_number,name,phone,email,locale,overall_state,time_zone,sms_opt_out,email_opt_out,"
+                        "added_at,updated_at,contacts_state,contacts_items_total,contacts_items_recovered,"
+                        "contacts_note,calendar_state,calendar_items_total,calendar_items_recovered,calendar_note,"
+                        "photos_state,photos_items_total,photos_items_recovered,photos_note")
     assert len(lines) == 3
-    assert lines[2].startswith("A2,") and ",lost,7,0" in lines[2]
+    assert lines[2].startswith("A2,") and ",lost,7,0," in lines[2] and ",false,false,20" in lines[2]
 
 
 def test_a_recovery_row_with_an_account_number_too_long_for_any_account_is_a_row_error(app):

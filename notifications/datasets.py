@@ -1,0 +1,31 @@
+"""The notifier's datasets for ops.exports: messages, their status history, opt-outs and inbound SMS. Texts
+are as stored (personal links and codes masked, notifications.masking); a code still waiting to go out is
+masked on the way out."""
+import sqlalchemy as sa
+
+from notifications import masking
+from notifications.models import InboundMessage, Notification, NotificationEvent, OptOut
+from ops import exports
+
+_MESSAGE = [c for c in Notification.__table__.columns if c.name not in ("lease_until", "fair_key")]
+
+
+def _masked(row: dict) -> dict:
+    for part in ("subject", "body", "html_body"):
+        row[part] = masking.mask(row[part], template=row.get("template") or "")
+    return row
+
+
+def register() -> None:
+    exports.register(exports.Dataset(
+        "messages", "Every message: channel, recipient, account, broadcast, template, texts (masked), status, "
+        "attempts, provider id, error, dates.", lambda: sa.select(*_MESSAGE), transform=_masked))
+    exports.register(exports.Dataset(
+        "message_events", "Each message's status history: every attempt's outcome and delivery receipt, with "
+        "the provider's answer.", lambda: sa.select(*NotificationEvent.__table__.columns)))
+    exports.register(exports.Dataset(
+        "opt_outs", "Addresses that must not be messaged, per channel, with their source (an erased "
+        "subscriber's is a keyed hash).", lambda: sa.select(*OptOut.__table__.columns)))
+    exports.register(exports.Dataset(
+        "inbound_sms", "SMS subscribers sent, with the keyword found and our reply (links masked).",
+        lambda: sa.select(*InboundMessage.__table__.columns)))
