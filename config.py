@@ -153,6 +153,10 @@ class Config:
     # instance/imports/: no row limit. Bodies the API imports inline are capped by MAX_CONTENT_LENGTH.
     IMPORT_MAX_BYTES = int(os.environ.get("IMPORT_MAX_BYTES", 1 << 30))
     IMPORT_RETENTION_DAYS = int(os.environ.get("IMPORT_RETENTION_DAYS", 30))  # uploaded CSVs hold personal data
+    # Backups encrypted with age (ops/backup.py): the public keys ("age1...", space or comma separated) backups
+    # are encrypted to, and the secret key ("AGE-SECRET-KEY-1...") a restore decrypts with. Empty: plain files.
+    BACKUP_AGE_RECIPIENTS = os.environ.get("BACKUP_AGE_RECIPIENTS", "")
+    BACKUP_AGE_IDENTITY = os.environ.get("BACKUP_AGE_IDENTITY", "")
     # Personal data kept only for a while (0 = forever): see notifications/retention.py, accounts/retention.py.
     MESSAGE_BODY_RETENTION_DAYS = int(os.environ.get("MESSAGE_BODY_RETENTION_DAYS", 90))
     INBOUND_SMS_RETENTION_DAYS = int(os.environ.get("INBOUND_SMS_RETENTION_DAYS", 90))

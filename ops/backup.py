@@ -3,18 +3,28 @@
 Portable archives (`--portable`, ops/portable.py) restore into either database; the native ones below are
 faster and restore into the same kind of database they came from.
 
+Encryption: with BACKUP_AGE_RECIPIENTS set (age public keys), every backup is written in the age format
+(age-encryption.org/v1, through pyrage, the Python binding of rage): the plain copy is made in a private
+temporary folder, encrypted to PATH and deleted. A restore recognises an age file by its first line and
+decrypts it with BACKUP_AGE_IDENTITY (the secret key, which the machine making backups does not need), then
+restores it like any other. The `age` command line tool reads the same files.
+
 SQLite: the online backup API (a consistent copy while the app keeps running). PostgreSQL: pg_dump's custom
 format, restored with pg_restore. A restore replaces the database only when it is empty or with --force,
 and then runs the migrations so an older backup comes up to date."""
+import contextlib
 import os
 import shutil
 import sqlite3
 import subprocess
+import tempfile
 from glob import glob
 from pathlib import Path
 
 import click
+import pyrage
 import sqlalchemy as sa
+from flask import current_app
 from flask.cli import with_appcontext
 
 from ops import portable as portable_archive
@@ -25,6 +35,7 @@ from ops.models import AuditEntry
 
 SQLITE_MAGIC = b"SQLite format 3\x00"
 PG_MAGIC = b"PGDMP"
+AGE_MAGIC = b"age-encryption.org/v1\n"
 
 
 class BackupError(click.ClickException):
@@ -137,6 +148,68 @@ def backup_postgresql(path: Path) -> None:
     os.replace(tmp, path)
 
 
+# ---- encryption (age) -----------------------------------------------------------------------------
+
+def _recipients() -> list:
+    """The age public keys backups are encrypted to (BACKUP_AGE_RECIPIENTS), or [] for plain backups."""
+    keys = (current_app.config.get("BACKUP_AGE_RECIPIENTS") or "").replace(",", " ").split()
+    out = []
+    for key in keys:
+        try:
+            out.append(pyrage.x25519.Recipient.from_str(key))
+        except pyrage.RecipientError as e:
+            raise BackupError(f"BACKUP_AGE_RECIPIENTS: {key[:12]}... is not an age public key (age1...): {e}.")
+    return out
+
+
+def is_encrypted(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(len(AGE_MAGIC)) == AGE_MAGIC
+
+
+@contextlib.contextmanager
+def _plain_target(path: Path, recipients: list):
+    """Where to write the plain backup: PATH itself, or (encrypting) a file in a private temporary folder
+    beside it, encrypted to PATH once written and deleted in any case."""
+    if not recipients:
+        yield path
+        return
+    with tempfile.TemporaryDirectory(dir=path.parent, prefix=".backup-") as folder:  # mode 0700
+        plain = Path(folder) / path.name
+        yield plain
+        tmp = path.with_name(f".{path.name}.age-part")
+        try:
+            pyrage.encrypt_file(str(plain), str(tmp), recipients)
+            os.replace(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def _decrypted(path: Path):
+    """The backup as a plain file: PATH itself, or an age file decrypted into a private temporary folder
+    with BACKUP_AGE_IDENTITY (deleted afterwards)."""
+    if not is_encrypted(path):
+        yield path
+        return
+    secret = current_app.config.get("BACKUP_AGE_IDENTITY") or ""
+    if not secret:
+        raise BackupError(f"{path} is encrypted (age). Set BACKUP_AGE_IDENTITY to the secret key "
+                          "(AGE-SECRET-KEY-1...) that matches one of the keys it was encrypted to.")
+    try:
+        identity = pyrage.x25519.Identity.from_str(secret.strip())
+    except pyrage.IdentityError as e:
+        raise BackupError(f"BACKUP_AGE_IDENTITY is not an age secret key (AGE-SECRET-KEY-1...): {e}.") from None
+    with tempfile.TemporaryDirectory(prefix="lifeboat-restore-") as folder:  # mode 0700
+        plain = Path(folder) / path.name
+        try:
+            pyrage.decrypt_file(str(path), str(plain), [identity])
+        except pyrage.DecryptError as e:
+            raise BackupError(f"{path} could not be decrypted with BACKUP_AGE_IDENTITY: {e}. Is it the key this "
+                              "backup was encrypted to, and is the file whole?") from None
+        yield plain
+
+
 @as_option
 @click.command("backup")
 @click.argument("path", type=click.Path(dir_okay=False, writable=True, path_type=Path))
@@ -151,25 +224,26 @@ def backup_command(path: Path, force: bool, portable: bool) -> None:
         raise BackupError(f"{path} already exists; choose another name or pass --force to overwrite it.")
     if not path.parent.is_dir():
         raise BackupError(f"The folder {path.parent} does not exist.")
+    recipients = _recipients()
+    sealed = f", encrypted (age) to {len(recipients)} key{'' if len(recipients) == 1 else 's'}" if recipients else ""
     rows = count_rows(db.session)
     db.session.remove()
     if portable:
-        manifest = portable_archive.write(db.engine, path)
+        with _plain_target(path, recipients) as target:
+            manifest = portable_archive.write(db.engine, target)
         _audit("backup.write", path, portable=True, rows=sum(t["rows"] for t in manifest["tables"]),
-               schema_revision=manifest["schema_revision"])
+               schema_revision=manifest["schema_revision"], encrypted=bool(recipients))
         click.echo(f"Backed up {_describe(db.engine.url)} to {path}, portable, at schema revision "
                    f"{manifest['schema_revision']} ({sum(t['rows'] for t in manifest['tables'])} rows in "
-                   f"{len(manifest['tables'])} tables, {path.stat().st_size} bytes).")
+                   f"{len(manifest['tables'])} tables, {path.stat().st_size} bytes{sealed}).")
         return
-    if _dialect() == "sqlite":
-        backup_sqlite(path)
-    elif _dialect() == "postgresql":
-        backup_postgresql(path)
-    else:
+    if _dialect() not in ("sqlite", "postgresql"):
         raise BackupError(f"Backups of {_dialect()} databases are not supported.")
-    _audit("backup.write", path, portable=False, rows=sum(rows.values()))
+    with _plain_target(path, recipients) as target:
+        (backup_sqlite if _dialect() == "sqlite" else backup_postgresql)(target)
+    _audit("backup.write", path, portable=False, rows=sum(rows.values()), encrypted=bool(recipients))
     click.echo(f"Backed up {_describe(db.engine.url)} to {path} "
-               f"({sum(rows.values())} rows in {len(rows)} tables, {path.stat().st_size} bytes).")
+               f"({sum(rows.values())} rows in {len(rows)} tables, {path.stat().st_size} bytes{sealed}).")
 
 
 # ---- restore ------------------------------------------------------------------------------------
@@ -235,10 +309,15 @@ def restore_postgresql(path: Path) -> None:
 @with_appcontext
 def restore_command(path: Path, force: bool) -> None:
     """Replace the (empty) database with the backup at PATH, then bring its schema up to date."""
+    with _decrypted(path) as plain:
+        _restore(plain, force, shown=path)
+
+
+def _restore(path: Path, force: bool, *, shown: Path) -> None:
     from flask_migrate import upgrade
 
     if portable_archive.is_portable(path):
-        return _restore_portable(path, force)
+        return _restore_portable(path, force, shown=shown)
     kind, dialect = _kind_of_file(path), _dialect()
     if kind is None:
         raise BackupError(f"{path} is not a Lifeboat backup (not a SQLite database, a pg_dump archive or a "
@@ -261,8 +340,8 @@ def restore_command(path: Path, force: bool) -> None:
     db.engine.dispose()
     upgrade()  # an older backup comes up to the current schema
     restored = count_rows(db.session)
-    _audit("backup.restore", path, portable=False, rows=sum(restored.values()), replaced=bool(sum(rows.values())))
-    click.echo(f"Restored {path} into {_describe(db.engine.url)}: "
+    _audit("backup.restore", shown, portable=False, rows=sum(restored.values()), replaced=bool(sum(rows.values())))
+    click.echo(f"Restored {shown} into {_describe(db.engine.url)}: "
                f"{sum(restored.values())} rows in {len(restored)} tables"
                f"{' (replacing the data that was there)' if sum(rows.values()) else ''}.")
 
@@ -277,7 +356,7 @@ def _rows_to_replace(force: bool) -> dict[str, int]:
     return rows
 
 
-def _restore_portable(path: Path, force: bool) -> None:
+def _restore_portable(path: Path, force: bool, *, shown: Path) -> None:
     """Check the archive whole, empty the database (with --force), migrate it to the archive's revision, load
     the rows in one transaction, then migrate to the current schema."""
     from flask_migrate import downgrade, upgrade
@@ -304,9 +383,9 @@ def _restore_portable(path: Path, force: bool) -> None:
     db.engine.dispose()
     upgrade()
     restored = count_rows(db.session)
-    _audit("backup.restore", path, portable=True, rows=sum(restored.values()), replaced=bool(sum(rows.values())),
+    _audit("backup.restore", shown, portable=True, rows=sum(restored.values()), replaced=bool(sum(rows.values())),
            source=manifest["source"], schema_revision=revision)
-    click.echo(f"Restored {path} ({manifest['source']}, schema revision {revision}) into "
+    click.echo(f"Restored {shown} ({manifest['source']}, schema revision {revision}) into "
                f"{_describe(db.engine.url)}: {sum(restored.values())} rows in {len(restored)} tables, every "
                f"checksum and count verified{' (replacing the data that was there)' if sum(rows.values()) else ''}.")
 

@@ -291,3 +291,46 @@ def test_a_portable_archive_of_an_older_schema_restores_and_comes_up_to_date(fre
             assert {t.name for t in db.metadata.sorted_tables} <= names
             assert db.session.scalar(sa.text("SELECT version_num FROM alembic_version")) != "0011_priorities"
             db.session.remove()
+
+
+# ---- encrypted backups (age) --------------------------------------------------------------------
+
+@pytest.mark.parametrize("portable", [False, True], ids=["native", "portable"])
+def test_an_encrypted_backup_holds_no_plain_byte_and_restores_with_the_secret_key(app, runner, seeded, fresh_app,
+                                                                                  tmp_path, portable):
+    import pyrage
+
+    key = pyrage.x25519.Identity.generate()
+    other_key = pyrage.x25519.Identity.generate()
+    app.config["BACKUP_AGE_RECIPIENTS"] = f"{key.to_public()}, {other_key.to_public()}"  # two keys: either opens it
+    before = every_row()
+    target = tmp_path / "sealed.backup"
+    args = ["backup", str(target)] + (["--portable"] if portable else [])
+    result = runner.invoke(args=args)
+    assert result.exit_code == 0, result.output
+    assert "encrypted (age) to 2 keys" in result.output
+    raw = target.read_bytes()
+    assert raw.startswith(b"age-encryption.org/v1\n")
+    assert b"SQLite format" not in raw and b"PGDMP" not in raw and b"Sidekick" not in raw
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == []  # no plain copy left behind
+    assert audited("backup.write")[-1].after["encrypted"] is True
+
+    # Without the secret key, or with a wrong one: a clear refusal, nothing touched.
+    refused = invoke(fresh_app, "restore", str(target))
+    assert refused.exit_code == 1 and "BACKUP_AGE_IDENTITY" in refused.output
+    fresh_app.config["BACKUP_AGE_IDENTITY"] = str(pyrage.x25519.Identity.generate())
+    refused = invoke(fresh_app, "restore", str(target))
+    assert refused.exit_code == 1 and "could not be decrypted" in refused.output
+    fresh_app.config["BACKUP_AGE_IDENTITY"] = str(other_key)
+    restored = invoke(fresh_app, "restore", str(target))
+    assert restored.exit_code == 0, restored.output
+    assert f"Restored {target}" in restored.output
+    with fresh_app.app_context():
+        assert every_row() == before
+
+
+def test_a_recipient_that_is_no_age_key_is_a_clear_error(app, runner, tmp_path):
+    app.config["BACKUP_AGE_RECIPIENTS"] = "not-a-key"
+    result = runner.invoke(args=["backup", str(tmp_path / "x.backup")])
+    assert result.exit_code == 1 and "is not an age public key" in result.output
+    assert not (tmp_path / "x.backup").exists()
