@@ -111,6 +111,16 @@ def _finish(session, name: str, lease: datetime, *, next_run_at: datetime, finis
     return done == 1
 
 
+# Called with (session, task name, result text) in the transaction that records a run: ops audits the runs
+# that changed something, as the system.
+_finished: list[Callable] = []
+
+
+def on_finished(listener: Callable) -> None:
+    if listener not in _finished:
+        _finished.append(listener)
+
+
 def _run_one(session, task: Task, *, now: datetime, interval: int, lease_seconds: float,
              clock: Callable[[], datetime]) -> str | None:
     """Claim and run one task; returns its result text (or "error: ..."), None if not ours to run."""
@@ -120,6 +130,8 @@ def _run_one(session, task: Task, *, now: datetime, interval: int, lease_seconds
     next_run_at = now + timedelta(seconds=interval)
     try:
         result = _text(task.function(session, now))
+        for listener in _finished:
+            listener(session, task.name, result)
         # The work and its record commit together: a crash in between can only make the task run again.
         if not _finish(session, task.name, lease, next_run_at=next_run_at, finished_at=clock(), result=result,
                        error=None):

@@ -84,6 +84,8 @@ def close_offer_program(program_id: int):
 @bp.get("/offer-programs/<int:program_id>/accepted.csv")
 def export_offer_grants(program_id: int):
     text = grants.export_csv(db.session, program_id)
+    grants.record_export(db.session, actor=current_actor(), program_id=program_id, via="api")
+    db.session.commit()
     return Response(text, mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="offer-{program_id}-accepted.csv"',
         "Cache-Control": "no-store"})

@@ -75,9 +75,11 @@ def export_command(program_id: int, output: str | None):
                 n = grants.export_accepted(db.session, program_id, f)
             click.echo(f"Wrote {n} accepted grants to {output}.", err=True)
         else:
-            grants.export_accepted(db.session, program_id, sys.stdout)
+            n = grants.export_accepted(db.session, program_id, sys.stdout)
     except ServiceError as e:
         raise click.ClickException(e.message) from None
+    grants.record_export(db.session, actor=_actor(), program_id=program_id, via="cli", rows=n)
+    db.session.commit()
 
 
 @offers_cli.command("fulfil")

@@ -188,6 +188,12 @@ def export_csv(session, program_id: int) -> str:
     return buf.getvalue()
 
 
+def record_export(session, *, actor: Actor, program_id: int, via: str, rows: int | None = None) -> None:
+    """The accepted-grants CSV holds names, emails and phones: who took it is audited (the caller commits)."""
+    record(session, actor=actor, action="offer.export", entity_type="offer_program", entity_id=program_id,
+           after={"via": via, **({"rows": rows} if rows is not None else {})})
+
+
 def dashboard(session, program_id: int) -> dict:
     """Counts per state and the liability (minor units) offered, accepted and fulfilled."""
     program = get_program(session, program_id)

@@ -223,6 +223,8 @@ def act(program_id: int, action: str):
 @role_required(Role.VIEWER)
 def export(program_id: int):
     text = grants.export_csv(db.session, program_id)
+    grants.record_export(db.session, actor=current_actor(), program_id=program_id, via="web")
+    db.session.commit()
     return Response(text, mimetype="text/csv", headers={
         "Content-Disposition": f'attachment; filename="offer-{program_id}-accepted.csv"'})
 

@@ -3,6 +3,7 @@ import getpass
 import io
 import json
 import os
+import re
 import socket
 from dataclasses import dataclass
 
@@ -178,3 +179,14 @@ def record_export(session, *, actor: Actor, via: str, action: str | None, operat
     """The export itself is audited (the log holds personal data), with its filters."""
     record(session, actor=actor, action="audit.export", entity_type="audit_log",
            after={"via": via, "action": action, "operator_id": operator_id})
+
+
+_CHANGED = re.compile(r"(?<![\d.])[1-9]\d*")  # a count above zero in a task's result text
+
+
+def record_task(session, name: str, result: str) -> None:
+    """A scheduled task's run in the audit log, as the system, when its result counts something it changed
+    ("3 offers expired"); runs that found nothing to do ("0 message texts removed") are not."""
+    if result and _CHANGED.search(result):
+        record(session, actor=Actor.system(name), action="task.run", entity_type="task", entity_id=name,
+               label=name, after={"result": result})

@@ -3,7 +3,9 @@ add their routes to it, and their pieces of its OpenAPI document), /metrics, the
 the operator, token, backup and restore commands."""
 import sqlalchemy as sa
 
-from ops import api, audit_api, auth, backup, cli, exports, exports_api, models, monitoring, openapi, periodic_views, views
+from core import periodic
+from ops import (api, audit, audit_api, auth, backup, cli, exports, exports_api, models, monitoring, openapi,
+                 periodic_views, views)
 
 
 def init_app(app) -> None:
@@ -22,4 +24,5 @@ def init_app(app) -> None:
         lambda: sa.select(*models.AuditEntry.__table__.columns)))
     app.register_blueprint(periodic_views.bp)  # /ops/tasks
     cli.init_app(app)
+    periodic.on_finished(audit.record_task)  # scheduled tasks that changed something, in the audit log
     backup.init_app(app)  # `flask backup`, `flask restore`

@@ -303,3 +303,17 @@ def test_run_now_without_a_csrf_token_or_for_an_unknown_task_changes_nothing(cli
     assert client.post("/ops/tasks/no.such/run", data={"csrf_token": csrf_from(html)}).status_code == 404
     assert row("offers.remind").next_run_at == now + timedelta(minutes=15)
     assert db.session.scalar(sa.select(AuditEntry).where(AuditEntry.action == "periodic.run_now")) is None
+
+
+def test_a_run_that_changed_something_is_in_the_audit_log_as_the_system_and_an_idle_one_is_not(app):
+    import sqlalchemy as sa
+
+    from ops.models import AuditEntry
+    outcomes = iter(["0 things tidied", "3 things tidied, 0 left"])
+    tasks = [periodic.Task("test.tidy", lambda session, now: next(outcomes), 60, "Tidy.")]
+    now = utcnow()
+    periodic.run_due(now=now, tasks=tasks)
+    periodic.run_due(now=now + timedelta(minutes=1), tasks=tasks)
+    entries = db.session.scalars(sa.select(AuditEntry).where(AuditEntry.action == "task.run")).all()
+    assert [(e.actor, e.entity_id, e.after) for e in entries] == [
+        ("system test.tidy", "test.tidy", {"result": "3 things tidied, 0 left"})]

@@ -157,6 +157,9 @@ def test_an_operator_closes_a_program_and_the_accepted_csv_stays_available(clien
     assert display_code(first.code) in csv.get_data(as_text=True)
     assert 'filename="offer-' in csv.headers["Content-Disposition"]
     assert viewer.get("/offer-programs/999/accepted.csv").status_code == 404
+    # It holds names, emails and phones: who took it is audited.
+    [taken] = db.session.scalars(sa.select(AuditEntry).where(AuditEntry.action == "offer.export")).all()
+    assert taken.entity_id == str(program["id"]) and taken.after == {"via": "api"} and "(token " in taken.actor
 
 
 def test_a_viewer_token_reads_but_cannot_edit_or_close_and_no_token_gets_401(client, api, incident):
