@@ -14,7 +14,7 @@ import sqlalchemy as sa
 
 from accounts.audiences import enqueue_recovery
 from accounts.models import RecoveryState
-from core.bulk import run
+from core.bulk import analyze, run
 
 S = RecoveryState
 
@@ -67,9 +67,12 @@ def apply_stage(conn, *, stage: str, incident_id: int, category_count: int, acto
     p = {"now": now.replace(tzinfo=None), "actor": actor, "import_id": import_id, "n": category_count,
          "inc": incident_id}
     total = conn.exec_driver_sql(f"SELECT COUNT(*) FROM {stage}").scalar()
-    changed = run(conn, f"""
-        UPDATE {stage} SET changed = 1
-        WHERE NOT EXISTS (
+    # Staged rows start as changed (STAGE_COLUMNS) and only the rows equal to the current status are
+    # marked, so a first import rewrites none of its staged rows (on PostgreSQL an UPDATE writes a new
+    # version of every row it touches).
+    unchanged = run(conn, f"""
+        UPDATE {stage} SET changed = 0
+        WHERE EXISTS (
             SELECT 1 FROM recovery_statuses r
             WHERE r.affected_account_id = {stage}.aa_id AND r.category_id = {stage}.category_id
               AND r.state = {stage}.state
@@ -77,6 +80,9 @@ def apply_stage(conn, *, stage: str, incident_id: int, category_count: int, acto
               AND r.items_recovered IS NOT DISTINCT FROM {stage}.items_recovered
               AND r.note = {stage}.note)
     """)
+    changed = total - unchanged
+    if unchanged:
+        analyze(conn, stage)  # the planner must see how many rows are left to apply
     if not changed:
         return {"rows_created": 0, "rows_updated": 0, "rows_unchanged": total, "accounts_changed": 0}
     enqueue_recovery(conn, stage=stage, now=now)  # notifier: one personal message per changed account
