@@ -9,7 +9,7 @@ import pytest
 import sqlalchemy as sa
 
 from core.db import db, utcnow
-from notifications.models import Broadcast
+from notifications.models import Account, Broadcast
 from offers.models import OfferGrant
 from tests.conftest import PASSWORD, make_operator
 
@@ -87,3 +87,39 @@ def test_an_operator_files_imports_broadcasts_and_offers(browser, tmp_path):
     assert re.search(r"12:\s+6 SMS, 6 email", b.page.inner_text("main"))
     b.click("Queue the messages", role="button", check="offers announced")
     assert "Queued 12 messages." in b.page.inner_text("main")
+
+    # -- The message log: search one subscriber's messages and read one's history.
+    b.click("Messages", exact=True, check="message log")
+    b.page.get_by_label("Recipient or account number").fill("SK100001")
+    b.click("Search", role="button", exact=True, check="messages of one account")
+    rows = b.page.locator("main tbody tr")
+    assert rows.count() >= 2 and all("SK100001" in rows.nth(i).inner_text() for i in range(rows.count()))
+    rows.first.get_by_role("link").first.click()
+    b.page.wait_for_load_state("load")
+    b.check("message detail")
+    assert "History" in b.page.inner_text("main") and "Queued" in b.page.inner_text("main")
+
+
+def test_an_admin_erases_a_subscriber_who_asks_to_be_forgotten(browser, tmp_path):
+    from tests.accounts.factories import make_incident, run_import
+
+    b = browser
+    make_operator("admin", email="root@example.com")
+    incident = make_incident()
+    run_import(incident.id, ACCOUNTS)
+    b.goto("/ops/sign-in", "sign in")
+    b.page.get_by_label("Email").fill("root@example.com")
+    b.page.get_by_label("Password").fill(PASSWORD)
+    b.click("Sign in", role="button", check="console home")
+    b.goto(f"/ops/incidents/{incident.id}/accounts/SK100003", "account page")
+    b.click("Erase this subscriber's personal data…", check="erase confirmation")
+    assert "Person 3" in b.page.inner_text("main") and "cannot be undone" in b.page.inner_text("main")
+    b.page.get_by_label("Type the account number to confirm").fill("SK1000")
+    b.expect_status(422)  # a wrong confirmation is refused, and says what to type
+    b.click("Erase this subscriber", role="button", exact=True, check="erase refused")
+    assert "Type SK100003 exactly" in b.page.inner_text("main")
+    b.page.get_by_label("Type the account number to confirm").fill("SK100003")
+    b.click("Erase this subscriber", role="button", exact=True, check="erased")
+    assert "Erased account SK100003" in b.page.inner_text("main")
+    db.session.expire_all()
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Account).where(Account.name == "Person 3")) == 0
