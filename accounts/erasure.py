@@ -11,6 +11,9 @@ What goes:
 - their values wherever else they were written: the audit log's before/after records and labels, import jobs'
   error lists, the API's stored idempotent answers, and the rows of uploaded CSV files still kept on disk.
 
+An address another account also holds (a shared family phone) is left to that account: its opt-out, the
+messages sent to it for the other account and the SMS from it stay.
+
 What stays: the account row and its affected accounts with their recovery states (counts and recovery
 statistics stay right), offer grants (liability stays right; they hold no personal field), and an opt-out as a
 keyed hash of the address (notifications.optouts.erased_hash), which still stops messages if the address
@@ -43,6 +46,11 @@ def erase(session, *, actor: Actor, account_number: str) -> dict:
     if account is None:
         raise NotFound(f"No account {account_number!r}.")
     values, addresses = _their_values(session, account)
+    # An address another account also holds (a family's shared phone) is that account's too: it stays.
+    shared = {(c, a) for c, a in addresses if session.scalar(sa.select(Account.id).where(
+        Account.id != account.id, (Account.phone if c is Channel.SMS else Account.email) == a).limit(1))}
+    addresses = [pair for pair in addresses if pair not in shared]
+    values = [v for v in values if v not in {a for _c, a in shared}]
     affected_ids = list(session.scalars(sa.select(AffectedAccount.id).where(AffectedAccount.account_id == account.id)))
     counts: dict[str, int] = {}
 

@@ -177,3 +177,18 @@ def test_erasing_an_unknown_account_is_404(app, client, number):
     admin = _admin_api(client)
     assert admin.post(f"/accounts/{number}/erase").status_code == 404
     assert not re.search("erase", " ".join(db.session.scalars(sa.select(AuditEntry.action)).all()))
+
+
+def test_a_phone_shared_with_another_account_stays_that_accounts(app, client, twilio_app):
+    incident = make_incident()
+    run_import(incident.id, HEADER + f"{NUMBER},{NAME},{PHONE},{EMAIL},en\nFAMILY1,Family Member,{PHONE},,en\n")
+    inbound(client, "STOP", sender=PHONE)
+    admin = _admin_api(client)
+    assert admin.post(f"/accounts/{NUMBER}/erase").status_code == 200
+    db.session.expire_all()
+    family = db.session.scalar(sa.select(Account).where(Account.account_number == "FAMILY1"))
+    assert family.phone == PHONE and family.sms_opt_out
+    assert db.session.scalar(sa.select(OptOut.address)) == PHONE  # still theirs, in plain
+    found = _found_anywhere()
+    assert found and all(PHONE in f or "+12065559876" in f for f in found)  # only the shared phone remains
+    assert not any(v in " ".join(found) for v in (NAME, EMAIL, NUMBER))
