@@ -1,6 +1,6 @@
 """Incidents' part of the app: the console, the public status page, history and feed, the Statuspage-compatible
 JSON, and their ops API routes with their piece of the OpenAPI document."""
-from incidents import api, openapi as incidents_openapi, public_views, statuspage, views  # noqa: F401  (api: routes)
+from incidents import api, openapi as incidents_openapi, public_views, statuspage, views, webhook_events  # noqa: F401
 from ops import openapi
 
 
@@ -9,3 +9,4 @@ def init_app(app) -> None:
     public_views.init_app(app)  # the status page, history, Atom: served from stored renders
     app.register_blueprint(statuspage.bp)
     openapi.piece(incidents_openapi.openapi_piece)
+    webhook_events.register()  # incident.*, component.updated, maintenance.scheduled (notifications.outbound)

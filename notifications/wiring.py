@@ -1,9 +1,11 @@
 """The notifier's part of the app: its console pages and API routes, the Twilio webhooks, opt-outs and
-unsubscribe links, its figures on /ops and /metrics, `flask notifier`, and its scheduled prunes."""
+unsubscribe links, its figures on /ops and /metrics, outbound webhooks, `flask notifier`, and its scheduled
+prunes."""
 from core import periodic
 from notifications import (
     api, cli, monitoring, optout_views, receipts, retention, telemetry, unsubscribe, views, webhooks,
 )
+from notifications.outbound import wiring as outbound
 from ops import openapi
 
 
@@ -14,6 +16,7 @@ def init_app(app) -> None:
     app.register_blueprint(unsubscribe.bp)  # signed one-click unsubscribe links (RFC 8058)
     openapi.piece(api.openapi_piece)
     monitoring.init_app(app)  # the queue on /ops and in /metrics
+    outbound.init_app(app)  # outbound webhooks: console page, API routes, disabled-endpoint notice
     cli.init_app(app)
     periodic.register(periodic.Task(
         "receipts.prune", receipts.prune_unmatched, 60 * 60,

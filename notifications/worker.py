@@ -21,6 +21,8 @@ from core.periodic import run_due as run_due_tasks
 from notifications import quiet_hours, receipts, telemetry
 from notifications.models import Account, Channel, Notification, NotificationStatus, OptOut
 from notifications.budget import SharedBudget
+from notifications.outbound import events as webhook_events
+from notifications.outbound.delivery import Deliverer
 from notifications.pacing import RateLimiter, sms_segments
 from notifications.providers import (
     OPT_OUT_CODES, SUPPRESSED_CODE, LogProvider, NotSent, Provider, ProviderError,
@@ -226,6 +228,8 @@ class Worker:
         self._stop_requested = False
         self.telemetry = telemetry.for_app(app, engine)  # sends by outcome and provider latency, for /metrics
         self.providers = self.telemetry.timed(providers)
+        # Outbound webhooks have their own outbox (notifications.outbound): drained beside the messages.
+        self.webhooks = Deliverer.from_config(app.config, engine, clock=clock)
 
     def request_stop(self) -> None:
         """Finish the sends in flight, then stop. Safe in a signal handler: it takes no lock (Event.set from a
@@ -260,6 +264,10 @@ class Worker:
         if not once and self.settings.periodic_interval > 0:
             periodic = threading.Thread(target=self._periodic, name="notifier-periodic", daemon=True)
             periodic.start()
+        hooks = None
+        if not once:
+            hooks = threading.Thread(target=self._webhooks, name="notifier-webhooks", daemon=True)
+            hooks.start()
         try:
             # A pool of senders per channel: a slow channel never takes another's threads. The recorder
             # closes after the pools, so every send's outcome is written before run returns.
@@ -269,11 +277,17 @@ class Worker:
                     pools = {channel: stack.enter_context(ThreadPoolExecutor(
                         max_workers=self.settings.concurrency, thread_name_prefix=f"notifier-{channel}"))
                         for channel in self.providers}
-                    return self._loop(pools, once=once)
+                    attempted = self._loop(pools, once=once)
+                if once:
+                    self._deliver_webhooks()
+                return attempted
             finally:
                 self._recorder.close()
                 self._recorder = None
         finally:
+            if hooks is not None:
+                self.stop.set()
+                hooks.join(timeout=self.webhooks.timeout + 5)  # a send in flight ends within its time cap
             if periodic is not None:
                 self.stop.set()
                 # A task in the middle of a long pass is left to its transaction: it rolls back, and its lease
@@ -311,6 +325,20 @@ class Worker:
             except Exception:
                 log.exception("notifier: periodic tasks failed; trying again later")
             self.stop.wait(self.settings.periodic_interval)
+
+    def _deliver_webhooks(self) -> int:
+        """Attempt the due webhook deliveries; a failure is logged, never stops the worker."""
+        try:
+            return self.webhooks.run_once()
+        except Exception:
+            log.exception("notifier: webhook deliveries failed; trying again later")
+            return 0
+
+    def _webhooks(self) -> None:
+        """Drain the webhook outbox every poll interval until stopped (at once again while batches are full)."""
+        while not self.stop.is_set():
+            if self._deliver_webhooks() < self.webhooks.batch:
+                self.stop.wait(self.settings.poll_interval)
 
     def _loop(self, pools: dict, *, once: bool) -> int:
         """Claim per channel, so a backlog on one channel never holds up another: each channel has
@@ -433,8 +461,9 @@ class Worker:
     def _failed(self, message: Notification, lease: datetime, e: ProviderError) -> str:
         code, text = str(e.code), (e.message or "")[:500]
         if getattr(e, "ambiguous", False):
+            text = _ambiguous_text(f"{code}: {text}")
             return self._finish(message, lease, status=NotificationStatus.FAILED, error_code=AMBIGUOUS,
-                                error_message=_ambiguous_text(f"{code}: {text}"))
+                                error_message=text, then=_tell_failed(message, AMBIGUOUS, text))
         if getattr(e, "opt_out", False) or code in OPT_OUT_CODES:
             source = f"{self.providers[message.channel.value].name}:{code}"
             self._opted_out.add((message.channel.value, message.recipient))
@@ -446,7 +475,8 @@ class Worker:
             delay *= 0.5 + self.jitter()  # jitter, so a provider outage does not end in a thundering herd
             return self._finish(message, lease, status=NotificationStatus.QUEUED, error_code=code,
                                 error_message=text, next_attempt_at=self.clock() + timedelta(seconds=delay))
-        return self._finish(message, lease, status=NotificationStatus.FAILED, error_code=code, error_message=text)
+        return self._finish(message, lease, status=NotificationStatus.FAILED, error_code=code, error_message=text,
+                            then=_tell_failed(message, code, text))
 
     def _finish(self, message: Notification, lease: datetime, *, then=None, at_once: bool = False,
                 **values) -> str:
@@ -594,6 +624,25 @@ def _sender(provider) -> str:
         if value:
             return str(value)
     return getattr(provider, "name", "default")
+
+
+MESSAGE_FAILED = "message.failed"  # registered by notifications.outbound.wiring
+
+
+def message_json(message: Notification, *, error_code: str, error_message: str) -> dict:
+    """A failed message as webhooks see it: what and to whom by id (never the address or the text)."""
+    return {"id": message.id, "channel": Channel(message.channel).value, "template": message.template,
+            "status": NotificationStatus.FAILED.value, "attempts": message.attempts, "urgent": message.urgent,
+            "priority": message.priority, "account_id": message.account_id, "broadcast_id": message.broadcast_id,
+            "error_code": error_code, "error_message": error_message,
+            "created_at": webhook_events.timestamp(message.created_at)}
+
+
+def _tell_failed(message: Notification, error_code: str, error_message: str):
+    """The recorder's follow-up for a message that failed for good: the message.failed webhook event, queued in
+    the transaction that records the failure (so only a failure that was recorded is told)."""
+    data = {"message": message_json(message, error_code=error_code, error_message=error_message)}
+    return lambda session: webhook_events.emit(session, MESSAGE_FAILED, data)
 
 
 def _render(message: Notification) -> None:

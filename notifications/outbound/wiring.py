@@ -1,0 +1,13 @@
+"""Outbound webhooks' part of the app: the console page, the API routes and their piece of the OpenAPI
+document, the console home's notice of disabled endpoints, and the notifier's own event type (message.failed).
+The domains above register theirs (incidents, accounts, offers) from their own init_app."""
+from notifications.outbound import api, events, views
+from notifications.worker import MESSAGE_FAILED
+from ops import monitoring, openapi
+
+
+def init_app(app) -> None:
+    app.register_blueprint(views.bp)
+    openapi.piece(api.openapi_piece)  # api: its routes are on the ops API blueprint
+    monitoring.register_home_panel(app, "webhooks", "ops/webhooks_home.html", views.home_panel)
+    events.register(events.EventType(MESSAGE_FAILED, "A message to a subscriber failed for good."))
