@@ -14,6 +14,7 @@ from flask import current_app
 
 from core.bulk import dialect_insert
 from core.db import utcnow
+from notifications import service
 from notifications.models import Channel, EarlyReceipt, Notification, NotificationStatus
 
 log = logging.getLogger("lifeboat.notifier")
@@ -64,7 +65,14 @@ def apply_status(session, *, provider_id: str, status: str, error_code: str | No
     if notification_id is not None:
         query = query.where(Notification.id == notification_id)
     # The allowed-from condition makes the regression check and the write one atomic statement.
-    return bool(session.execute(query.values(**values).execution_options(synchronize_session=False)).rowcount)
+    if new not in _FAILURES:
+        return bool(session.execute(query.values(**values).execution_options(synchronize_session=False)).rowcount)
+    failed = list(session.scalars(query.values(**values).returning(Notification.id)
+                                  .execution_options(synchronize_session=False)))
+    for message in session.scalars(sa.select(Notification).where(Notification.id.in_(failed))) if failed else ():
+        service.tell_failed(session, message, status=new, error_code=values["error_code"],
+                            error_message=values["error_message"])  # the message.failed webhook event
+    return bool(failed)
 
 
 def _replaceable(status: str) -> list[str]:

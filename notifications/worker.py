@@ -18,10 +18,9 @@ from sqlalchemy.orm import sessionmaker
 
 from core.db import SQLITE_BUSY_TIMEOUT_MS, db, utcnow
 from core.periodic import run_due as run_due_tasks
-from notifications import quiet_hours, receipts, telemetry
+from notifications import quiet_hours, receipts, service, telemetry
 from notifications.models import Account, Channel, Notification, NotificationStatus, OptOut
 from notifications.budget import SharedBudget
-from notifications.outbound import events as webhook_events
 from notifications.outbound.delivery import Deliverer
 from notifications.pacing import RateLimiter, sms_segments
 from notifications.providers import (
@@ -419,8 +418,9 @@ class Worker:
             except Exception as e:  # a template bug fails this row, not the worker
                 db.session.rollback()
                 log.exception("notifier: cannot render notification %s", notification_id)
+                text = f"Could not render the message: {e}"[:500]
                 return self._finish(message, lease, status=NotificationStatus.FAILED, error_code="render",
-                                    error_message=f"Could not render the message: {e}"[:500])
+                                    error_message=text, then=_tell_failed(message, "render", text))
             # No connection or transaction is held during the provider call.
             channel = message.channel.value
             limiter, units = self.limiters[channel], (message.segments if channel == "sms" else 1)
@@ -452,8 +452,9 @@ class Worker:
                 return self._failed(message, lease, e)
             except Exception as e:  # we cannot tell whether the provider got it: do not resend blindly
                 log.exception("notifier: unexpected error sending notification %s", notification_id)
+                text = _ambiguous_text(f"{type(e).__name__}: {e}")
                 return self._finish(message, lease, status=NotificationStatus.FAILED, error_code=AMBIGUOUS,
-                                    error_message=_ambiguous_text(f"{type(e).__name__}: {e}"))
+                                    error_message=text, then=_tell_failed(message, AMBIGUOUS, text))
             return self._finish(message, lease, status=NotificationStatus.SENT, provider=provider.name,
                                 provider_id=sent.provider_id, sent_at=self.clock(), error_code=None,
                                 error_message=None, segments=getattr(sent, "segments", None) or message.segments)
@@ -626,23 +627,10 @@ def _sender(provider) -> str:
     return getattr(provider, "name", "default")
 
 
-MESSAGE_FAILED = "message.failed"  # registered by notifications.outbound.wiring
-
-
-def message_json(message: Notification, *, error_code: str, error_message: str) -> dict:
-    """A failed message as webhooks see it: what and to whom by id (never the address or the text)."""
-    return {"id": message.id, "channel": Channel(message.channel).value, "template": message.template,
-            "status": NotificationStatus.FAILED.value, "attempts": message.attempts, "urgent": message.urgent,
-            "priority": message.priority, "account_id": message.account_id, "broadcast_id": message.broadcast_id,
-            "error_code": error_code, "error_message": error_message,
-            "created_at": webhook_events.timestamp(message.created_at)}
-
-
 def _tell_failed(message: Notification, error_code: str, error_message: str):
     """The recorder's follow-up for a message that failed for good: the message.failed webhook event, queued in
     the transaction that records the failure (so only a failure that was recorded is told)."""
-    data = {"message": message_json(message, error_code=error_code, error_message=error_message)}
-    return lambda session: webhook_events.emit(session, MESSAGE_FAILED, data)
+    return lambda session: service.tell_failed(session, message, error_code=error_code, error_message=error_message)
 
 
 def _render(message: Notification) -> None:

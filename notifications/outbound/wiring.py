@@ -2,7 +2,7 @@
 document, the console home's notice of disabled endpoints, and the notifier's own event type (message.failed).
 The domains above register theirs (incidents, accounts, offers) from their own init_app."""
 from notifications.outbound import api, events, views
-from notifications.worker import MESSAGE_FAILED
+from notifications.service import MESSAGE_FAILED
 from ops import monitoring, openapi
 
 
