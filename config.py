@@ -176,6 +176,8 @@ class Config:
         "1", "true", "yes", "on")
     WEBHOOKS_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOKS_TIMEOUT_SECONDS", 10))  # connect + send + answer
     WEBHOOKS_MAX_RESPONSE_BYTES = int(os.environ.get("WEBHOOKS_MAX_RESPONSE_BYTES", 64 * 1024))  # read no more
+    # A PEM file of CAs to trust for webhook targets instead of the system's (a private CA); empty = the system's.
+    WEBHOOKS_CA_FILE = os.environ.get("WEBHOOKS_CA_FILE", "")
 
     # /metrics (Prometheus text format) answers a scraper sending "Authorization: Bearer <secret>", where the
     # secret is this token (at least 16 characters, e.g. `python -c "import secrets; print(secrets.token_urlsafe(32))"`)

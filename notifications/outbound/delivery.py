@@ -58,8 +58,10 @@ class Deliverer:
     """Claims due deliveries, sends up to `concurrency` at a time, records every attempt."""
 
     def __init__(self, engine, *, allow_private: bool, resolver=socket.getaddrinfo, clock=utcnow,
-                 timeout: float = 10.0, max_bytes: int = 64 * 1024, concurrency: int = 4, batch: int = 20):
+                 timeout: float = 10.0, max_bytes: int = 64 * 1024, concurrency: int = 4, batch: int = 20,
+                 ca_certs: str | None = None):
         self.Session = sessionmaker(bind=engine, expire_on_commit=False)
+        self.ca_certs = ca_certs  # a PEM file of CAs to trust instead of the system's (WEBHOOKS_CA_FILE)
         self.allow_private, self.resolver, self.clock = allow_private, resolver, clock
         self.timeout, self.max_bytes, self.concurrency, self.batch = timeout, max_bytes, concurrency, batch
 
@@ -67,7 +69,8 @@ class Deliverer:
     def from_config(cls, config, engine, **overrides) -> "Deliverer":
         values = dict(allow_private=bool(config.get("WEBHOOKS_ALLOW_PRIVATE_TARGETS")),
                       timeout=float(config.get("WEBHOOKS_TIMEOUT_SECONDS", 10)),
-                      max_bytes=int(config.get("WEBHOOKS_MAX_RESPONSE_BYTES", 64 * 1024)))
+                      max_bytes=int(config.get("WEBHOOKS_MAX_RESPONSE_BYTES", 64 * 1024)),
+                      ca_certs=config.get("WEBHOOKS_CA_FILE") or None)
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(engine, **values)
 
@@ -91,7 +94,8 @@ class Deliverer:
         sent_at = utcnow()  # the signature's time is the real one: receivers reject stale timestamps
         headers = signed_headers(c.secret, c.message_id, c.body, sent_at)
         answer = transport.post(c.url, c.body.encode(), headers, allow_private=self.allow_private,
-                                resolver=self.resolver, total_seconds=self.timeout, max_bytes=self.max_bytes)
+                                resolver=self.resolver, total_seconds=self.timeout, max_bytes=self.max_bytes,
+                                ca_certs=self.ca_certs)
         try:
             with self.Session() as session, session.begin():
                 return finish(session, c, answer, now=now or self.clock())

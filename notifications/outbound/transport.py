@@ -34,8 +34,9 @@ class Answer:
 
 
 def post(url: str, body: bytes, headers: dict, *, allow_private: bool, resolver: Resolver,
-         total_seconds: float = 10.0, max_bytes: int = 64 * 1024) -> Answer:
-    """POST `body` to `url` (checked again here) and read at most `max_bytes` of the answer."""
+         total_seconds: float = 10.0, max_bytes: int = 64 * 1024, ca_certs: str | None = None) -> Answer:
+    """POST `body` to `url` (checked again here) and read at most `max_bytes` of the answer. Certificates are
+    checked against the system's CAs, or `ca_certs` (a PEM file) when given."""
     started = time.monotonic()
 
     def took() -> int:
@@ -53,7 +54,7 @@ def post(url: str, body: bytes, headers: dict, *, allow_private: bool, resolver:
     remaining = max(0.1, total_seconds - (time.monotonic() - started))
     if https:
         conn = HTTPSConnection(address, port, timeout=remaining, server_hostname=host, assert_hostname=host,
-                               cert_reqs="CERT_REQUIRED")
+                               cert_reqs="CERT_REQUIRED", ca_certs=ca_certs)
     else:
         conn = HTTPConnection(address, port, timeout=remaining)
     timed_out = threading.Event()

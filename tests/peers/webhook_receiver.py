@@ -1,6 +1,7 @@
 """A real HTTP receiver for outbound webhooks, on loopback (http.server in a thread): it keeps every request
 (headers and the exact body bytes) and answers with the statuses the test scripted, then 200. Tests verify
 the signatures with the standardwebhooks library, as a real receiver would."""
+import ssl
 import threading
 import time
 from dataclasses import dataclass, field
@@ -38,7 +39,8 @@ class Receiver:
         self.answers.append((status, body, delay))
 
 
-def start() -> Receiver:
+def start(tls: tuple[str, str] | None = None) -> Receiver:
+    """Serve on 127.0.0.1; with `tls` (certificate file, key file), over https."""
     receiver: Receiver
 
     class Handler(BaseHTTPRequestHandler):
@@ -61,6 +63,10 @@ def start() -> Receiver:
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
     server.daemon_threads = True
+    if tls is not None:
+        context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+        context.load_cert_chain(*tls)
+        server.socket = context.wrap_socket(server.socket, server_side=True)
     receiver = Receiver(server)
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return receiver

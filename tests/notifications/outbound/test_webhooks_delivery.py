@@ -283,3 +283,42 @@ def test_the_notifier_worker_delivers_them(app, admin, private_ok, receiver):
     db.session.commit()
     worker.run_once()
     assert receiver.received[0].verify(made["secret"])["data"]["incident"]["name"] == "Via the worker"
+
+
+def _certificate(tmp_path, name: str) -> tuple[str, str]:
+    """A self-signed certificate for `name` (openssl), as the receiver's and as the only CA we trust."""
+    import subprocess
+
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", f"/CN={name}",
+                    "-addext", f"subjectAltName=DNS:{name}", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    return str(cert), str(key)
+
+
+@pytest.mark.parametrize("certified, delivered", [("hooks.example.test", True), ("other.example.test", False)])
+def test_https_connects_to_the_checked_address_with_the_names_sni_and_certificate(app, admin, tmp_path, certified,
+                                                                                 delivered):
+    cert, key = _certificate(tmp_path, certified)
+    tls = webhook_receiver.start(tls=(cert, key))
+    try:
+        made = register(admin, f"https://hooks.example.test:{tls.port}/hook", ["incident.created"])
+        admin.post("/incidents", json={"name": "Over TLS", "message": "m"})
+
+        def resolver(host, port, **kw):  # the name resolves to the receiver (allowed: the setting is on)
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+        app.config["WEBHOOKS_ALLOW_PRIVATE_TARGETS"] = True
+        assert deliver(resolver=resolver, ca_certs=cert) == 1
+        [d] = deliveries()
+        if delivered:  # connected to 127.0.0.1, yet the certificate was checked against the URL's name
+            assert d.status.value == "delivered"
+            got = tls.received[0]
+            assert got.headers["Host"] == f"hooks.example.test:{tls.port}"
+            got.verify(made["secret"])
+        else:  # a certificate for another name: refused by TLS, retried later, nothing received
+            assert d.status.value == "pending" and tls.received == []
+            assert "certificate" in d.last_error.lower() or "hostname" in d.last_error.lower()
+    finally:
+        tls.server.shutdown()
+        tls.server.server_close()
