@@ -148,11 +148,11 @@ def finish(session, c: Claimed, answer: transport.Answer, *, now: datetime) -> s
             again, error = False, f"{error} Not retried: the endpoint is disabled."
         outcome = "retry" if again else "failed"
     if answer.truncated:
-        error = ((error + " ") if error else "") + f"(answer longer than the {len(answer.excerpt)} characters kept " \
-                                                   f"and the read cap: the rest was not read)"
-    session.add(WebhookAttempt(delivery_id=c.id, attempt=c.attempts, at=now, status_code=answer.status,
-                               latency_ms=answer.latency_ms, error=(error or None) and error[:500],
-                               response_excerpt=answer.excerpt, outcome=outcome))
+        error = ((error + " ") if error else "") + "The answer was longer than WEBHOOKS_MAX_RESPONSE_BYTES: the " \
+                                                   "rest was not read."
+    attempt = WebhookAttempt(delivery_id=c.id, attempt=c.attempts, at=now, status_code=answer.status,
+                             latency_ms=answer.latency_ms, error=(error or None) and error[:500],
+                             response_excerpt=answer.excerpt, outcome=outcome)
     values: dict = {"lease_until": None, "last_status_code": answer.status, "last_error": error and error[:500]}
     if outcome == "retry":
         values |= {"status": DeliveryStatus.PENDING,
@@ -162,10 +162,13 @@ def finish(session, c: Claimed, answer: transport.Answer, *, now: datetime) -> s
     mine = session.execute(sa.update(WebhookDelivery).where(
         WebhookDelivery.id == c.id, WebhookDelivery.status == DeliveryStatus.SENDING,
         WebhookDelivery.lease_until == c.lease).values(**values).execution_options(synchronize_session=False)).rowcount
-    if not mine:
-        log.warning("webhooks: lease on delivery %s lost; attempt %s logged, outcome %s not recorded",
-                    c.id, c.attempts, outcome)
+    if not mine:  # another worker took it over (our lease ran out), or it was deleted with its endpoint
+        if session.get(WebhookDelivery, c.id) is not None:
+            session.add(attempt)  # what this attempt got is still worth the log
+        log.warning("webhooks: lease on delivery %s lost; outcome %s of attempt %s not recorded",
+                    c.id, outcome, c.attempts)
         return "lost"
+    session.add(attempt)
     if endpoint is not None:
         if ok:
             endpoint.failing_since = None

@@ -322,3 +322,36 @@ def test_https_connects_to_the_checked_address_with_the_names_sni_and_certificat
     finally:
         tls.server.shutdown()
         tls.server.server_close()
+
+
+def test_an_outcome_for_a_delivery_deleted_meanwhile_is_dropped_quietly(app, admin, private_ok, receiver):
+    made = register(admin, receiver.url, ["incident.created"])
+    admin.post("/incidents", json={"name": "Gone", "message": "m"})
+    claimed = delivery.claim(db.session, now=utcnow(), limit=5)
+    assert len(claimed) == 1
+    admin.delete(f"/webhooks/{made['id']}")  # deleted while its delivery is in flight
+    from notifications.outbound.transport import Answer
+
+    db.session.commit()
+    assert delivery.finish(db.session, claimed[0], Answer(200, 5, "ok"), now=utcnow()) == "lost"
+    db.session.commit()
+    assert deliveries() == []
+
+
+def test_a_lease_that_ran_out_lets_another_worker_attempt_it_and_the_late_outcome_is_not_recorded(
+        app, admin, private_ok, receiver):
+    register(admin, receiver.url, ["incident.created"])
+    admin.post("/incidents", json={"name": "Slow worker", "message": "m"})
+    now = utcnow()
+    [first] = delivery.claim(db.session, now=now, limit=5)
+    assert delivery.claim(db.session, now=now, limit=5) == []  # leased: nobody else takes it
+    later = now + delivery.LEASE + timedelta(seconds=1)
+    [second] = delivery.claim(db.session, now=later, limit=5)  # the first worker died, say
+    assert second.id == first.id and second.attempts == 2
+    from notifications.outbound.transport import Answer
+
+    assert delivery.finish(db.session, first, Answer(200, 5, "ok"), now=later) == "lost"
+    assert delivery.finish(db.session, second, Answer(200, 5, "ok"), now=later) == "delivered"
+    db.session.commit()
+    [d] = deliveries()
+    assert d.status.value == "delivered" and sorted(a.attempt for a in attempts(d.id)) == [1, 2]
