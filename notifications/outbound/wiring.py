@@ -1,7 +1,7 @@
 """Outbound webhooks' part of the app: the console page, the API routes and their piece of the OpenAPI
-document, the console home's notice of disabled endpoints, and the notifier's own event type (message.failed).
+document, the console home's notice of disabled endpoints, their figures on /metrics, and the notifier's own event type (message.failed).
 The domains above register theirs (incidents, accounts, offers) from their own init_app."""
-from notifications.outbound import api, events, views
+from notifications.outbound import api, events, monitoring as webhook_monitoring, views
 from notifications.service import MESSAGE_FAILED
 from ops import monitoring, openapi
 
@@ -10,4 +10,5 @@ def init_app(app) -> None:
     app.register_blueprint(views.bp)
     openapi.piece(api.openapi_piece)  # api: its routes are on the ops API blueprint
     monitoring.register_home_panel(app, "webhooks", "ops/webhooks_home.html", views.home_panel)
+    monitoring.register_collector(app, "webhooks", webhook_monitoring.collect)  # /metrics
     events.register(events.EventType(MESSAGE_FAILED, "A message to a subscriber failed for good."))

@@ -202,6 +202,11 @@ def test_an_endpoint_failing_for_a_day_is_disabled_and_the_operators_are_told(ap
     page = admin_web.get("/ops/webhooks").get_data(as_text=True)
     assert "Disabled" in page and "a day or more" in page
     assert deliver(now=now + timedelta(hours=26)) == 0
+    # /metrics, for alerting: one endpoint disabled, nothing waiting.
+    app.config["METRICS_TOKEN"] = "m" * 20
+    metrics = client.get("/metrics", headers={"Authorization": "Bearer " + "m" * 20}).get_data(as_text=True)
+    assert 'lifeboat_webhook_endpoints{state="disabled"} 1.0' in metrics
+    assert 'lifeboat_webhook_deliveries{status="pending"} 0.0' in metrics
     # Enabled again by an admin: the failure clock starts afresh.
     admin.patch(f"/webhooks/{made['id']}", json={"enabled": True})
     db.session.refresh(endpoint)
