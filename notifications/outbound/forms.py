@@ -7,6 +7,7 @@ from core.forms import WebForm
 
 class WebhookCreateForm(WebForm):
     url = StringField("URL", validators=[Length(max=2000)])
+    # Checkboxes, one per registered event type (the page lays them out in a fieldset); the service checks them.
     events = SelectMultipleField("Events", choices=[], widget=widgets.ListWidget(prefix_label=False),
                                  option_widget=widgets.CheckboxInput(), validate_choice=False)
     description = StringField("Description", validators=[Length(max=500)])

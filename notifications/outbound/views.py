@@ -22,7 +22,7 @@ def _create_form(bound: bool = True) -> WebhookCreateForm:
 def _page(form=None, errors=None, status=200):
     endpoints = service.list_all(db.session)
     return render_template("ops/webhooks.html", endpoints=endpoints, form=form or _create_form(bound=False),
-                           action=WebhookActionForm(formdata=None), errors=errors or {},
+                           errors=errors or {},
                            log=service.recent_deliveries(db.session, [e.id for e in endpoints]),
                            allow_private=current_app.config.get("WEBHOOKS_ALLOW_PRIVATE_TARGETS")), status
 
