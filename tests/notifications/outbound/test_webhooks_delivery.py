@@ -360,3 +360,26 @@ def test_a_lease_that_ran_out_lets_another_worker_attempt_it_and_the_late_outcom
     db.session.commit()
     [d] = deliveries()
     assert d.status.value == "delivered" and sorted(a.attempt for a in attempts(d.id)) == [1, 2]
+
+
+@pytest.mark.slow  # starts the real notifier command
+def test_the_running_notifier_process_delivers_within_seconds_and_stops_cleanly(app, admin, database_url, receiver,
+                                                                               twilio_standin):
+    import signal
+
+    from tests.notifications.processes import start_notifier, wait_until
+
+    app.config["WEBHOOKS_ALLOW_PRIVATE_TARGETS"] = True
+    made = register(admin, receiver.url, ["incident.created"])
+    admin.post("/incidents", json={"name": "Live", "message": "m"})
+    db.session.commit()
+    process = start_notifier(database_url, twilio_standin, WEBHOOKS_ALLOW_PRIVATE_TARGETS="true")
+    try:
+        assert wait_until(lambda: receiver.received, 20, process)
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(20) == 0
+    finally:
+        process.kill()
+    assert receiver.received[0].verify(made["secret"])["data"]["incident"]["name"] == "Live"
+    db.session.expire_all()
+    assert [d.status.value for d in deliveries()] == ["delivered"]
