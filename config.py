@@ -178,6 +178,8 @@ class Config:
     WEBHOOKS_MAX_RESPONSE_BYTES = int(os.environ.get("WEBHOOKS_MAX_RESPONSE_BYTES", 64 * 1024))  # read no more
     # A PEM file of CAs to trust for webhook targets instead of the system's (a private CA); empty = the system's.
     WEBHOOKS_CA_FILE = os.environ.get("WEBHOOKS_CA_FILE", "")
+    # Finished webhook deliveries and their attempt log are deleted this long after (daily task webhooks.prune).
+    WEBHOOKS_LOG_RETENTION_DAYS = int(os.environ.get("WEBHOOKS_LOG_RETENTION_DAYS", 30))
 
     # /metrics (Prometheus text format) answers a scraper sending "Authorization: Bearer <secret>", where the
     # secret is this token (at least 16 characters, e.g. `python -c "import secrets; print(secrets.token_urlsafe(32))"`)

@@ -5,7 +5,9 @@ import secrets
 from datetime import datetime
 
 import sqlalchemy as sa
+from flask import current_app
 
+from core import bulk
 from core.db import utcnow
 from core.errors import Conflict, NotFound, ValidationError
 from notifications.outbound import events, targets
@@ -155,3 +157,14 @@ def pending_count(session, endpoint_id: int, now: datetime | None = None) -> int
     return session.scalar(sa.select(sa.func.count()).select_from(WebhookDelivery).where(
         WebhookDelivery.endpoint_id == endpoint_id,
         WebhookDelivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]))) or 0
+
+
+LOG_RETENTION_DAYS = 30
+
+
+def prune_due(session, now: datetime) -> str:
+    """The periodic task (core.periodic): delete deliveries finished more than WEBHOOKS_LOG_RETENTION_DAYS ago,
+    with their attempts (0 keeps them forever); the caller commits."""
+    days = int(current_app.config.get("WEBHOOKS_LOG_RETENTION_DAYS", LOG_RETENTION_DAYS))
+    gone = bulk.delete_older(session, WebhookDelivery.__table__.c.finished_at, now=now, days=days)
+    return f"{gone} finished webhook deliveries deleted"

@@ -383,3 +383,20 @@ def test_the_running_notifier_process_delivers_within_seconds_and_stops_cleanly(
     assert receiver.received[0].verify(made["secret"])["data"]["incident"]["name"] == "Live"
     db.session.expire_all()
     assert [d.status.value for d in deliveries()] == ["delivered"]
+
+
+def test_finished_deliveries_are_pruned_after_the_retention_with_their_log(app, admin, private_ok, receiver):
+    from core import periodic
+
+    register(admin, receiver.url, ["incident.created"])
+    receiver.answer(503)
+    admin.post("/incidents", json={"name": "Delivered", "message": "m"})
+    admin.post("/incidents", json={"name": "Waiting", "message": "m"})
+    deliver()  # one delivered, one waiting for its retry
+    assert sorted(d.status.value for d in deliveries()) == ["delivered", "pending"]
+    result = periodic.run_due(now=utcnow() + timedelta(days=31))["webhooks.prune"]
+    assert result == "1 finished webhook deliveries deleted"
+    [left] = deliveries()
+    assert left.status.value == "pending" and len(attempts(left.id)) == 1
+    from notifications.outbound.models import WebhookAttempt
+    assert db.session.query(WebhookAttempt).count() == 1  # the delivered one's attempt went with it
