@@ -96,6 +96,14 @@ def test_webhook(endpoint_id: int):
     return jsonify(delivery_json(service.send_test(db.session, actor=current_actor(), endpoint_id=endpoint_id)))
 
 
+@bp.post("/webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/redeliver")
+@requires(Role.ADMIN)
+@transactional
+def redeliver_webhook(endpoint_id: int, delivery_id: int):
+    delivery = service.redeliver(db.session, actor=current_actor(), endpoint_id=endpoint_id, delivery_id=delivery_id)
+    return jsonify(delivery_json(delivery))
+
+
 def openapi_piece() -> dict:
     """The webhooks' paths and schemas (registered by notifications.wiring); event names from the registry."""
     names = events.names()
@@ -156,6 +164,10 @@ def openapi_piece() -> dict:
             "/webhooks/{endpoint_id}/rotate-secret": {"post": operation(
                 "Replace the signing secret; the answer holds the new one, shown once", tag, "rotateWebhookSecret",
                 ok=(200, ref("WebhookWithSecret")), params=[endpoint_id], idempotent=True)},
+            "/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver": {"post": operation(
+                "Send a finished delivery again (same webhook-id and body, a fresh retry schedule)", tag,
+                "redeliverWebhook", ok=(200, ref("WebhookDelivery")),
+                params=[endpoint_id, path_id("delivery_id", "delivery")], conflict=True, idempotent=True)},
             "/webhooks/{endpoint_id}/test": {"post": operation(
                 "Queue a test event (type webhook.test) to this endpoint", tag, "testWebhook",
                 ok=(200, ref("WebhookDelivery")), params=[endpoint_id], conflict=True, idempotent=True)},

@@ -128,6 +128,27 @@ def send_test(session, *, actor: Actor, endpoint_id: int) -> WebhookDelivery:
     return delivery
 
 
+def redeliver(session, *, actor: Actor, endpoint_id: int, delivery_id: int) -> WebhookDelivery:
+    """Queue a finished delivery again (same webhook-id and body, a fresh retry schedule): after a receiver's bug
+    was fixed, or an endpoint was enabled again."""
+    endpoint = get(session, endpoint_id=endpoint_id)
+    delivery = session.get(WebhookDelivery, delivery_id) if 0 < delivery_id <= ID_MAX else None
+    if delivery is None or delivery.endpoint_id != endpoint.id:
+        raise NotFound(f"Webhook {endpoint_id} has no delivery with id {delivery_id}.")
+    if not endpoint.enabled:
+        raise Conflict("This endpoint is disabled: enable it first, then send the delivery again.")
+    if delivery.status not in (DeliveryStatus.FAILED, DeliveryStatus.DELIVERED):
+        raise Conflict(f"This delivery is {delivery.status.value}: it will be attempted anyway.")
+    before = {"status": delivery.status.value, "attempts": delivery.attempts}
+    delivery.status, delivery.attempts, delivery.next_attempt_at = DeliveryStatus.PENDING, 0, utcnow()
+    delivery.finished_at = delivery.lease_until = None
+    session.flush()
+    record(session, actor=actor, action="webhook.redeliver", entity_type="webhook", entity_id=endpoint.id,
+           before=before, after={"delivery_id": delivery.id, "message_id": delivery.message_id,
+                                 "event_type": delivery.event_type})
+    return delivery
+
+
 def recent_deliveries(session, endpoint_ids: list[int], *, per_endpoint: int = 10
                       ) -> dict[int, list[tuple[WebhookDelivery, list[WebhookAttempt]]]]:
     """The newest deliveries of each endpoint with their attempts (newest first), for the log views."""

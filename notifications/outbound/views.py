@@ -105,6 +105,14 @@ def webhook_test(endpoint_id: int):
                 f"A test event is queued for webhook {endpoint_id}; its delivery shows below once sent.")
 
 
+@bp.post("/webhooks/<int:endpoint_id>/deliveries/<int:delivery_id>/redeliver")
+@role_required(Role.ADMIN)
+def webhook_redeliver(endpoint_id: int, delivery_id: int):
+    return _act(endpoint_id, lambda: service.redeliver(db.session, actor=current_actor(), endpoint_id=endpoint_id,
+                                                       delivery_id=delivery_id) and None,
+                f"Delivery {delivery_id} is queued again for webhook {endpoint_id}.")
+
+
 @bp.post("/webhooks/<int:endpoint_id>/rotate-secret")
 @role_required(Role.ADMIN)
 def webhook_rotate(endpoint_id: int):

@@ -169,3 +169,25 @@ def test_the_signature_is_the_standard_webhooks_one_byte_for_byte(app, admin, pr
     at = datetime.fromtimestamp(int(headers["webhook-timestamp"]), timezone.utc)
     assert headers["webhook-signature"] == Webhook(made["secret"]).sign(headers["webhook-id"], at,
                                                                         got.body.decode())
+
+
+def test_a_failed_delivery_can_be_sent_again_with_the_same_webhook_id(app, admin, private_ok, receiver):
+    made = register(admin, receiver.url, ["incident.created"])
+    receiver.answer(400, b"bad")  # a receiver bug: final
+    admin.post("/incidents", json={"name": "Fix me", "message": "m"})
+    deliver()
+    [d] = deliveries()
+    assert d.status.value == "failed"
+    path = f"/webhooks/{made['id']}/deliveries/{d.id}/redeliver"
+    again = admin.post(path)
+    assert again.status_code == 200 and again.get_json()["status"] == "pending", again.get_json()
+    assert admin.post(path).status_code == 409  # already waiting
+    assert admin.post(f"/webhooks/{made['id']}/deliveries/999/redeliver").status_code == 404
+    deliver()
+    first, second = receiver.received
+    assert first.headers["webhook-id"] == second.headers["webhook-id"] and first.body == second.body
+    second.verify(made["secret"])
+    shown = admin.get(f"/webhooks/{made['id']}").get_json()["deliveries"][0]
+    assert shown["status"] == "delivered" and [a["status_code"] for a in shown["log"]] == [200, 400]
+    admin.patch(f"/webhooks/{made['id']}", json={"enabled": False})
+    assert admin.post(path).status_code == 409  # disabled: enable it first

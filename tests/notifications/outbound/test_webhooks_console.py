@@ -95,3 +95,18 @@ def test_only_admins_open_or_use_the_page(app, client, role):
     assert client.post("/ops/webhooks", data={"csrf_token": token, "url": "https://hooks.example.com/x",
                                               "events": ["incident.created"]}).status_code == 403
     assert 'href="/ops/webhooks"' not in client.get("/ops/").get_data(as_text=True)
+
+
+def test_send_again_queues_a_finished_delivery_and_is_audited(app, admin_web, receiver):
+    post_form(admin_web, "/ops/webhooks", {"url": receiver.url, "events": ["incident.created"]})
+    endpoint = db.session.scalars(sa.select(WebhookEndpoint)).one()
+    post_form(admin_web, "/ops/webhooks", {}, action=f"/ops/webhooks/{endpoint.id}/test")
+    deliver()
+    [d] = deliveries()
+    page = admin_web.get("/ops/webhooks").get_data(as_text=True)
+    action = f"/ops/webhooks/{endpoint.id}/deliveries/{d.id}/redeliver"
+    assert f'action="{action}"' in page and "Send again" in page
+    done = post_form(admin_web, "/ops/webhooks", {}, action=action, follow_redirects=True)
+    assert "queued again" in done.get_data(as_text=True)
+    deliver()
+    assert len(receiver.received) == 2 and actions()[-1] == "webhook.redeliver"
