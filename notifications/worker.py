@@ -277,12 +277,12 @@ class Worker:
                         max_workers=self.settings.concurrency, thread_name_prefix=f"notifier-{channel}"))
                         for channel in self.providers}
                     attempted = self._loop(pools, once=once)
-                if once:
-                    self._deliver_webhooks()
-                return attempted
             finally:
                 self._recorder.close()
                 self._recorder = None
+            if once:  # after the recorder, so the message.failed events it wrote go out too
+                self._deliver_webhooks()
+            return attempted
         finally:
             if hooks is not None:
                 self.stop.set()
