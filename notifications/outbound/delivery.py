@@ -145,8 +145,9 @@ def finish(session, c: Claimed, answer: transport.Answer, *, now: datetime) -> s
     """Record an attempt and its consequences, if the delivery is still ours (the caller commits)."""
     # The endpoint row first, locked: its failure clock and state change with this outcome, and a delivery
     # sent beside one that disabled it must not wait for a retry that never comes.
+    # (FOR NO KEY UPDATE on PostgreSQL: events inserted meanwhile for this endpoint need not wait for it.)
     endpoint = session.scalars(sa.select(WebhookEndpoint).where(WebhookEndpoint.id == c.endpoint_id)
-                               .with_for_update()).one_or_none()
+                               .with_for_update(key_share=True)).one_or_none()
     ok = answer.status is not None and 200 <= answer.status < 300
     if ok:
         outcome, error = "delivered", None
