@@ -81,6 +81,27 @@ def _allow() -> bool:
     return bool(current_app.config.get("WEBHOOKS_ALLOW_PRIVATE_TARGETS"))
 
 
+@bp.post("/webhooks/<int:endpoint_id>/edit")
+@role_required(Role.ADMIN)
+def webhook_edit(endpoint_id: int):
+    """Change the URL, events and description (from the endpoint's own form on the page)."""
+    form = _create_form()
+    if not form.validate():
+        flash("; ".join(f"{name}: {' '.join(errors)}" for name, errors in form.errors.items()), "error")
+        return redirect(url_for(".webhooks") + f"#webhook-{endpoint_id}")
+    try:
+        service.update(db.session, actor=current_actor(), endpoint_id=endpoint_id, allow_private=_allow(), data={
+            "url": form.url.data, "events": form.events.data or [], "description": form.description.data})
+    except ServiceError as e:
+        db.session.rollback()
+        flash(" ".join([e.message] + [f"{name.capitalize()}: {message}" for name, message in e.fields.items()]),
+              "error")
+        return redirect(url_for(".webhooks") + f"#webhook-{endpoint_id}")
+    db.session.commit()
+    flash(f"Webhook {endpoint_id} is changed.", "success")
+    return redirect(url_for(".webhooks") + f"#webhook-{endpoint_id}")
+
+
 @bp.post("/webhooks/<int:endpoint_id>/enable")
 @role_required(Role.ADMIN)
 def webhook_enable(endpoint_id: int):

@@ -110,3 +110,23 @@ def test_send_again_queues_a_finished_delivery_and_is_audited(app, admin_web, re
     assert "queued again" in done.get_data(as_text=True)
     deliver()
     assert len(receiver.received) == 2 and actions()[-1] == "webhook.redeliver"
+
+
+def test_an_admin_changes_the_url_events_and_description_on_the_page(app, admin_web, receiver):
+    post_form(admin_web, "/ops/webhooks", {"url": receiver.url, "events": ["incident.created"]})
+    endpoint = db.session.scalars(sa.select(WebhookEndpoint)).one()
+    page = admin_web.get("/ops/webhooks").get_data(as_text=True)
+    assert f'action="/ops/webhooks/{endpoint.id}/edit"' in page
+    changed = post_form(admin_web, "/ops/webhooks", {"url": receiver.url + "2", "description": "New",
+                                                     "events": ["incident.resolved", "offer.accepted"]},
+                        action=f"/ops/webhooks/{endpoint.id}/edit", follow_redirects=True)
+    assert f"Webhook {endpoint.id} is changed." in changed.get_data(as_text=True)
+    db.session.refresh(endpoint)
+    assert (endpoint.url, endpoint.description, endpoint.events) == (
+        receiver.url + "2", "New", ["incident.resolved", "offer.accepted"])
+    app.config["WEBHOOKS_ALLOW_PRIVATE_TARGETS"] = False
+    refused = post_form(admin_web, "/ops/webhooks", {"url": "https://127.0.0.1/x", "events": ["incident.created"]},
+                        action=f"/ops/webhooks/{endpoint.id}/edit", follow_redirects=True)
+    assert "loopback" in refused.get_data(as_text=True)
+    db.session.refresh(endpoint)
+    assert endpoint.url == receiver.url + "2" and actions() == ["webhook.create", "webhook.update"]
