@@ -400,3 +400,24 @@ def test_finished_deliveries_are_pruned_after_the_retention_with_their_log(app, 
     assert left.status.value == "pending" and len(attempts(left.id)) == 1
     from notifications.outbound.models import WebhookAttempt
     assert db.session.query(WebhookAttempt).count() == 1  # the delivered one's attempt went with it
+
+
+def test_two_workers_draining_at_once_send_each_delivery_once(app, admin, private_ok, receiver):
+    import threading
+
+    register(admin, receiver.url, ["incident.created"])
+    register(admin, receiver.url, ["incident.created"])
+    for i in range(15):
+        admin.post("/incidents", json={"name": f"Busy {i}", "message": "m"})
+    db.session.commit()
+    workers = [delivery.Deliverer.from_config(app.config, db.engine, batch=4, concurrency=2) for _ in range(2)]
+    done = []
+    threads = [threading.Thread(target=lambda w=w: done.append(w.run_once())) for w in workers]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert sum(done) == 30 and len(receiver.received) == 30
+    assert len({r.headers["webhook-id"] for r in receiver.received}) == 30
+    db.session.expire_all()
+    assert {d.status.value for d in deliveries()} == {"delivered"}
