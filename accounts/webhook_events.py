@@ -9,6 +9,7 @@ RECOVERY_SUMMARY_CHANGED = "recovery.summary_changed"
 
 
 def register() -> None:
+    """Register recovery.summary_changed with the notifier (from accounts.wiring)."""
     events.register(events.EventType(
         RECOVERY_SUMMARY_CHANGED, "An incident's recovery summary changed (recovery edits and imports, affected "
                                   "accounts added, categories). data: {recovery_summary}."))

@@ -22,6 +22,7 @@ TYPES = (
 
 
 def register() -> None:
+    """Register the incidents' event types with the notifier (from incidents.wiring)."""
     for event_type in TYPES:
         events.register(event_type)
 
@@ -31,6 +32,7 @@ def _page() -> serializers.PageSettings:
 
 
 def incident_filed(session, incident: Incident) -> None:
+    """incident.created, and component.updated for each component status it set."""
     events.emit(session, CREATED, lambda: {"incident": serializers.incident(incident, _page())})
     _component_changes(session, incident.updates)
 
@@ -48,11 +50,13 @@ def update_posted(session, update: IncidentUpdate, *, was: IncidentStatus) -> No
 
 
 def maintenance_scheduled(session, maintenance: Incident) -> None:
+    """maintenance.scheduled, with the /api/v2 scheduled maintenance."""
     events.emit(session, MAINTENANCE_SCHEDULED,
                 lambda: {"scheduled_maintenance": serializers.incident(maintenance, _page())})
 
 
 def component_changed(session, component: Component, change: ComponentStatusEvent | None = None) -> None:
+    """component.updated; `change` is the status change, if the status changed."""
     events.emit(session, COMPONENT_UPDATED, lambda: {
         "component": serializers.component(component, _page()),
         "affected_component": serializers.affected_component(change) if change is not None else None})

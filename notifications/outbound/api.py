@@ -20,11 +20,13 @@ def webhook_json(e: WebhookEndpoint) -> dict:
 
 
 def attempt_json(a: WebhookAttempt) -> dict:
+    """One attempt of a delivery, as its log shows it."""
     return {"attempt": a.attempt, "at": iso(a.at), "status_code": a.status_code, "latency_ms": a.latency_ms,
             "outcome": a.outcome, "error": a.error, "response_excerpt": a.response_excerpt}
 
 
 def delivery_json(d: WebhookDelivery, attempts: list[WebhookAttempt] = ()) -> dict:
+    """A delivery with its attempts (newest first) under "log"."""
     return {"id": d.id, "message_id": d.message_id, "event_type": d.event_type, "status": d.status.value,
             "attempts": d.attempts, "next_attempt_at": iso(d.next_attempt_at),
             "last_status_code": d.last_status_code, "last_error": d.last_error, "created_at": iso(d.created_at),

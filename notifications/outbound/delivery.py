@@ -33,6 +33,8 @@ WORKER = Actor(operator_id=None, label="notifier (webhooks)")
 
 @dataclass(frozen=True)
 class Claimed:
+    """A leased delivery with what sending it needs (read in the claim, so no session is open while sending)."""
+
     id: int
     endpoint_id: int
     url: str
@@ -67,6 +69,7 @@ class Deliverer:
 
     @classmethod
     def from_config(cls, config, engine, **overrides) -> "Deliverer":
+        """A Deliverer with the app's WEBHOOKS_* settings (keyword overrides win, e.g. a resolver in tests)."""
         values = dict(allow_private=bool(config.get("WEBHOOKS_ALLOW_PRIVATE_TARGETS")),
                       timeout=float(config.get("WEBHOOKS_TIMEOUT_SECONDS", 10)),
                       max_bytes=int(config.get("WEBHOOKS_MAX_RESPONSE_BYTES", 64 * 1024)),

@@ -20,6 +20,8 @@ TEST_EVENT = "webhook.test"  # sent by POST /webhooks/{id}/test to that endpoint
 
 @dataclass(frozen=True)
 class EventType:
+    """An event endpoints can subscribe to; the description is shown on the console and in the API document."""
+
     name: str  # "incident.created"
     description: str
 
@@ -39,6 +41,7 @@ def types() -> list[EventType]:
 
 
 def names() -> list[str]:
+    """The registered event type names, sorted."""
     return [e.name for e in types()]
 
 

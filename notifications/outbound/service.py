@@ -70,6 +70,7 @@ def create(session, *, actor: Actor, data: dict, allow_private: bool) -> tuple[W
 
 
 def get(session, *, endpoint_id: int) -> WebhookEndpoint:
+    """The endpoint, or NotFound (404)."""
     endpoint = session.get(WebhookEndpoint, endpoint_id) if 0 < endpoint_id <= ID_MAX else None
     if endpoint is None:
         raise NotFound(f"No webhook with id {endpoint_id}.")
@@ -77,6 +78,7 @@ def get(session, *, endpoint_id: int) -> WebhookEndpoint:
 
 
 def list_all(session) -> list[WebhookEndpoint]:
+    """Every endpoint, oldest first."""
     return session.scalars(sa.select(WebhookEndpoint).order_by(WebhookEndpoint.id)).all()
 
 
@@ -172,12 +174,6 @@ def disabled(session) -> list[WebhookEndpoint]:
     return session.scalars(sa.select(WebhookEndpoint).where(WebhookEndpoint.enabled.is_(False),
                                                             WebhookEndpoint.disabled_at.is_not(None))
                            .order_by(WebhookEndpoint.disabled_at.desc())).all()
-
-
-def pending_count(session, endpoint_id: int, now: datetime | None = None) -> int:
-    return session.scalar(sa.select(sa.func.count()).select_from(WebhookDelivery).where(
-        WebhookDelivery.endpoint_id == endpoint_id,
-        WebhookDelivery.status.in_([DeliveryStatus.PENDING, DeliveryStatus.SENDING]))) or 0
 
 
 LOG_RETENTION_DAYS = 30
