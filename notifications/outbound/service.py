@@ -2,6 +2,7 @@
 API and the console; every write is audited (never with the secret); the caller commits."""
 import base64
 import secrets
+import socket
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -25,12 +26,12 @@ def new_secret() -> str:
     return "whsec_" + base64.b64encode(secrets.token_bytes(SECRET_BYTES)).decode()
 
 
-def _check(data: dict, *, allow_private: bool, partial: bool) -> dict:
+def _check(data: dict, *, allow_private: bool, partial: bool, resolver) -> dict:
     """The fields of `data` that may be stored, or ValidationError naming each bad one."""
     errors, clean = {}, {}
     if "url" in data or not partial:
         try:
-            clean["url"] = targets.check_url(data.get("url") or "", allow_private=allow_private)
+            clean["url"] = targets.check_url(data.get("url") or "", allow_private=allow_private, resolver=resolver)
         except targets.Refused as e:
             errors["url"] = str(e)
     if "events" in data or not partial:
@@ -55,9 +56,10 @@ def _check(data: dict, *, allow_private: bool, partial: bool) -> dict:
     return clean
 
 
-def create(session, *, actor: Actor, data: dict, allow_private: bool) -> tuple[WebhookEndpoint, str]:
+def create(session, *, actor: Actor, data: dict, allow_private: bool,
+           resolver=socket.getaddrinfo) -> tuple[WebhookEndpoint, str]:
     """Register an endpoint (url, events, description); returns it and its secret, which is shown this once."""
-    clean = _check(data, allow_private=allow_private, partial=False)
+    clean = _check(data, allow_private=allow_private, partial=False, resolver=resolver)
     now = utcnow()
     secret = new_secret()
     endpoint = WebhookEndpoint(**clean, secret=secret, enabled=True, created_by=actor.label, created_at=now,
@@ -82,10 +84,11 @@ def list_all(session) -> list[WebhookEndpoint]:
     return session.scalars(sa.select(WebhookEndpoint).order_by(WebhookEndpoint.id)).all()
 
 
-def update(session, *, actor: Actor, endpoint_id: int, data: dict, allow_private: bool) -> WebhookEndpoint:
+def update(session, *, actor: Actor, endpoint_id: int, data: dict, allow_private: bool,
+           resolver=socket.getaddrinfo) -> WebhookEndpoint:
     """Change url, events, description or enabled; enabling again starts the failure clock afresh."""
     endpoint = get(session, endpoint_id=endpoint_id)
-    clean = _check(data, allow_private=allow_private, partial=True)
+    clean = _check(data, allow_private=allow_private, partial=True, resolver=resolver)
     before = snapshot(endpoint, FIELDS)
     if clean.get("enabled") and not endpoint.enabled:
         endpoint.failing_since = endpoint.disabled_at = endpoint.disabled_reason = None

@@ -8,6 +8,7 @@ to the check and another to the connection (rebinding). WEBHOOKS_ALLOW_PRIVATE_T
 import ipaddress
 import socket
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor, TimeoutError as FutureTimeout
 from urllib.parse import urlsplit
 
 URL_MAX = 2000
@@ -18,6 +19,10 @@ Resolver = Callable[..., list]  # socket.getaddrinfo's signature
 
 class Refused(Exception):
     """A target we will not send to; the message says why, for the operator."""
+
+
+class Unresolved(Refused):
+    """A host name that does not resolve (now): refused at send time, accepted at registration."""
 
 
 def address_refusal(address: str) -> str | None:
@@ -35,8 +40,10 @@ def address_refusal(address: str) -> str | None:
     return None
 
 
-def check_url(url: str, *, allow_private: bool) -> str:
-    """The URL, stripped, if it may be registered; Refused with the reason otherwise."""
+def check_url(url: str, *, allow_private: bool, resolver: Resolver | None = socket.getaddrinfo) -> str:
+    """The URL, stripped, if it may be registered; Refused with the reason otherwise. A host name is also
+    resolved now (at most REGISTRATION_LOOKUP_SECONDS; resolver None skips it): one that points at a private
+    address is refused at once, though only the check at every send is a guarantee (DNS answers change)."""
     url = (url or "").strip()
     if not url:
         raise Refused("Give the endpoint's URL.")
@@ -66,11 +73,31 @@ def check_url(url: str, *, allow_private: bool) -> str:
         raise Refused(f"{host} is this machine: give a public address.")
     try:
         ipaddress.ip_address(host)
-    except ValueError:
-        return url  # a name: its addresses are checked at every send, after resolving it
+    except ValueError:  # a name: its addresses are checked now if DNS answers quickly, and at every send
+        if resolver is not None:
+            _early_lookup(host, port or (443 if scheme == "https" else 80), resolver)
+        return url
     if (why := address_refusal(host)) is not None:
         raise Refused(f"{host} is {why}: give a public address.")
     return url
+
+
+REGISTRATION_LOOKUP_SECONDS = 2.0
+
+
+def _early_lookup(host: str, port: int, resolver: Resolver) -> None:
+    """Refuse a name that resolves to a non-public address now; a name that does not resolve (yet), or not
+    within the time allowed (a thread, as getaddrinfo takes no timeout), is accepted: the send-time check decides."""
+    pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="webhook-dns")
+    try:
+        pool.submit(resolve, host, port, allow_private=False, resolver=resolver).result(
+            timeout=REGISTRATION_LOOKUP_SECONDS)
+    except (FutureTimeout, Unresolved):
+        return
+    except Refused as e:
+        raise Refused(f"{e} Give a public address.") from None
+    finally:
+        pool.shutdown(wait=False)  # a lookup still running ends on its own
 
 
 def resolve(host: str, port: int, *, allow_private: bool, resolver: Resolver = socket.getaddrinfo) -> str:
@@ -79,12 +106,12 @@ def resolve(host: str, port: int, *, allow_private: bool, resolver: Resolver = s
     try:
         infos = resolver(host, port, type=socket.SOCK_STREAM)
     except (socket.gaierror, UnicodeError) as e:
-        raise Refused(f"{host} could not be resolved ({e}).") from None
+        raise Unresolved(f"{host} could not be resolved ({e}).") from None
     addresses = [info[4][0] for info in infos if info[0] in (socket.AF_INET, socket.AF_INET6)]
     if not addresses:
-        raise Refused(f"{host} has no IPv4 or IPv6 address.")
+        raise Unresolved(f"{host} has no IPv4 or IPv6 address.")
     if not allow_private:
         for address in addresses:
             if (why := address_refusal(address)) is not None:
-                raise Refused(f"{host} resolves to {address}, {why}: not sent.")
+                raise Refused(f"{host} resolves to {address}, {why}.")
     return addresses[0]

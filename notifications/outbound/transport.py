@@ -47,10 +47,10 @@ def post(url: str, body: bytes, headers: dict, *, allow_private: bool, resolver:
     host, port = parts.hostname or "", parts.port or (443 if https else 80)
     try:
         if not https and not allow_private:
-            raise Refused("Plain http is refused (WEBHOOKS_ALLOW_PRIVATE_TARGETS is off): not sent.")
+            raise Refused("Plain http is refused (WEBHOOKS_ALLOW_PRIVATE_TARGETS is off).")
         address = resolve(host, port, allow_private=allow_private, resolver=resolver)
     except Refused as e:
-        return Answer(None, took(), error=str(e), refused=True)
+        return Answer(None, took(), error=f"{e} Not sent.", refused=True)
     remaining = max(0.1, total_seconds - (time.monotonic() - started))
     if https:
         conn = HTTPSConnection(address, port, timeout=remaining, server_hostname=host, assert_hostname=host,

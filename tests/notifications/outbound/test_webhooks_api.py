@@ -191,3 +191,33 @@ def test_a_failed_delivery_can_be_sent_again_with_the_same_webhook_id(app, admin
     assert shown["status"] == "delivered" and [a["status_code"] for a in shown["log"]] == [200, 400]
     admin.patch(f"/webhooks/{made['id']}", json={"enabled": False})
     assert admin.post(path).status_code == 409  # disabled: enable it first
+
+
+def test_a_name_that_resolves_to_a_private_address_is_refused_at_registration_too(app):
+    import socket
+
+    from core.db import db
+    from core.errors import ValidationError
+    from notifications.outbound import service, targets
+    from ops.audit import Actor
+
+    def private(host, port, **kw):
+        return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("192.168.1.20", port))]
+
+    def unknown(host, port, **kw):
+        raise socket.gaierror(-2, "Name or service not known")
+
+    def slow(host, port, **kw):
+        import time
+        time.sleep(targets.REGISTRATION_LOOKUP_SECONDS + 0.5)
+        return private(host, port)
+
+    data = {"url": "https://intranet.example.com/hook", "events": ["incident.created"]}
+    with pytest.raises(ValidationError) as refused:
+        service.create(db.session, actor=Actor.cli("test"), data=data, allow_private=False, resolver=private)
+    assert "resolves to 192.168.1.20, a private address" in refused.value.fields["url"]
+    # A name that does not resolve yet, or not quickly, is accepted: the check at every send decides.
+    assert service.create(db.session, actor=Actor.cli("test"), data=data, allow_private=False, resolver=unknown)
+    assert service.create(db.session, actor=Actor.cli("test"), data=data, allow_private=False, resolver=slow)
+    # With the setting on, nothing is looked up.
+    assert service.create(db.session, actor=Actor.cli("test"), data=data, allow_private=True, resolver=private)
