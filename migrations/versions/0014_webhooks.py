@@ -23,6 +23,8 @@ def upgrade():
         sa.Column('description', sa.String(length=500), nullable=False),
         sa.Column('events', sa.JSON(), nullable=False),
         sa.Column('secret', sa.String(length=100), nullable=False),
+        sa.Column('previous_secret', sa.String(length=100), nullable=True),
+        sa.Column('previous_secret_until', sa.DateTime(), nullable=True),
         sa.Column('enabled', sa.Boolean(), nullable=False),
         sa.Column('failing_since', sa.DateTime(), nullable=True),
         sa.Column('disabled_at', sa.DateTime(), nullable=True),

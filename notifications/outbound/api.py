@@ -5,10 +5,11 @@ from flask import current_app, jsonify, url_for
 from core.db import db
 from notifications.outbound import events, service
 from notifications.outbound.models import DeliveryStatus, WebhookAttempt, WebhookDelivery, WebhookEndpoint
-from ops.api import bp, created, iso, json_body, requires, transactional
+from core.errors import ValidationError
+from ops.api import bp, created, iso, json_body, query_int, requires, transactional
 from ops.auth import current_actor
 from ops.models import Role
-from ops.openapi import DATE_TIME_OUT, enum, nullable, obj, operation, path_id, ref, text
+from ops.openapi import DATE_TIME_OUT, enum, nullable, obj, operation, path_id, query, ref, text
 
 
 def webhook_json(e: WebhookEndpoint) -> dict:
@@ -16,7 +17,8 @@ def webhook_json(e: WebhookEndpoint) -> dict:
     return {"id": e.id, "url": e.url, "events": list(e.events), "description": e.description,
             "enabled": e.enabled, "failing_since": iso(e.failing_since), "disabled_at": iso(e.disabled_at),
             "disabled_reason": e.disabled_reason, "created_by": e.created_by, "created_at": iso(e.created_at),
-            "updated_at": iso(e.updated_at), "secret_rotated_at": iso(e.secret_rotated_at)}
+            "updated_at": iso(e.updated_at), "secret_rotated_at": iso(e.secret_rotated_at),
+            "previous_secret_until": iso(e.previous_secret_until)}
 
 
 def attempt_json(a: WebhookAttempt) -> dict:
@@ -31,6 +33,9 @@ def delivery_json(d: WebhookDelivery, attempts: list[WebhookAttempt] = ()) -> di
             "attempts": d.attempts, "next_attempt_at": iso(d.next_attempt_at),
             "last_status_code": d.last_status_code, "last_error": d.last_error, "created_at": iso(d.created_at),
             "finished_at": iso(d.finished_at), "log": [attempt_json(a) for a in attempts]}
+
+
+KEEP_PREVIOUS = {"type": "integer", "minimum": 0, "maximum": service.KEEP_PREVIOUS_MAX_HOURS, "default": 0}
 
 
 def _allow_private() -> bool:
@@ -77,7 +82,12 @@ def update_webhook(endpoint_id: int):
 @requires(Role.ADMIN)
 @transactional
 def rotate_webhook_secret(endpoint_id: int):
-    endpoint, secret = service.rotate_secret(db.session, actor=current_actor(), endpoint_id=endpoint_id)
+    fields: dict = {}
+    keep = query_int(fields, "keep_previous_hours", KEEP_PREVIOUS)
+    if fields:
+        raise ValidationError("Please correct the query parameters.", fields)
+    endpoint, secret = service.rotate_secret(db.session, actor=current_actor(), endpoint_id=endpoint_id,
+                                             keep_previous_hours=keep)
     response = jsonify({**webhook_json(endpoint), "secret": secret})
     response.headers["Cache-Control"] = "no-store"
     return response
@@ -121,7 +131,9 @@ def openapi_piece() -> dict:
                "description": {"type": "string"}, "enabled": {"type": "boolean"}, "failing_since": when,
                "disabled_at": when, "disabled_reason": {"type": ["string", "null"]},
                "created_by": {"type": "string"}, "created_at": DATE_TIME_OUT, "updated_at": DATE_TIME_OUT,
-               "secret_rotated_at": when}
+               "secret_rotated_at": when,
+               "previous_secret_until": {**when, "description": "Until then requests are also signed with the "
+                                                               "secret before the last rotation."}}
     secret = {"type": "string", "pattern": "^whsec_[A-Za-z0-9+/]+={0,2}$",
               "description": "The signing secret (Standard Webhooks format), shown only in this answer."}
     attempt = obj({"attempt": {"type": "integer"}, "at": DATE_TIME_OUT, "status_code": {"type": ["integer", "null"]},
@@ -165,7 +177,11 @@ def openapi_piece() -> dict:
             },
             "/webhooks/{endpoint_id}/rotate-secret": {"post": operation(
                 "Replace the signing secret; the answer holds the new one, shown once", tag, "rotateWebhookSecret",
-                ok=(200, ref("WebhookWithSecret")), params=[endpoint_id], idempotent=True)},
+                ok=(200, ref("WebhookWithSecret")), idempotent=True, params=[endpoint_id, query(
+                    "keep_previous_hours", KEEP_PREVIOUS,
+                    "Also sign with the old secret for this many hours (0 to 72; default 0: the old one stops at "
+                    "once), so the receiver can switch without refusing requests: webhook-signature then holds "
+                    "two signatures.")])},
             "/webhooks/{endpoint_id}/deliveries/{delivery_id}/redeliver": {"post": operation(
                 "Send a finished delivery again (same webhook-id and body, a fresh retry schedule)", tag,
                 "redeliverWebhook", ok=(200, ref("WebhookDelivery")),

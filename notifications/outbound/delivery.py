@@ -39,6 +39,7 @@ class Claimed:
     endpoint_id: int
     url: str
     secret: str
+    previous_secret: str | None  # still signed with, until its time is up (a rotation that kept it)
     message_id: str
     body: str
     attempts: int  # this attempt's number
@@ -50,10 +51,12 @@ def retryable(status: int | None) -> bool:
     return status is None or status == 429 or status >= 500
 
 
-def signed_headers(secret: str, message_id: str, body: str, at: datetime) -> dict:
-    """webhook-id, webhook-timestamp and webhook-signature per Standard Webhooks (signed by its own library)."""
+def signed_headers(secret: str, message_id: str, body: str, at: datetime, previous: str | None = None) -> dict:
+    """webhook-id, webhook-timestamp and webhook-signature per Standard Webhooks (signed by its own library); with
+    a previous secret still valid, the signature header holds both signatures, the new one first."""
+    signatures = [Webhook(s).sign(message_id, at, body) for s in (secret, previous) if s]
     return {"webhook-id": message_id, "webhook-timestamp": str(int(at.timestamp())),
-            "webhook-signature": Webhook(secret).sign(message_id, at, body)}
+            "webhook-signature": " ".join(signatures)}
 
 
 class Deliverer:
@@ -99,7 +102,7 @@ class Deliverer:
     def attempt(self, c: Claimed, *, now: datetime | None = None) -> str:
         """Send one claimed delivery and record the outcome; returns it (delivered, retry, failed, lost)."""
         sent_at = utcnow()  # the signature's time is the real one: receivers reject stale timestamps
-        headers = signed_headers(c.secret, c.message_id, c.body, sent_at)
+        headers = signed_headers(c.secret, c.message_id, c.body, sent_at, c.previous_secret)
         answer = transport.post(c.url, c.body.encode(), headers, allow_private=self.allow_private,
                                 resolver=self.resolver, total_seconds=self.timeout, max_bytes=self.max_bytes,
                                 ca_certs=self.ca_certs)
@@ -138,10 +141,13 @@ def claim(session, *, now: datetime, limit: int) -> list[Claimed]:
         ids = list(session.scalars(take.where(WebhookDelivery.id.in_(pick.scalar_subquery()))))
     rows = session.execute(
         sa.select(WebhookDelivery.id, WebhookDelivery.endpoint_id, WebhookEndpoint.url, WebhookEndpoint.secret,
+                  sa.case((WebhookEndpoint.previous_secret_until > now, WebhookEndpoint.previous_secret))
+                  .label("previous_secret"),
                   WebhookDelivery.message_id, WebhookDelivery.body, WebhookDelivery.attempts)
         .join(WebhookEndpoint).where(WebhookDelivery.id.in_(ids)).order_by(WebhookDelivery.id)).all() if ids else []
     session.commit()
-    return [Claimed(r.id, r.endpoint_id, r.url, r.secret, r.message_id, r.body, r.attempts, lease) for r in rows]
+    return [Claimed(r.id, r.endpoint_id, r.url, r.secret, r.previous_secret, r.message_id, r.body, r.attempts, lease)
+            for r in rows]
 
 
 def finish(session, c: Claimed, answer: transport.Answer, *, now: datetime) -> str:

@@ -29,6 +29,10 @@ class WebhookEndpoint(db.Model):
     # cannot sign. It never leaves again through the API or the console (only rotate-secret shows a new one);
     # protect the database and its backups accordingly.
     secret: Mapped[str] = mapped_column(sa.String(100))
+    # After a rotation that keeps the old secret for a while, requests carry a signature with each (Standard
+    # Webhooks allows several, space-separated), so receivers can switch to the new secret without a gap.
+    previous_secret: Mapped[str | None] = mapped_column(sa.String(100))
+    previous_secret_until: Mapped[datetime | None] = mapped_column(UTCDateTime)
     enabled: Mapped[bool] = mapped_column(default=True)
     # Set by the first failed attempt after a success (or since creation), cleared by a success: when a failure
     # comes a day or more after it, the endpoint is disabled (notifications.outbound.delivery).

@@ -3,7 +3,7 @@ API and the console; every write is audited (never with the secret); the caller 
 import base64
 import secrets
 import socket
-from datetime import datetime
+from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
@@ -101,15 +101,26 @@ def update(session, *, actor: Actor, endpoint_id: int, data: dict, allow_private
     return endpoint
 
 
-def rotate_secret(session, *, actor: Actor, endpoint_id: int) -> tuple[WebhookEndpoint, str]:
-    """A new secret, at once: every attempt from now on (retries of earlier events too) is signed with it."""
+KEEP_PREVIOUS_MAX_HOURS = 72
+
+
+def rotate_secret(session, *, actor: Actor, endpoint_id: int, keep_previous_hours: int = 0
+                  ) -> tuple[WebhookEndpoint, str]:
+    """A new secret: every attempt from now on (retries of earlier events too) is signed with it, and for
+    `keep_previous_hours` also with the old one, so the receiver can change secrets without refusing requests."""
+    if not 0 <= keep_previous_hours <= KEEP_PREVIOUS_MAX_HOURS:
+        raise ValidationError("Please correct the highlighted fields.", {
+            "keep_previous_hours": f"Must be from 0 to {KEEP_PREVIOUS_MAX_HOURS}."})
     endpoint = get(session, endpoint_id=endpoint_id)
-    secret = new_secret()
+    secret, now = new_secret(), utcnow()
+    endpoint.previous_secret = endpoint.secret if keep_previous_hours else None
+    endpoint.previous_secret_until = now + timedelta(hours=keep_previous_hours) if keep_previous_hours else None
     endpoint.secret = secret
-    endpoint.secret_rotated_at = endpoint.updated_at = utcnow()
+    endpoint.secret_rotated_at = endpoint.updated_at = now
     session.flush()
     record(session, actor=actor, action="webhook.rotate_secret", entity_type="webhook", entity_id=endpoint.id,
-           after={"url": endpoint.url, "secret": "(new secret, not logged)"})
+           after={"url": endpoint.url, "secret": "(new secret, not logged)",
+                  "previous_kept_until": endpoint.previous_secret_until and endpoint.previous_secret_until.isoformat()})
     return endpoint, secret
 
 

@@ -1,9 +1,9 @@
 """The console's webhooks page (/ops/webhooks, admin only): the endpoints, their state and recent delivery log,
 and forms to register, enable, disable, rotate the secret, send a test event and delete. Writes are audited by
 the service and committed once per request; a secret is shown once, on a page nobody may cache."""
-from flask import Blueprint, current_app, flash, make_response, redirect, render_template, url_for
+from flask import Blueprint, current_app, flash, make_response, redirect, render_template, request, url_for
 
-from core.db import db
+from core.db import db, utcnow
 from core.errors import ServiceError
 from notifications.outbound import events, service
 from notifications.outbound.forms import WebhookActionForm, WebhookCreateForm
@@ -22,7 +22,7 @@ def _create_form(bound: bool = True) -> WebhookCreateForm:
 def _page(form=None, errors=None, status=200):
     endpoints = service.list_all(db.session)
     return render_template("ops/webhooks.html", endpoints=endpoints, form=form or _create_form(bound=False),
-                           errors=errors or {},
+                           errors=errors or {}, now=utcnow(),
                            log=service.recent_deliveries(db.session, [e.id for e in endpoints]),
                            allow_private=current_app.config.get("WEBHOOKS_ALLOW_PRIVATE_TARGETS")), status
 
@@ -137,8 +137,11 @@ def webhook_redeliver(endpoint_id: int, delivery_id: int):
 @bp.post("/webhooks/<int:endpoint_id>/rotate-secret")
 @role_required(Role.ADMIN)
 def webhook_rotate(endpoint_id: int):
-    return _act(endpoint_id, lambda: _secret_page(*service.rotate_secret(db.session, actor=current_actor(),
-                                                                         endpoint_id=endpoint_id), "rotated"), "")
+    """Rotate the secret; the "keep the old one" button sends keep_previous_hours=24."""
+    keep = 24 if request.form.get("keep_previous_hours") == "24" else 0
+    return _act(endpoint_id, lambda: _secret_page(*service.rotate_secret(
+        db.session, actor=current_actor(), endpoint_id=endpoint_id, keep_previous_hours=keep),
+        "rotated" + (": requests are signed with the old secret too for 24 hours" if keep else "")), "")
 
 
 @bp.post("/webhooks/<int:endpoint_id>/delete")

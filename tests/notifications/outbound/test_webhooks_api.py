@@ -221,3 +221,29 @@ def test_a_name_that_resolves_to_a_private_address_is_refused_at_registration_to
     assert service.create(db.session, actor=Actor.cli("test"), data=data, allow_private=False, resolver=slow)
     # With the setting on, nothing is looked up.
     assert service.create(db.session, actor=Actor.cli("test"), data=data, allow_private=True, resolver=private)
+
+
+def test_a_rotation_can_keep_signing_with_the_old_secret_for_a_while(app, admin, private_ok, receiver):
+    from datetime import timedelta
+
+    from core.db import utcnow
+
+    made = register(admin, receiver.url, ["incident.created"])
+    assert admin.post(f"/webhooks/{made['id']}/rotate-secret?keep_previous_hours=73").status_code == 422
+    assert admin.post(f"/webhooks/{made['id']}/rotate-secret?keep_previous_hours=x").status_code == 422
+    rotated = admin.post(f"/webhooks/{made['id']}/rotate-secret?keep_previous_hours=24").get_json()
+    new = rotated["secret"]
+    assert rotated["previous_secret_until"] is not None
+    admin.post("/incidents", json={"name": "During the overlap", "message": "m"})
+    admin.post("/incidents", json={"name": "After it", "message": "m"})
+    [_first, second] = deliveries()
+    deliver()  # now: both signatures
+    during = receiver.received[0]
+    assert len(during.headers["webhook-signature"].split(" ")) == 2
+    assert during.verify(new) and during.verify(made["secret"])  # the receiver may still hold the old one
+    assert admin.post(f"/webhooks/{made['id']}/deliveries/{second.id}/redeliver").status_code == 200
+    deliver(now=utcnow() + timedelta(hours=25))  # past the overlap: the new secret only
+    after = receiver.received[-1]
+    assert len(after.headers["webhook-signature"].split(" ")) == 1 and after.verify(new)
+    with pytest.raises(WebhookVerificationError):
+        after.verify(made["secret"])

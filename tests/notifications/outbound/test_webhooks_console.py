@@ -130,3 +130,15 @@ def test_an_admin_changes_the_url_events_and_description_on_the_page(app, admin_
     assert "loopback" in refused.get_data(as_text=True)
     db.session.refresh(endpoint)
     assert endpoint.url == receiver.url + "2" and actions() == ["webhook.create", "webhook.update"]
+
+
+def test_the_console_rotation_that_keeps_the_old_secret_for_a_day(app, admin_web, receiver):
+    post_form(admin_web, "/ops/webhooks", {"url": receiver.url, "events": ["incident.created"]})
+    endpoint = db.session.scalars(sa.select(WebhookEndpoint)).one()
+    old = endpoint.secret
+    rotated = post_form(admin_web, "/ops/webhooks", {"keep_previous_hours": "24"},
+                        action=f"/ops/webhooks/{endpoint.id}/rotate-secret")
+    assert "signed with the old secret too for 24 hours" in rotated.get_data(as_text=True)
+    db.session.refresh(endpoint)
+    assert endpoint.previous_secret == old and endpoint.secret != old and endpoint.previous_secret_until
+    assert "Also signing with the previous secret until" in admin_web.get("/ops/webhooks").get_data(as_text=True)
