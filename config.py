@@ -174,6 +174,17 @@ class Config:
     NOTIFIER_ALIVE_SECONDS = float(os.environ.get("NOTIFIER_ALIVE_SECONDS", 30))
     PERIODIC_TELEMETRY_FOLD_SECONDS = int(os.environ.get("PERIODIC_TELEMETRY_FOLD_SECONDS", 3600))
 
+    # Outbound webhooks (notifications/outbound/): targets must be https and resolve to public addresses only;
+    # true also allows plain http and private, loopback and link-local addresses (tests, private deployments).
+    WEBHOOKS_ALLOW_PRIVATE_TARGETS = os.environ.get("WEBHOOKS_ALLOW_PRIVATE_TARGETS", "false").strip().lower() in (
+        "1", "true", "yes", "on")
+    WEBHOOKS_TIMEOUT_SECONDS = float(os.environ.get("WEBHOOKS_TIMEOUT_SECONDS", 10))  # connect + send + answer
+    WEBHOOKS_MAX_RESPONSE_BYTES = int(os.environ.get("WEBHOOKS_MAX_RESPONSE_BYTES", 64 * 1024))  # read no more
+    # A PEM file of CAs to trust for webhook targets instead of the system's (a private CA); empty = the system's.
+    WEBHOOKS_CA_FILE = os.environ.get("WEBHOOKS_CA_FILE", "")
+    # Finished webhook deliveries and their attempt log are deleted this long after (daily task webhooks.prune).
+    WEBHOOKS_LOG_RETENTION_DAYS = int(os.environ.get("WEBHOOKS_LOG_RETENTION_DAYS", 30))
+
     # /metrics (Prometheus text format) answers a scraper sending "Authorization: Bearer <secret>", where the
     # secret is this token (at least 16 characters, e.g. `python -c "import secrets; print(secrets.token_urlsafe(32))"`)
     # or any live ops API token (`flask --app app tokens create EMAIL`). Empty: only API tokens are accepted.

@@ -12,6 +12,7 @@ from accounts.imports.account_import import check_account_number
 from accounts.models import (
     Account, AffectedAccount, RecoveryCategory, RecoveryEvent, RecoveryState, RecoveryStatus,
 )
+from accounts import summary, webhook_events
 from accounts.recovery import apply_stage, rederive_states
 from accounts.imports.recovery_import import STAGE_COLUMNS, categories_of, resolve_accounts, validate_status
 from core import csvout
@@ -73,6 +74,8 @@ def set_categories(session, *, actor: Actor, incident_id: int, keys: list[str]) 
     rederive_states(session.connection(), incident_id=incident_id, category_count=len(clean), now=utcnow())
     record(session, actor=actor, action="recovery.categories", entity_type="incident", entity_id=incident_id,
            before={"categories": sorted(existing)}, after={"categories": clean})
+    if list(existing) != clean:  # added, removed or reordered
+        webhook_events.summary_changed(session, incident_id=incident_id)
     return list_categories(session, incident_id=incident_id)
 
 
@@ -125,6 +128,8 @@ def update_recovery(session, *, actor: Actor, incident_id: int, account_number: 
     after = _recovery_record(session, affected, account_number, categories, [r[2] for r in rows])
     record(session, actor=actor, action="recovery.update", entity_type="affected_account",
            entity_id=affected.id, before=before, after={**after, **counts})
+    if counts.get("rows_created") or counts.get("rows_updated"):
+        webhook_events.summary_changed(session, incident_id=incident_id)
     return counts
 
 
@@ -150,30 +155,7 @@ def _recovery_record(session, affected, account_number: str, categories: dict[st
 def recovery_summary(session, *, incident_id: int) -> dict:
     """Counts of affected accounts by overall state, and of categories by state (missing rows = unknown)."""
     _incident(session, incident_id)
-    by_state = dict(session.execute(
-        sa.select(AffectedAccount.state, sa.func.count()).where(AffectedAccount.incident_id == incident_id)
-        .group_by(AffectedAccount.state)).all())
-    total = sum(by_state.values())
-    categories = list_categories(session, incident_id=incident_id)
-    per_cat = session.execute(
-        sa.select(RecoveryStatus.category_id, RecoveryStatus.state, sa.func.count(),
-                  sa.func.sum(RecoveryStatus.items_total), sa.func.sum(RecoveryStatus.items_recovered))
-        .join(RecoveryCategory).where(RecoveryCategory.incident_id == incident_id)
-        .group_by(RecoveryStatus.category_id, RecoveryStatus.state)).all()
-    cats = {c.id: {"key": c.key, "label": c.label, "states": {s.value: 0 for s in RecoveryState},
-                   "items_total": 0, "items_recovered": 0} for c in categories}
-    for cat_id, state, n, items_total, items_recovered in per_cat:
-        cats[cat_id]["states"][RecoveryState(state).value] += n
-        cats[cat_id]["items_total"] += items_total or 0
-        cats[cat_id]["items_recovered"] += items_recovered or 0
-    for c in cats.values():
-        c["states"]["unknown"] += total - sum(c["states"].values())
-    return {
-        "incident_id": incident_id,
-        "affected_accounts": total,
-        "states": {s.value: by_state.get(s, 0) for s in RecoveryState},
-        "categories": list(cats.values()),
-    }
+    return summary.recovery_summary(session, incident_id=incident_id)
 
 
 def list_affected(session, *, incident_id: int, state: str | None = None, category: str | None = None,

@@ -1,12 +1,13 @@
 """Accounts' part of the app: affected accounts and recovery in the console and the ops API, the personal
 pages, imports, `flask accounts|recovery`; and what it lends the layers below: the broadcast form and API
 route (by recovery audience), the "update posted" subscriber that queues incident updates, the recovery
-fields of messages, the STATUS reply to an SMS, the prune of old import files, and the retention of codes and contact changes."""
+fields of messages, the STATUS reply to an SMS, the prune of old import files, the retention of codes and contact changes, and the
+recovery.summary_changed webhook event."""
 # api, broadcast_api and broadcast_views add their routes to the ops API's and the notifier console's
 # blueprints when imported, which must be before an app registers those blueprints: app.py imports this module
 # at its top, so it is.
 from accounts import api, broadcast_api, broadcast_views  # noqa: F401
-from accounts import audiences, cli, links, message_context, public_views, sms_status, views
+from accounts import audiences, cli, links, message_context, public_views, sms_status, views, webhook_events
 from accounts.imports import retention
 from accounts import openapi as accounts_openapi
 from accounts import retention as personal_retention
@@ -47,6 +48,7 @@ def init_app(app) -> None:
     masking.register_link_resolver(links.link_id)
     masking.register_code_template("verification_code")
     webhooks.register_keyword("status", ("STATUS", "ESTADO"), sms_status.keyword_reply)
+    webhook_events.register()  # recovery.summary_changed (notifications.outbound)
     periodic.register(periodic.Task(
         "accounts.retention", personal_retention.prune_due, 24 * 60 * 60,
         "Delete verification codes and contact-change history past their retention."))

@@ -10,7 +10,7 @@ from sqlalchemy.orm.exc import StaleDataError
 
 from core.db import utcnow
 from core.errors import NotFound, ValidationError
-from incidents import events
+from incidents import events, webhook_events
 from incidents.models import (
     CLOSED_STATUSES, INCIDENT_STATUSES, MAINTENANCE_STATUSES, Component, ComponentGroup,
     ComponentStatus, ComponentStatusEvent, Impact, Incident, IncidentKind, IncidentStatus,
@@ -232,11 +232,13 @@ def update_component(session, *, actor: Actor, component_id: int, data: dict) ->
     status = clean.pop("status", None)
     for key, value in clean.items():
         setattr(component, key, value)
-    if status is not None:
-        _set_component_status(session, component, status)
+    change = _set_component_status(session, component, status) if status is not None else None
     _unique_flush(session, component, "component")
+    after = snapshot(component, COMPONENT_FIELDS)
     record(session, actor=actor, action="component.update", entity_type="component", entity_id=component.id,
-           before=before, after=snapshot(component, COMPONENT_FIELDS))
+           before=before, after=after)
+    if after != before:
+        webhook_events.component_changed(session, component, change)
     return component
 
 
@@ -362,6 +364,7 @@ def create_incident(session, *, actor: Actor, data: dict) -> Incident:
                          urgent=bool(data.get("urgent")), at=now)
     session.flush()
     events.update_posted(session, actor=actor, update=update)  # subscribers queue messages in this transaction
+    webhook_events.incident_filed(session, incident)  # outbound webhooks, in this transaction too
     record(session, actor=actor, action="incident.create", entity_type="incident", entity_id=incident.id,
            after={**snapshot(incident, INCIDENT_FIELDS), "message": message})
     return incident
@@ -379,7 +382,7 @@ def post_update(session, *, actor: Actor, incident_id: int, data: dict) -> Incid
     if status == IncidentStatus.POSTMORTEM and incident.status not in (IncidentStatus.RESOLVED, IncidentStatus.POSTMORTEM):
         errors["status"] = "Resolve the incident before publishing a postmortem."
     _raise(errors)
-    before = snapshot(incident, INCIDENT_FIELDS)
+    before, was = snapshot(incident, INCIDENT_FIELDS), incident.status
     if impact is not None:
         incident.impact = impact
     update = _add_update(session, actor=actor, incident=incident, status=status, message=message,
@@ -390,6 +393,7 @@ def post_update(session, *, actor: Actor, incident_id: int, data: dict) -> Incid
         incident.postmortem_published_at = update.created_at
     session.flush()
     events.update_posted(session, actor=actor, update=update)  # subscribers queue messages in this transaction
+    webhook_events.update_posted(session, update, was=was)
     record(session, actor=actor, action=f"{incident.kind.value}.update", entity_type=incident.kind.value,
            entity_id=incident.id, before=before,
            after={**snapshot(incident, INCIDENT_FIELDS), "update_id": update.id, "message": message})
@@ -420,6 +424,7 @@ def schedule_maintenance(session, *, actor: Actor, data: dict) -> Incident:
     _add_update(session, actor=actor, incident=incident, status=IncidentStatus.SCHEDULED, message=message,
                 component_statuses={}, notify=bool(data.get("notify")), urgent=False, at=now)
     session.flush()
+    webhook_events.maintenance_scheduled(session, incident)
     record(session, actor=actor, action="maintenance.create", entity_type="maintenance", entity_id=incident.id,
            after={**snapshot(incident, INCIDENT_FIELDS), "message": message})
     return incident

@@ -14,6 +14,7 @@ from flask import current_app
 
 from core.bulk import dialect_insert
 from core.db import utcnow
+from notifications import service
 from notifications.models import Channel, EarlyReceipt, Notification, NotificationEvent, NotificationStatus
 
 log = logging.getLogger("lifeboat.notifier")
@@ -72,6 +73,10 @@ def apply_status(session, *, provider_id: str, status: str, error_code: str | No
             {"notification_id": n, "at": now, "status": new.value, "source": "receipt",
              "error_code": values.get("error_code"), "error_message": values.get("error_message"),
              "payload": payload or {"MessageStatus": status, "ErrorCode": error_code}} for n in moved])
+    if moved and new in _FAILURES:
+        for message in session.scalars(sa.select(Notification).where(Notification.id.in_(moved))):
+            service.tell_failed(session, message, status=new, error_code=values["error_code"],
+                                error_message=values["error_message"])  # the message.failed webhook event
     return bool(moved)
 
 

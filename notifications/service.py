@@ -4,6 +4,9 @@ import sqlalchemy as sa
 from core.db import utcnow
 from notifications import priorities
 from notifications.models import Channel, Notification, NotificationStatus
+from notifications.outbound import events as webhook_events
+
+MESSAGE_FAILED = "message.failed"  # the outbound webhook event (registered by notifications.outbound.wiring)
 
 
 def enqueue(session, *, dedupe_key: str, channel: Channel, recipient: str, body: str, subject: str = "",
@@ -31,3 +34,20 @@ def enqueue(session, *, dedupe_key: str, channel: Channel, recipient: str, body:
     session.flush()
     return notification
 
+
+def message_json(message: Notification, *, status: NotificationStatus, error_code: str | None,
+                 error_message: str | None) -> dict:
+    """A message as outbound webhooks show it: what and to whom by id (never the address or the text)."""
+    return {"id": message.id, "channel": Channel(message.channel).value, "template": message.template,
+            "status": NotificationStatus(status).value, "attempts": message.attempts, "urgent": message.urgent,
+            "priority": message.priority, "account_id": message.account_id, "broadcast_id": message.broadcast_id,
+            "error_code": error_code, "error_message": error_message,
+            "created_at": webhook_events.timestamp(message.created_at)}
+
+
+def tell_failed(session, message: Notification, *, status: NotificationStatus = NotificationStatus.FAILED,
+                error_code: str | None, error_message: str | None) -> int:
+    """Emit message.failed for a message that failed for good (the worker gave up, or the provider reported it
+    failed or undelivered), in the transaction that records it."""
+    return webhook_events.emit(session, MESSAGE_FAILED, {"message": message_json(
+        message, status=status, error_code=error_code, error_message=error_message)})

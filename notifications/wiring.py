@@ -1,10 +1,12 @@
 """The notifier's part of the app: its console pages and API routes, the Twilio webhooks, opt-outs and
-unsubscribe links, its figures on /ops and /metrics, `flask notifier`, and its scheduled prunes."""
+unsubscribe links, its figures on /ops and /metrics, outbound webhooks, `flask notifier`, and its scheduled
+prunes."""
 from core import periodic
 from notifications import (
     api, cli, monitoring, optout_views, receipts, retention, telemetry, unsubscribe, views, webhooks,
 )
 from notifications import datasets
+from notifications.outbound import wiring as outbound
 from ops import openapi
 
 
@@ -16,6 +18,7 @@ def init_app(app) -> None:
     openapi.piece(api.openapi_piece)
     datasets.register()  # messages, their history, opt-outs, inbound SMS for ops.exports
     monitoring.init_app(app)  # the queue on /ops and in /metrics
+    outbound.init_app(app)  # outbound webhooks: console page, API routes, disabled-endpoint notice
     cli.init_app(app)
     periodic.register(periodic.Task(
         "receipts.prune", receipts.prune_unmatched, 60 * 60,

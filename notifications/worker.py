@@ -2,7 +2,8 @@
 
 Rows are claimed with a lease (status sending + lease_until, attempts + 1) in one short transaction, sent
 with no transaction open, and each result is committed on its own, only if the lease is still ours. A crash
-loses nothing; only the rows in flight at that moment can be sent again, once their lease runs out."""
+loses nothing; only the rows in flight at that moment can be sent again, once their lease runs out.
+Beside the messages, a thread drains the outbound webhook outbox the same way (notifications.outbound.delivery)."""
 import contextlib
 import logging
 import queue
@@ -19,9 +20,10 @@ from sqlalchemy.orm import sessionmaker
 
 from core.db import SQLITE_BUSY_TIMEOUT_MS, db, utcnow
 from core.periodic import run_due as run_due_tasks
-from notifications import masking, optouts, quiet_hours, receipts, telemetry
+from notifications import masking, optouts, quiet_hours, receipts, service, telemetry
 from notifications.models import Account, Channel, Notification, NotificationEvent, NotificationStatus, OptOut
 from notifications.budget import SharedBudget
+from notifications.outbound.delivery import Deliverer
 from notifications.pacing import RateLimiter, sms_segments
 from notifications.providers import (
     OPT_OUT_CODES, SUPPRESSED_CODE, LogProvider, NotSent, Provider, ProviderError,
@@ -262,6 +264,8 @@ class Worker:
         self._stop_requested = False
         self.telemetry = telemetry.for_app(app, engine)  # sends by outcome and provider latency, for /metrics
         self.providers = self.telemetry.timed(providers)
+        # Outbound webhooks have their own outbox (notifications.outbound): drained beside the messages.
+        self.webhooks = Deliverer.from_config(app.config, engine, clock=clock)
 
     def request_stop(self) -> None:
         """Finish the sends in flight, then stop. Safe in a signal handler: it takes no lock (Event.set from a
@@ -296,6 +300,10 @@ class Worker:
         if not once and self.settings.periodic_interval > 0:
             periodic = threading.Thread(target=self._periodic, name="notifier-periodic", daemon=True)
             periodic.start()
+        hooks = None
+        if not once:
+            hooks = threading.Thread(target=self._webhooks, name="notifier-webhooks", daemon=True)
+            hooks.start()
         try:
             # A pool of senders per channel: a slow channel never takes another's threads. The recorder
             # closes after the pools, so every send's outcome is written before run returns.
@@ -305,11 +313,17 @@ class Worker:
                     pools = {channel: stack.enter_context(ThreadPoolExecutor(
                         max_workers=self.settings.concurrency, thread_name_prefix=f"notifier-{channel}"))
                         for channel in self.providers}
-                    return self._loop(pools, once=once)
+                    attempted = self._loop(pools, once=once)
             finally:
                 self._recorder.close()
                 self._recorder = None
+            if once:  # after the recorder, so the message.failed events it wrote go out too
+                self._deliver_webhooks()
+            return attempted
         finally:
+            if hooks is not None:
+                self.stop.set()
+                hooks.join(timeout=self.webhooks.timeout + 5)  # a send in flight ends within its time cap
             if periodic is not None:
                 self.stop.set()
                 # A task in the middle of a long pass is left to its transaction: it rolls back, and its lease
@@ -347,6 +361,20 @@ class Worker:
             except Exception:
                 log.exception("notifier: periodic tasks failed; trying again later")
             self.stop.wait(self.settings.periodic_interval)
+
+    def _deliver_webhooks(self) -> int:
+        """Attempt the due webhook deliveries; a failure is logged, never stops the worker."""
+        try:
+            return self.webhooks.run_once()
+        except Exception:
+            log.exception("notifier: webhook deliveries failed; trying again later")
+            return 0
+
+    def _webhooks(self) -> None:
+        """Drain the webhook outbox every poll interval until stopped (at once again while batches are full)."""
+        while not self.stop.is_set():
+            if self._deliver_webhooks() < self.webhooks.batch:
+                self.stop.wait(self.settings.poll_interval)
 
     def _loop(self, pools: dict, *, once: bool) -> int:
         """Claim per channel, so a backlog on one channel never holds up another: each channel has
@@ -427,8 +455,9 @@ class Worker:
             except Exception as e:  # a template bug fails this row, not the worker
                 db.session.rollback()
                 log.exception("notifier: cannot render notification %s", notification_id)
+                text = f"Could not render the message: {e}"[:500]
                 return self._finish(message, lease, status=NotificationStatus.FAILED, error_code="render",
-                                    error_message=f"Could not render the message: {e}"[:500])
+                                    error_message=text, then=_tell_failed(message, "render", text))
             # No connection or transaction is held during the provider call.
             channel = message.channel.value
             limiter, units = self.limiters[channel], (message.segments if channel == "sms" else 1)
@@ -460,8 +489,9 @@ class Worker:
                 return self._failed(message, lease, e)
             except Exception as e:  # we cannot tell whether the provider got it: do not resend blindly
                 log.exception("notifier: unexpected error sending notification %s", notification_id)
+                text = _ambiguous_text(f"{type(e).__name__}: {e}")
                 return self._finish(message, lease, status=NotificationStatus.FAILED, error_code=AMBIGUOUS,
-                                    error_message=_ambiguous_text(f"{type(e).__name__}: {e}"))
+                                    error_message=text, then=_tell_failed(message, AMBIGUOUS, text))
             return self._finish(message, lease, status=NotificationStatus.SENT, provider=provider.name,
                                 provider_id=sent.provider_id, sent_at=self.clock(), error_code=None,
                                 error_message=None, segments=getattr(sent, "segments", None) or message.segments,
@@ -471,8 +501,9 @@ class Worker:
         code, text = str(e.code), (e.message or "")[:500]
         payload = getattr(e, "raw", None)  # the provider's answer, for the message's status history
         if getattr(e, "ambiguous", False):
+            text = _ambiguous_text(f"{code}: {text}")
             return self._finish(message, lease, status=NotificationStatus.FAILED, error_code=AMBIGUOUS,
-                                error_message=_ambiguous_text(f"{code}: {text}"), payload=payload)
+                                error_message=text, then=_tell_failed(message, AMBIGUOUS, text), payload=payload)
         if getattr(e, "opt_out", False) or code in OPT_OUT_CODES:
             source = f"{self.providers[message.channel.value].name}:{code}"
             self._opted_out.add((message.channel.value, message.recipient))
@@ -486,7 +517,7 @@ class Worker:
                                 error_message=text, next_attempt_at=self.clock() + timedelta(seconds=delay),
                                 payload=payload)
         return self._finish(message, lease, status=NotificationStatus.FAILED, error_code=code, error_message=text,
-                            payload=payload)
+                            then=_tell_failed(message, code, text), payload=payload)
 
     def _finish(self, message: Notification, lease: datetime, *, then=None, at_once: bool = False,
                 **values) -> str:
@@ -646,6 +677,12 @@ def _sender(provider) -> str:
         if value:
             return str(value)
     return getattr(provider, "name", "default")
+
+
+def _tell_failed(message: Notification, error_code: str, error_message: str):
+    """The recorder's follow-up for a message that failed for good: the message.failed webhook event, queued in
+    the transaction that records the failure (so only a failure that was recorded is told)."""
+    return lambda session: service.tell_failed(session, message, error_code=error_code, error_message=error_message)
 
 
 def _render(message: Notification) -> None:

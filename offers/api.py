@@ -7,7 +7,8 @@ from flask import Response, jsonify, url_for
 from core.db import db
 from core.errors import ValidationError
 from offers import grants, notify, service
-from offers.models import GrantState, OfferGrant, OfferKind, OfferProgram, ProgramStatus
+from offers.models import GrantState, OfferKind, OfferProgram, ProgramStatus
+from offers.serializers import grant_json
 from ops.api import bp, created, iso, json_body, parse_datetime, transactional
 from ops.auth import current_actor
 from ops.openapi import (
@@ -32,13 +33,6 @@ def program_json(p: OfferProgram, stats: dict | None = None) -> dict:
         "counts": stats["counts"], "liability_minor": stats["liability_minor"],
         "preview": service.preview(db.session, p),
     }
-
-
-def grant_json(g: OfferGrant) -> dict:
-    return {"id": g.id, "program_id": g.program_id, "account_id": g.account_id,
-            "code": service.display_code(g.code), "state": g.state.value, "offered_at": iso(g.offered_at),
-            "accepted_at": iso(g.accepted_at), "fulfilled_at": iso(g.fulfilled_at),
-            "revoked_at": iso(g.revoked_at), "revoke_reason": g.revoke_reason}
 
 
 @bp.post("/incidents/<int:incident_id>/offer-programs")

@@ -9,7 +9,9 @@ from accounts.models import Account
 from core import csvout
 from core.db import utcnow
 from core.errors import Conflict, NotFound, ValidationError
+from notifications.outbound import events as webhook_events
 from offers.models import GrantState, OfferGrant, OfferProgram
+from offers.serializers import grant_json
 from offers.service import display_code, get_program, normalise_code
 from ops.audit import Actor, record
 
@@ -26,6 +28,9 @@ def find_grant(session, code: str, *, account_id: int | None = None) -> OfferGra
     if grant is None:
         raise NotFound("No offer with this code.")
     return grant
+
+
+OFFER_ACCEPTED = "offer.accepted"  # the outbound webhook event (registered by offers.wiring)
 
 
 def _move(session, grant: OfferGrant, *, to: GrantState, frm: tuple, values: dict) -> bool:
@@ -74,6 +79,7 @@ def accept(session, grant: OfferGrant, *, via: str) -> bool:
     if _move(session, grant, to=GrantState.ACCEPTED, frm=(GrantState.OFFERED,),
              values={"accepted_at": now, "accepted_via": via}):
         _subscriber_said(session, grant, "accept", via)
+        webhook_events.emit(session, OFFER_ACCEPTED, lambda: {"grant": grant_json(grant), "via": via})
         return True
     if grant.state in (GrantState.ACCEPTED, GrantState.FULFILLED):
         return False

@@ -2,7 +2,9 @@
 import re
 
 from flask import current_app
+from sqlalchemy.orm import Session
 
+from accounts import webhook_events
 from accounts.contact import ContactError, normalise_email, normalise_locale, parse_phone
 from accounts.imports.csvio import RowError
 from accounts.imports.service import Context, ImportSpec
@@ -143,5 +145,8 @@ class AccountImport(ImportSpec):
             index.create(conn)
         if attached:
             take_snapshot(conn, incident_id=ctx.incident_id, now=ctx.now)
+            with Session(bind=conn) as session:  # recovery.summary_changed: more affected accounts
+                webhook_events.summary_changed(session, incident_id=ctx.incident_id)
+                session.flush()
         return {"rows_created": created, "rows_updated": updated,
                 "rows_unchanged": total - created - updated, "rows_attached": attached}

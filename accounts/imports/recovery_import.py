@@ -1,6 +1,8 @@
 """Import recovery states: account_number,category,state,items_total,items_recovered,note."""
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
+from accounts import webhook_events
 from accounts.imports.account_import import check_account_number
 from accounts.imports.csvio import RowError
 from accounts.imports.service import Context, ImportSpec
@@ -126,6 +128,16 @@ class RecoveryImport(ImportSpec):
         return resolve_accounts(ctx.conn, ctx.stage, ctx.incident_id)
 
     def apply(self, ctx: Context) -> dict:
-        return apply_stage(ctx.conn, stage=ctx.stage, incident_id=ctx.incident_id,
-                           category_count=len(ctx.extra["categories"]), actor=ctx.actor.label,
-                           import_id=ctx.job.id, now=ctx.now)
+        counts = apply_stage(ctx.conn, stage=ctx.stage, incident_id=ctx.incident_id,
+                             category_count=len(ctx.extra["categories"]), actor=ctx.actor.label,
+                             import_id=ctx.job.id, now=ctx.now)
+        if counts["rows_created"] or counts["rows_updated"]:
+            summary_changed(ctx.conn, ctx.incident_id)  # one event per import, in its transaction
+        return counts
+
+
+def summary_changed(conn, incident_id: int) -> None:
+    """The recovery.summary_changed webhook event, in the import's own transaction (conn's)."""
+    with Session(bind=conn) as session:
+        webhook_events.summary_changed(session, incident_id=incident_id)
+        session.flush()

@@ -1,7 +1,8 @@
 """Data for the fuzz stage, made with the project's own service functions (as the rest of the suite does):
 an incident with components, recovery categories and affected accounts in several states, a scheduled
 maintenance, a component group, an offer program with grants, a broadcast, a finished and a rejected
-import (so /imports/{id}/errors.csv has a file), and an admin operator with a real API token.
+import (so /imports/{id}/errors.csv has a file), two webhook endpoints, and an admin operator with a real API
+token.
 
 `seed()` returns the real ids and keys, so the fuzzers can aim at existing resources, not only at 404s."""
 from dataclasses import dataclass, field
@@ -13,6 +14,7 @@ from accounts import audiences
 from accounts.models import ImportJob
 from core.db import db, utcnow
 from incidents import service as incidents
+from notifications.outbound import service as webhooks
 from offers.models import OfferGrant
 from ops import service as ops_service
 from ops.audit import Actor
@@ -66,6 +68,9 @@ def seed() -> Seeded:
 
     broadcast = audiences.broadcast_to_incident(db.session, actor=ACTOR, incident_id=incident.id, data={
         "message": "We are restoring your data.", "channels": ["sms", "email"]})
+    hooks = [webhooks.create(db.session, actor=ACTOR, allow_private=False, data={
+        "url": f"https://hooks{i}.example.com/lifeboat", "events": ["incident.created", "incident.updated"]})[0]
+        for i in range(2)]
     db.session.commit()
 
     return Seeded(token=secret, admin_email=admin.email, ids={
@@ -76,5 +81,6 @@ def seed() -> Seeded:
         "program_id": [program.id, spare.id],
         "grant_id": list(grants),
         "broadcast_id": [broadcast.id],
+        "endpoint_id": [h.id for h in hooks],
         "account_number": list(ACCOUNTS),
     })

@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from app import create_app
 from core.db import db
 from incidents.models import Incident
+from ops.audit import Actor
 from ops.models import AuditEntry
 from tests.conftest import make_operator
 
@@ -24,7 +25,21 @@ def seeded(app, runner, tmp_path):
     app.config["DEMO_CREDENTIALS_FILE"] = str(tmp_path / "demo-credentials.txt")
     result = runner.invoke(args=["demo"])
     assert result.exit_code == 0, result.output
+    _webhook_rows()
     db.session.remove()
+
+
+def _webhook_rows() -> None:
+    """An outbound webhook endpoint with a delivery and its attempt log (the demo makes none)."""
+    from notifications.outbound import service as webhooks
+    from notifications.outbound.models import WebhookAttempt
+
+    endpoint, _secret = webhooks.create(db.session, actor=Actor.cli("test"), allow_private=False, data={
+        "url": "https://hooks.example.com/lifeboat", "events": ["incident.created", "offer.accepted"]})
+    delivery = webhooks.send_test(db.session, actor=Actor.cli("test"), endpoint_id=endpoint.id)
+    db.session.add(WebhookAttempt(delivery_id=delivery.id, attempt=1, status_code=503, latency_ms=12,
+                                  error="The endpoint answered 503.", response_excerpt="busy", outcome="retry"))
+    db.session.commit()
 
 
 POSTGRES_ADMIN_URL = os.environ.get("LIFEBOAT_TEST_POSTGRES_ADMIN_URL",
