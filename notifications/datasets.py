@@ -1,10 +1,12 @@
-"""The notifier's datasets for ops.exports: messages, their status history, opt-outs and inbound SMS. Texts
+"""The notifier's datasets for ops.exports: messages, their status history, opt-outs, inbound SMS and outbound
+webhooks (endpoints without their secrets, deliveries, attempts). Texts
 are as stored (personal links and codes masked, notifications.masking); a code still waiting to go out is
 masked on the way out."""
 import sqlalchemy as sa
 
 from notifications import masking
 from notifications.models import InboundMessage, Notification, NotificationEvent, OptOut
+from notifications.outbound.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from ops import exports
 
 _MESSAGE = [c for c in Notification.__table__.columns if c.name not in ("lease_until", "fair_key")]
@@ -29,3 +31,14 @@ def register() -> None:
     exports.register(exports.Dataset(
         "inbound_sms", "SMS subscribers sent, with the keyword found and our reply (links masked).",
         lambda: sa.select(*InboundMessage.__table__.columns)))
+    exports.register(exports.Dataset(
+        "webhook_endpoints", "Outbound webhook endpoints: URL, events, state, dates (never their secrets).",
+        lambda: sa.select(*[c for c in WebhookEndpoint.__table__.columns
+                            if c.name not in ("secret", "previous_secret")]), personal=False))
+    exports.register(exports.Dataset(
+        "webhook_deliveries", "Every webhook event sent or to send: endpoint, event, the signed body, status.",
+        lambda: sa.select(*[c for c in WebhookDelivery.__table__.columns if c.name != "lease_until"]),
+        personal=False))
+    exports.register(exports.Dataset(
+        "webhook_attempts", "Each delivery attempt: time, HTTP status, latency, error, the answer's first KiB.",
+        lambda: sa.select(*WebhookAttempt.__table__.columns), personal=False))

@@ -19,7 +19,8 @@ from tests.ops.api_client import CsvAwareClient
 
 EVERY = {"incidents", "incident_updates", "component_status_history", "affected_accounts", "recovery_events",
          "account_changes", "import_jobs", "messages", "message_events", "opt_outs", "inbound_sms",
-         "offer_programs", "offer_grants", "operators", "audit_log"}
+         "offer_programs", "offer_grants", "operators", "audit_log", "webhook_endpoints", "webhook_deliveries",
+         "webhook_attempts"}
 
 
 @pytest.fixture
@@ -59,6 +60,7 @@ def test_every_dataset_is_listed_and_reads_as_json_pages_and_as_csv(app, api, ad
     assert {r["account_number"] for r in affected} == {"A1", "A2", "A3"}
     assert {"time_zone", "sms_opt_out", "email_opt_out", "added_at", "overall_state"} <= set(affected[0])
     assert all(r["added_at"].endswith("Z") for r in affected)
+    assert not {"secret", "previous_secret"} & {c for d in listed for c in d["columns"]}  # no signing secret leaves
     operators = admin.get("/exports/operators").get_json()["rows"]
     assert "password_hash" not in operators[0] and {o["email"] for o in operators} >= {"root@example.com"}
     messages = [m for m in admin.get("/exports/messages").get_json()["rows"] if m["broadcast_id"]]
