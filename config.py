@@ -96,6 +96,13 @@ class Config:
     MY_CODE_REQUESTS_PER_IP = (int(os.environ.get("MY_CODE_REQUESTS_PER_IP", 3000)), 3600)
     # Every code request, site-wide: a brake on the SMS bill if someone walks through many real numbers.
     MY_CODE_REQUESTS_GLOBAL = (int(os.environ.get("MY_CODE_REQUESTS_GLOBAL", 100_000)), 3600)
+    # Public subscriptions (/subscribe): requests per IP (wide: one carrier's NAT is many people), per address and
+    # overall, each (limit, window seconds); a confirmation link lasts SUBSCRIBE_CONFIRM_SECONDS, and unconfirmed
+    # subscriptions are deleted after it.
+    SUBSCRIBE_PER_IP = (int(os.environ.get("SUBSCRIBE_PER_IP", 300)), 3600)
+    SUBSCRIBE_PER_ADDRESS = (int(os.environ.get("SUBSCRIBE_PER_ADDRESS", 3)), 3600)
+    SUBSCRIBE_GLOBAL = (int(os.environ.get("SUBSCRIBE_GLOBAL", 20_000)), 3600)
+    SUBSCRIBE_CONFIRM_SECONDS = int(os.environ.get("SUBSCRIBE_CONFIRM_SECONDS", 2 * 24 * 3600))
     MY_VERIFY_PER_IP = (int(os.environ.get("MY_VERIFY_PER_IP", 5000)), 15 * 60)  # each code allows 5 guesses
     MY_LINK_FAILURES_PER_IP = (30, 3600)  # bad or expired tokens; good links are never limited (carrier NAT)
 

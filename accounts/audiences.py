@@ -10,6 +10,7 @@ affected accounts; resolving with notify queues the final notice (kind "resoluti
 nothing is sent. A recovery state change queues one personal "recovery" message per account and channel."""
 import sqlalchemy as sa
 
+from accounts import subscriptions
 from accounts.models import AffectedAccount, RecoveryCategory, RecoveryState, RecoveryStatus
 from core.errors import ValidationError
 from core.markdown import plain
@@ -96,8 +97,13 @@ def notify_update(session, *, actor: Actor, update) -> int:
     kind = BroadcastKind.RESOLUTION if update.status == IncidentStatus.RESOLVED else BroadcastKind.UPDATE
     clean = {"message": plain(update.body)[:broadcasts.MESSAGE_MAX], "subject": incident.name,
              "channels": [c.value for c in Channel], "urgent": bool(update.urgent)}
-    return broadcasts.create(session, actor=actor, cause=cause("incident", incident.id), kind=kind, clean=clean,
-                             audience="all", recipients=recipients(incident.id, "all")).recipients
+    broadcast = broadcasts.create(session, actor=actor, cause=cause("incident", incident.id), kind=kind,
+                                  clean=clean, audience="all", recipients=recipients(incident.id, "all"))
+    # People who subscribed on the status page, in the same broadcast; whoever an affected account already
+    # reaches is left out there (accounts.subscriptions.personal_reaches: one message per person).
+    broadcast.recipients += subscriptions.enqueue_update(session, broadcast_id=broadcast.id, incident_id=incident.id,
+                                                         urgent=clean["urgent"], now=broadcast.created_at)
+    return broadcast.recipients
 
 
 def audience_size(session, incident) -> int:

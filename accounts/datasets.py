@@ -2,7 +2,7 @@
 import jobs."""
 import sqlalchemy as sa
 
-from accounts.models import Account, AccountChange, AffectedAccount, ImportJob, RecoveryEvent
+from accounts.models import Account, AccountChange, AffectedAccount, ImportJob, RecoveryEvent, Subscription
 from ops import exports
 
 
@@ -29,3 +29,6 @@ def register() -> None:
         "import_jobs", "Every import: kind, file name, state, counts, the first errors and who ran it.",
         lambda: sa.select(*[c for c in ImportJob.__table__.columns if c.name not in ("source_path",
                                                                                       "error_csv_path")])))
+    exports.register(exports.Dataset(
+        "subscriptions", "People who subscribed on the status page: channel, address, language, whether they "
+        "follow every component, when they confirmed.", lambda: sa.select(*Subscription.__table__.columns)))

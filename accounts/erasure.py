@@ -3,7 +3,8 @@ it lives, and what must keep working keeps working.
 
 What goes:
 - the account's name, phone, email, time zone and account number (it becomes "erased-<id>");
-- the contact-change history, verification codes and personal links;
+- the contact-change history, verification codes and personal links, and a status-page subscription of
+  their address;
 - their messages' recipient, texts and template fields (each message row stays, with its status and times,
   so delivery counts stay right; a message not sent yet is suppressed), and provider answers that name them;
 - the SMS they sent us (inbound log) and the replies;
@@ -28,7 +29,7 @@ from pathlib import Path
 import sqlalchemy as sa
 
 from accounts.models import (Account, AccountChange, AffectedAccount, ImportJob, PersonalLink, RecoveryEvent,
-                             RecoveryStatus, VerificationCode)
+                             RecoveryStatus, Subscription, VerificationCode)
 from core.db import utcnow
 from core.errors import NotFound
 from notifications import optouts
@@ -89,6 +90,9 @@ def erase(session, *, actor: Actor, account_number: str) -> dict:
         PersonalLink.affected_account_id.in_(affected_ids or [0]))).rowcount
     counts["contact_changes"] = session.execute(sa.delete(AccountChange).where(
         AccountChange.account_id == account.id)).rowcount
+    counts["subscriptions"] = session.execute(sa.delete(Subscription).where(sa.or_(*(
+        sa.and_(Subscription.channel == c.value, Subscription.address == a) for c, a in addresses)) if addresses
+        else sa.false())).rowcount
     for model in (RecoveryStatus, RecoveryEvent):  # free text about this person: blanked, states stay
         session.execute(sa.update(model).where(model.affected_account_id.in_(affected_ids or [0]), model.note != "")
                         .values(note="").execution_options(synchronize_session=False))

@@ -32,6 +32,11 @@ class PasteForm(WebForm):
     skip_invalid = BooleanField(SKIP_LABEL)
 
 
+class SubscribeForm(WebForm):  # a visitor's form: its words in the page's language
+    email = StringField(_l("Email address"), validators=[
+        DataRequired(message=_l("Enter an email address, like ana@example.com.")), Length(max=254)])
+
+
 class EraseForm(WebForm):
     confirm = StringField("Type the account number to confirm", validators=[DataRequired(), Length(max=64)])
 

@@ -206,3 +206,32 @@ class VerificationCode(db.Model):
     expires_at: Mapped[datetime] = mapped_column(UTCDateTime)
     used_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
     attempts: Mapped[int] = mapped_column(default=0)
+
+
+class Subscription(db.Model):
+    """Somebody who asked for an outage's updates on the status page (not on an affected list): an address on
+    a channel, confirmed by double opt-in, following every component or some (SubscriptionComponent).
+    Unconfirmed rows get nothing and are deleted after a while (accounts.subscriptions)."""
+
+    __tablename__ = "subscriptions"
+    __table_args__ = (sa.UniqueConstraint("channel", "address", name="uq_subscriptions_channel_address"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(sa.String(8))  # "email" (SMS next)
+    address: Mapped[str] = mapped_column(sa.String(254))  # normalised, as the outbox writes recipients
+    language: Mapped[str] = mapped_column(sa.String(16), default="en")
+    follows_all: Mapped[bool] = mapped_column(default=True)
+    confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+
+
+class SubscriptionComponent(db.Model):
+    """A component a subscription follows (when it does not follow them all)."""
+
+    __tablename__ = "subscription_components"
+
+    subscription_id: Mapped[int] = mapped_column(sa.ForeignKey("subscriptions.id", ondelete="CASCADE"),
+                                                 primary_key=True)
+    component_id: Mapped[int] = mapped_column(sa.ForeignKey("components.id", ondelete="CASCADE"), primary_key=True,
+                                              index=True)

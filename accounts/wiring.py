@@ -7,7 +7,8 @@ recovery.summary_changed webhook event."""
 # blueprints when imported, which must be before an app registers those blueprints: app.py imports this module
 # at its top, so it is.
 from accounts import api, broadcast_api, broadcast_views  # noqa: F401
-from accounts import audiences, cli, links, message_context, public_views, sms_status, views, webhook_events
+from accounts import (audiences, cli, links, message_context, public_views, sms_status, subscribe_views,
+                      subscriptions, views, webhook_events)
 from accounts.imports import retention
 from accounts import openapi as accounts_openapi
 from accounts import retention as personal_retention
@@ -42,6 +43,13 @@ def init_app(app) -> None:
     datasets.register()  # affected accounts, recovery events, contact changes, imports for ops.exports
     events.on_update_posted(audiences.notify_update)
     events.on_audience(audiences.audience_size)
+    events.on_audience(subscriptions.audience)  # people who subscribed on the status page
+    subscribe_views.init_app(app)  # /subscribe, its confirmation and manage pages
+    templates.register_context("sub", subscriptions.message_context)
+    masking.register_pattern(r"/subscribe/(confirm|manage)/[A-Za-z0-9_.-]{20,}", "/subscribe/\\1/[link]")
+    periodic.register(periodic.Task(
+        "subscriptions.prune", subscriptions.prune_pending, 24 * 60 * 60,
+        "Delete subscriptions never confirmed (older than SUBSCRIBE_CONFIRM_SECONDS)."))
     for link in HUB_LINKS:
         hub.register(link)
     templates.register_context("aa", message_context.recovery_context)

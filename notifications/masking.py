@@ -31,6 +31,17 @@ def register_link_resolver(resolver: Callable[[str], int | None]) -> None:
     _resolver = resolver
 
 
+_patterns: list[tuple[re.Pattern, str]] = []
+
+
+def register_pattern(pattern: str, replacement: str) -> None:
+    """Another kind of secret link (e.g. a subscription's signed confirm or manage link): masked wherever it
+    is stored."""
+    compiled = re.compile(pattern)
+    if all(p.pattern != compiled.pattern for p, _r in _patterns):
+        _patterns.append((compiled, replacement))
+
+
 def register_code_template(template: str) -> None:
     """Messages of this template carry a one-time code; stored, it is masked."""
     _code_templates.add(template)
@@ -51,6 +62,8 @@ def mask(text: str | None, known: dict[str, int] | None = None, *, template: str
                     link_id = None
             return MASKED_LINK.format(link_id) if link_id is not None else MASKED + "]"
         text = LINK.sub(one, text)
+    for pattern, replacement in _patterns:
+        text = pattern.sub(replacement, text)
     if template in _code_templates:
         text = CODE.sub(MASKED_CODE, text)
     return text
@@ -58,5 +71,5 @@ def mask(text: str | None, known: dict[str, int] | None = None, *, template: str
 
 def holds_secret(text: str | None, *, template: str = "") -> bool:
     """True if `text` still carries a live link or code (what `mask` would change)."""
-    return bool(text) and (LINK.search(text) is not None
+    return bool(text) and (LINK.search(text) is not None or any(p.search(text) for p, _r in _patterns)
                            or (template in _code_templates and CODE.search(text) is not None))

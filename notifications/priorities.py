@@ -31,6 +31,7 @@ KINDS: dict[str, Priority] = {
     "verification_code": Priority.CODE,
     "reply": Priority.CODE,
     "test": Priority.CODE,  # an operator's test email to themselves, while they wait for it
+    "subscription": Priority.CODE,  # a subscription's confirmation link: the visitor is waiting for it
     "broadcast": Priority.UPDATE,
     "update": Priority.UPDATE,
     "resolution": Priority.UPDATE,

@@ -131,7 +131,8 @@ def personal_context(session, notification) -> dict:
     lang = language_for(notification.language)
     account = session.get(Account, notification.account_id) if notification.account_id else None
     context = {"name": account.name if account else data.get("name", ""), "link": "", "summary": [],
-               "headline": "", "offer_code": data.get("offer_code", ""), "subject": notification.subject or ""}
+               "headline": "", "offer_code": data.get("offer_code", ""), "subject": notification.subject or "",
+               "manage": ""}
     for key, provider in _providers.items():
         if data.get(key):
             context.update(provider(session, notification, account, lang))

@@ -72,6 +72,9 @@ def _a_full_life(client, api):
     selfservice.request_code(db.session, raw=NUMBER, ip="192.0.2.1")
     db.session.commit()
     inbound(client, "STOP", sender=PHONE, sid="SM" + "3" * 32)
+    # They also subscribed on the status page with their new address.
+    from tests.accounts.test_subscriptions import subscribe
+    assert subscribe(client, NEW_EMAIL).status_code == 200
     return incident, program
 
 

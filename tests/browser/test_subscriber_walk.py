@@ -76,3 +76,26 @@ def test_a_subscriber_reads_their_page_and_accepts_an_offer(browser, app, twilio
     assert "Tarjeta regalo de 100,00 US$" in text
     # The operator's words keep their language, marked for screen readers and said in Spanish.
     assert page.locator(".my-offer [lang=en]").count() >= 1 and "escribe estas novedades en inglés" in text
+
+
+def test_a_visitor_subscribes_from_the_status_page_and_confirms_with_the_button(browser, app, smtp_server):
+    from tests.acceptance_helpers import email_text, emails_to
+
+    app.config.update({**smtp_server.env(), "MAIL_FROM": "Lifeboat <status@lifeboat.example>",
+                       "EMAIL_RATE_PER_SECOND": 1000})
+    setup_outage()
+    b = browser
+    b.goto("/", "status page")
+    b.click("Get updates", check="subscribe form")
+    b.page.get_by_label("Email address").fill("visitor@example.org")
+    b.click("Subscribe", role="button", exact=True, check="check your email")
+    assert "Check your email" in b.page.inner_text("main")
+    deliver()
+    mail = emails_to(smtp_server, "visitor@example.org")[-1]
+    link = re.search(r"https?://\S+(/subscribe/confirm/\S+)", email_text(mail))
+    b.goto(link.group(1), "confirm subscription")
+    b.click("Yes, send me updates", role="button", check="subscribed")
+    assert "You are subscribed" in b.page.inner_text("main")
+    b.click("Change what you follow", check="manage subscription")
+    b.click("Unsubscribe", role="button", exact=True, check="unsubscribed")
+    assert "Unsubscribed" in b.page.inner_text("main")

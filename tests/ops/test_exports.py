@@ -20,7 +20,7 @@ from tests.ops.api_client import CsvAwareClient
 EVERY = {"incidents", "incident_updates", "component_status_history", "affected_accounts", "recovery_events",
          "account_changes", "import_jobs", "messages", "message_events", "opt_outs", "inbound_sms",
          "offer_programs", "offer_grants", "operators", "audit_log", "webhook_endpoints", "webhook_deliveries",
-         "webhook_attempts"}
+         "webhook_attempts", "subscriptions"}
 
 
 @pytest.fixture
