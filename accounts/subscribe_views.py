@@ -1,15 +1,19 @@
 """Public subscriptions (accounts.subscriptions): /subscribe, the confirmation page (its button confirms, the
 link alone does not) and the manage page (components, unsubscribe). Private, never cached; the same answer for
-every valid address."""
+every valid address. And the operators' page, /ops/subscriptions: counts, search, removal."""
 import sqlalchemy as sa
-from flask import Blueprint, Response, render_template, request
+from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask_login import current_user
 
 from accounts import subscriptions
 from accounts.forms import SubscribeForm
-from core import i18n
+from accounts.models import Subscription
+from core import i18n, paging
 from core.db import db
-from core.errors import ValidationError
+from core.errors import NotFound, ValidationError
 from incidents.models import Component
+from ops.auth import current_actor, role_required
+from ops.models import Role
 
 bp = Blueprint("subscribe", __name__)
 
@@ -98,6 +102,39 @@ def manage(token: str):
                            chosen=subscriptions.followed_ids(db.session, sub), saved=saved)
 
 
+# ---- the console: /ops/subscriptions ------------------------------------------------------------------
+
+console = Blueprint("subscriptions_console", __name__, url_prefix="/ops")
+PAGE = 100
+
+
+@console.get("/subscriptions")
+@role_required(Role.VIEWER)
+def console_list():
+    address, state = (request.args.get("q") or "").strip()[:254], request.args.get("state") or None
+    if state not in (None, "confirmed", "pending"):
+        abort(400)
+    try:
+        page = paging.page(db.session, subscriptions.search_query(address=address, state=state), Subscription.id,
+                           limit=PAGE, cursor=request.args.get("cursor") or None)
+    except paging.BadCursor:
+        abort(400)
+    return render_template("ops/subscriptions.html", page=page, counts=subscriptions.counts(db.session), q=address,
+                           state=state, can_write=current_user.can(Role.OPERATOR))
+
+
+@console.post("/subscriptions/<int:subscription_id>/remove")
+@role_required(Role.OPERATOR)
+def console_remove(subscription_id: int):
+    try:
+        sub = subscriptions.remove(db.session, actor=current_actor(), subscription_id=subscription_id)
+    except NotFound:
+        abort(404)
+    db.session.commit()
+    flash(f"Removed the subscription of {sub.address}.", "success")
+    return redirect(url_for(".console_list"), 303)
+
+
 def init_app(app) -> None:
     app.register_blueprint(bp)
-
+    app.register_blueprint(console)

@@ -27,7 +27,7 @@ from accounts.models import Account, AffectedAccount, Subscription, Subscription
 from core import ratelimit
 from core.bulk import dialect_insert
 from core.db import utcnow
-from core.errors import ValidationError
+from core.errors import NotFound, ValidationError
 from core.i18n import N_, t
 from incidents.models import Component, incident_components
 from notifications import priorities, service as outbox
@@ -207,6 +207,50 @@ def prune_pending(session, now: datetime) -> str:
     n = session.execute(sa.delete(Subscription).where(Subscription.confirmed_at.is_(None),
                                                       Subscription.created_at < cutoff)).rowcount
     return f"{n} unconfirmed subscriptions deleted"
+
+
+# ---- operators: counts, search, removal ---------------------------------------------------------------
+
+def counts(session) -> dict:
+    """Subscriptions by channel and state, and confirmed followers per component (followers of all count for
+    every component)."""
+    by_state = {(channel, confirmed): n for channel, confirmed, n in session.execute(
+        sa.select(Subscription.channel, Subscription.confirmed_at.is_not(None), sa.func.count())
+        .group_by(Subscription.channel, Subscription.confirmed_at.is_not(None)))}
+    confirmed = Subscription.confirmed_at.is_not(None)
+    follow_all = session.scalar(sa.select(sa.func.count()).select_from(Subscription)
+                                .where(confirmed, Subscription.follows_all.is_(True))) or 0
+    chosen = dict(session.execute(
+        sa.select(SubscriptionComponent.component_id, sa.func.count())
+        .join(Subscription, Subscription.id == SubscriptionComponent.subscription_id)
+        .where(confirmed, Subscription.follows_all.is_(False)).group_by(SubscriptionComponent.component_id)).all())
+    components = session.execute(sa.select(Component.id, Component.name).order_by(Component.position,
+                                                                                  Component.id)).all()
+    return {"channels": {channel: {"confirmed": by_state.get((channel, True), 0),
+                                   "pending": by_state.get((channel, False), 0)} for channel in (CHANNEL,)},
+            "components": [{"id": c.id, "name": c.name, "followers": follow_all + chosen.get(c.id, 0)}
+                           for c in components],
+            "follow_all": follow_all}
+
+
+def search_query(*, address: str | None = None, state: str | None = None) -> sa.Select:
+    q = sa.select(Subscription)
+    if address:
+        q = q.where(Subscription.address == address.strip().lower())
+    if state == "confirmed":
+        q = q.where(Subscription.confirmed_at.is_not(None))
+    elif state == "pending":
+        q = q.where(Subscription.confirmed_at.is_(None))
+    return q
+
+
+def remove(session, *, actor: Actor, subscription_id: int) -> Subscription:
+    """An operator removes a subscription (audited); NotFound if there is none with this id."""
+    sub = session.get(Subscription, subscription_id)
+    if sub is None:
+        raise NotFound(f"No subscription with id {subscription_id}.")
+    unsubscribe(session, sub, actor=actor)
+    return sub
 
 
 # ---- who an update reaches ----------------------------------------------------------------------------

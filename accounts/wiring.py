@@ -6,7 +6,7 @@ recovery.summary_changed webhook event."""
 # api, broadcast_api and broadcast_views add their routes to the ops API's and the notifier console's
 # blueprints when imported, which must be before an app registers those blueprints: app.py imports this module
 # at its top, so it is.
-from accounts import api, broadcast_api, broadcast_views  # noqa: F401
+from accounts import api, broadcast_api, broadcast_views, subscriptions_api  # noqa: F401
 from accounts import (audiences, cli, links, message_context, public_views, sms_status, subscribe_views,
                       subscriptions, views, webhook_events)
 from accounts.imports import retention
@@ -39,6 +39,7 @@ def init_app(app) -> None:
     app.register_blueprint(public_views.bp)  # /my and /m/<token>: subscriber self-service
     openapi.piece(accounts_openapi.openapi_piece)
     openapi.piece(broadcast_api.openapi_piece)
+    openapi.piece(subscriptions_api.openapi_piece)
     cli.init_app(app)
     datasets.register()  # affected accounts, recovery events, contact changes, imports for ops.exports
     events.on_update_posted(audiences.notify_update)

@@ -158,3 +158,44 @@ def test_bad_addresses_and_too_many_requests_are_refused_clearly(app, client, sm
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Subscription)) == 1
     assert client.get("/subscribe/confirm/forged").status_code == 404
     assert client.get("/subscribe/manage/forged.token.here").status_code == 404
+
+
+def test_operators_see_counts_search_and_remove_subscriptions_in_the_console_and_the_api(app, client, api,
+                                                                                          smtp_server):
+    from tests.conftest import make_operator, post_form, sign_in
+
+    _peers(app, smtp_server)
+    sync = incidents.create_component(db.session, actor=ACTOR, data={"name": "Sync"})
+    db.session.commit()
+    subscribe(client, "all@example.org")
+    confirm(client, smtp_server, "all@example.org")
+    subscribe(client, "sync@example.org", components=[sync.id], ip="198.51.100.30")
+    confirm(client, smtp_server, "sync@example.org")
+    subscribe(client, "pending@example.org", ip="198.51.100.31")
+
+    counts = api.get("/subscriptions/counts").get_json()
+    assert counts["channels"]["email"] == {"confirmed": 2, "pending": 1}
+    assert counts["components"] == [{"id": sync.id, "name": "Sync", "followers": 2}] and counts["follow_all"] == 1
+    listed = api.get("/subscriptions?state=confirmed&limit=1").get_json()
+    assert [s["address"] for s in listed["subscriptions"]] == ["sync@example.org"] and listed["next_cursor"]
+    assert listed["subscriptions"][0]["follows"] == [sync.id]
+    found = api.get("/subscriptions?address=ALL@example.org").get_json()["subscriptions"]
+    assert [s["follows"] for s in found] == ["all"]
+    assert api.get("/subscriptions?state=gone").status_code == 422
+    assert api.delete(f"/subscriptions/{found[0]['id']}").status_code == 204
+    assert api.delete(f"/subscriptions/{found[0]['id']}").status_code == 404
+
+    viewer = app.test_client()
+    sign_in(viewer, make_operator("viewer"))
+    page = viewer.get("/ops/subscriptions").get_data(as_text=True)
+    assert "sync@example.org" in page and "pending@example.org" in page and "Remove" not in page
+    pending_id = db.session.scalar(sa.select(Subscription.id).where(Subscription.address == "pending@example.org"))
+    assert viewer.post(f"/ops/subscriptions/{pending_id}/remove").status_code in (400, 403)
+    operator = app.test_client()
+    sign_in(operator, make_operator("operator", email="op2@example.com"))
+    done = post_form(operator, "/ops/subscriptions", {}, action=f"/ops/subscriptions/{pending_id}/remove",
+                     follow_redirects=True)
+    assert "Removed the subscription of pending@example.org" in done.get_data(as_text=True)
+    removals = db.session.scalars(sa.select(AuditEntry).where(AuditEntry.action == "subscription.delete")).all()
+    assert len(removals) == 2 and all(not e.actor.startswith("subscriber") for e in removals)
+    assert {e.before["address"] for e in removals} == {"all@example.org", "pending@example.org"}
