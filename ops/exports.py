@@ -11,7 +11,7 @@ import enum
 import io
 import json
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import sqlalchemy as sa
 
@@ -30,10 +30,6 @@ class Dataset:
     select: Callable[[], sa.Select]  # the columns, labelled as exported; its first column is the id to page by
     personal: bool = True  # holds personal data: reading it is audited
     transform: Callable[[dict], dict] | None = None  # a last look at each row (e.g. masking a queued code)
-    columns_doc: dict[str, str] = field(default_factory=dict)  # notes on columns, for the documentation
-
-    def query(self) -> sa.Select:
-        return self.select()
 
     def id_column(self, query: sa.Select):
         return query.selected_columns[0]
@@ -59,7 +55,7 @@ def get(name: str) -> Dataset:
 
 
 def columns(dataset: Dataset) -> list[str]:
-    return [c.name for c in dataset.query().selected_columns]
+    return [c.name for c in dataset.select().selected_columns]
 
 
 def _row(dataset: Dataset, query: sa.Select, row) -> dict:
@@ -73,7 +69,7 @@ def _row(dataset: Dataset, query: sa.Select, row) -> dict:
 
 def page(session, dataset: Dataset, *, limit: int, cursor: str | None) -> tuple[list[dict], str | None]:
     """One JSON page, oldest first, after `cursor` (paging.BadCursor for one we did not give)."""
-    query = dataset.query()
+    query = dataset.select()
     got = paging.page(session, query, dataset.id_column(query), limit=limit, cursor=cursor, newest_first=False,
                       scalars=False)
     return [_row(dataset, query, r) for r in got.rows], got.next_cursor
@@ -81,7 +77,7 @@ def page(session, dataset: Dataset, *, limit: int, cursor: str | None) -> tuple[
 
 def rows(session, dataset: Dataset, *, batch: int = BATCH) -> Iterator[dict]:
     """Every row, oldest first, read in batches by id (memory stays flat)."""
-    query = dataset.query()
+    query = dataset.select()
     id_column = dataset.id_column(query)
     after = None
     while True:

@@ -7,28 +7,8 @@ import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from tests.notifications.outbound.helpers import api_as, deliver, deliveries, register
-from tests.peers import webhook_receiver
 
 SECRET = re.compile(r"^whsec_[A-Za-z0-9+/]+={0,2}$")
-
-
-@pytest.fixture
-def private_ok(app):
-    app.config["WEBHOOKS_ALLOW_PRIVATE_TARGETS"] = True
-    return app
-
-
-@pytest.fixture
-def receiver():
-    r = webhook_receiver.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
-
-
-@pytest.fixture
-def admin(client):
-    return api_as(client, "admin")
 
 
 def test_registering_answers_a_whsec_secret_once_and_reads_never_show_it(app, admin):

@@ -15,29 +15,10 @@ from notifications.outbound.models import WebhookEndpoint
 from ops.audit import Actor
 from ops.models import AuditEntry
 from tests.conftest import make_operator, sign_in
-from tests.notifications.outbound.helpers import api_as, attempts, deliver, deliveries, make_due, register
+from tests.notifications.outbound.helpers import attempts, deliver, deliveries, make_due, register
 from tests.peers import webhook_receiver
 
 ALL = ["incident.created", "incident.updated", "incident.resolved", "component.updated", "maintenance.scheduled"]
-
-
-@pytest.fixture
-def private_ok(app):
-    app.config["WEBHOOKS_ALLOW_PRIVATE_TARGETS"] = True
-    return app
-
-
-@pytest.fixture
-def receiver():
-    r = webhook_receiver.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
-
-
-@pytest.fixture
-def admin(client):
-    return api_as(client, "admin")
 
 
 def test_an_incident_created_updated_and_resolved_through_the_api_arrives_signed(app, client, admin, private_ok,

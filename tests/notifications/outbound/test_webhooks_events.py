@@ -3,35 +3,13 @@
 transaction, only to endpoints subscribed to it."""
 import json
 
-import pytest
-
 from core.db import db, utcnow
 from notifications import receipts, service
 from notifications.models import Channel, Notification, NotificationStatus
 from notifications.outbound import events
 from notifications.providers import ProviderError
 from tests.notifications.fakes import Recording, make_worker
-from tests.notifications.outbound.helpers import api_as, deliver, deliveries, register
-from tests.peers import webhook_receiver
-
-
-@pytest.fixture
-def private_ok(app):
-    app.config["WEBHOOKS_ALLOW_PRIVATE_TARGETS"] = True
-    return app
-
-
-@pytest.fixture
-def receiver():
-    r = webhook_receiver.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
-
-
-@pytest.fixture
-def admin(client):
-    return api_as(client, "admin")
+from tests.notifications.outbound.helpers import deliver, deliveries, register
 
 
 def test_every_event_of_the_issue_is_registered(app):
