@@ -103,6 +103,12 @@ class Config:
     SUBSCRIBE_PER_ADDRESS = (int(os.environ.get("SUBSCRIBE_PER_ADDRESS", 3)), 3600)
     SUBSCRIBE_GLOBAL = (int(os.environ.get("SUBSCRIBE_GLOBAL", 20_000)), 3600)
     SUBSCRIBE_CONFIRM_SECONDS = int(os.environ.get("SUBSCRIBE_CONFIRM_SECONDS", 2 * 24 * 3600))
+    # SMS subscriptions: a texted code works this long, for this many guesses; only numbers of these regions
+    # (ISO 3166 codes, comma-separated; default PHONE_DEFAULT_REGION) are texted, against SMS pumping.
+    SUBSCRIBE_CODE_SECONDS = int(os.environ.get("SUBSCRIBE_CODE_SECONDS", 15 * 60))
+    SUBSCRIBE_CODE_TRIES = int(os.environ.get("SUBSCRIBE_CODE_TRIES", 5))
+    SUBSCRIBE_SMS_REGIONS = tuple(r.strip().upper() for r in os.environ.get(
+        "SUBSCRIBE_SMS_REGIONS", os.environ.get("PHONE_DEFAULT_REGION", "US")).split(",") if r.strip())
     MY_VERIFY_PER_IP = (int(os.environ.get("MY_VERIFY_PER_IP", 5000)), 15 * 60)  # each code allows 5 guesses
     MY_LINK_FAILURES_PER_IP = (30, 3600)  # bad or expired tokens; good links are never limited (carrier NAT)
 

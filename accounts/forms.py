@@ -1,10 +1,10 @@
 """Forms for affected accounts and recovery status in the console, and for the subscriber's /my pages
 (Flask-WTF: a CSRF token on each POST form)."""
 from flask_babel import lazy_gettext as _l
-from flask_wtf.file import FileField
+from flask_wtf.file import FileField, FileRequired
 from wtforms import BooleanField, Form, FormField, SelectField, StringField, TextAreaField
 from wtforms.fields.choices import SelectChoice
-from wtforms.validators import DataRequired, Length, Regexp
+from wtforms.validators import DataRequired, Length, Optional, Regexp
 
 from accounts.imports.account_import import ACCOUNT_COLUMNS
 from accounts.models import RecoveryCategory, RecoveryState, RecoveryStatus
@@ -32,9 +32,20 @@ class PasteForm(WebForm):
     skip_invalid = BooleanField(SKIP_LABEL)
 
 
-class SubscribeForm(WebForm):  # a visitor's form: its words in the page's language
-    email = StringField(_l("Email address"), validators=[
-        DataRequired(message=_l("Enter an email address, like ana@example.com.")), Length(max=254)])
+class SubscribeForm(WebForm):  # a visitor's form: its words in the page's language; email, phone or both
+    email = StringField(_l("Email address"), validators=[Optional(), Length(max=254)])
+    phone = StringField(_l("Mobile number, for text messages"), validators=[Optional(), Length(max=32)])
+
+
+class SubscribeCodeForm(WebForm):
+    code = StringField(_l("Code"), validators=[DataRequired(message=_l("Enter the code from the text message.")),
+                                               Length(max=16)])
+
+
+class SubscriberImportForm(WebForm):
+    file = FileField("CSV file", validators=[FileRequired("Choose a CSV file.")])
+    consent = StringField("How did these people agree to get updates?",
+                          validators=[DataRequired(), Length(min=10, max=300)])
 
 
 class EraseForm(WebForm):

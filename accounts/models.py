@@ -210,18 +210,25 @@ class VerificationCode(db.Model):
 
 class Subscription(db.Model):
     """Somebody who asked for an outage's updates on the status page (not on an affected list): an address on
-    a channel, confirmed by double opt-in, following every component or some (SubscriptionComponent).
+    a channel, confirmed by double opt-in (email: a link and a button; SMS: a texted code) or imported by an
+    operator with a consent statement, following every component or some (SubscriptionComponent).
     Unconfirmed rows get nothing and are deleted after a while (accounts.subscriptions)."""
 
     __tablename__ = "subscriptions"
     __table_args__ = (sa.UniqueConstraint("channel", "address", name="uq_subscriptions_channel_address"),)
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    channel: Mapped[str] = mapped_column(sa.String(8))  # "email" (SMS next)
-    address: Mapped[str] = mapped_column(sa.String(254))  # normalised, as the outbox writes recipients
+    channel: Mapped[str] = mapped_column(sa.String(8))  # "email" or "sms"
+    address: Mapped[str] = mapped_column(sa.String(254))  # normalised (E.164 for SMS), as the outbox writes recipients
     language: Mapped[str] = mapped_column(sa.String(16), default="en")
     follows_all: Mapped[bool] = mapped_column(default=True)
     confirmed_at: Mapped[datetime | None] = mapped_column(UTCDateTime, index=True)
+    # SMS: the texted code, keyed hash only, until it is entered, expires or has had its tries.
+    code_hash: Mapped[str | None] = mapped_column(sa.String(64))
+    code_expires_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
+    code_tries: Mapped[int] = mapped_column(default=0, server_default="0")
+    source: Mapped[str] = mapped_column(sa.String(16), default="web", server_default="web")  # "web" or "import"
+    consent: Mapped[str | None] = mapped_column(sa.String(300))  # an import's consent statement, as the operator gave it
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
 

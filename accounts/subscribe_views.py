@@ -2,15 +2,16 @@
 link alone does not) and the manage page (components, unsubscribe). Private, never cached; the same answer for
 every valid address. And the operators' page, /ops/subscriptions: counts, search, removal."""
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, flash, redirect, render_template, request, url_for
+from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
 from flask_login import current_user
 
-from accounts import subscriptions
-from accounts.forms import SubscribeForm
+from accounts import selfservice, subscriptions
+from accounts.forms import SubscribeCodeForm, SubscribeForm
 from accounts.models import Subscription
 from core import i18n, paging
 from core.db import db
 from core.errors import NotFound, ValidationError
+from core.i18n import N_
 from incidents.models import Component
 from ops.auth import current_actor, role_required
 from ops.models import Role
@@ -43,28 +44,87 @@ def _lang() -> str:
     return lang
 
 
+def _limited(e: subscriptions.Limited) -> Response:
+    db.session.rollback()
+    response = Response(render_template("public/subscribe_limited.html", minutes=max(1, e.retry_after // 60)),
+                        status=429)
+    response.headers["Retry-After"] = str(e.retry_after)
+    return response
+
+
 @bp.route("/subscribe", methods=["GET", "POST"])
 def subscribe():
+    """Email, a mobile number or both: the email gets a link to confirm, the number a code typed on the next
+    page. What was typed and ticked comes back with any error."""
     lang = _lang()
     form = SubscribeForm()
-    if request.method == "GET" or not form.validate_on_submit():
-        status = 422 if form.is_submitted() else 200
-        return render_template("public/subscribe.html", form=form, components=_components(), chosen=set()), status
+    sms = bool(current_app.config["SUBSCRIBE_SMS_REGIONS"])
+    posted = request.method == "POST"
+    chosen = _chosen() if posted else None
+
+    def again():
+        return render_template("public/subscribe.html", form=form, components=_components(), sms=sms,
+                               chosen=set(chosen or ()), follows_all=chosen is None), 422 if posted else 200
+
+    if not posted or not form.validate_on_submit():
+        return again()
+    email, phone = (form.email.data or "").strip(), (form.phone.data or "").strip() if sms else ""
+    if not email and not phone:
+        form.email.errors = [selfservice.say(N_("Enter an email address or a mobile number."))]
+        return again()
+    # Both are checked before anything is sent, so a typo in one does not send the other twice.
+    for value, check, f in ((email, subscriptions.check_email, form.email), (phone, subscriptions.check_phone,
+                                                                               form.phone)):
+        try:
+            if value:
+                check(value)
+        except ValidationError as e:
+            f.errors = list(e.fields.values())
+    if form.email.errors or form.phone.errors:
+        return again()
+    ip, token = request.remote_addr or "", None
     try:
-        subscriptions.request(db.session, email=form.email.data, component_ids=_chosen(), language=lang,
-                              ip=request.remote_addr or "")
-    except ValidationError as e:
-        db.session.rollback()
-        form.email.errors = [e.fields.get("email", e.message)]
-        return render_template("public/subscribe.html", form=form, components=_components(), chosen=set()), 422
+        if email:
+            subscriptions.request(db.session, email=email, component_ids=chosen, language=lang, ip=ip)
+        if phone:
+            token = subscriptions.request_sms(db.session, phone=phone, component_ids=chosen, language=lang, ip=ip)
     except subscriptions.Limited as e:
-        db.session.rollback()
-        response = Response(render_template("public/subscribe_limited.html", minutes=max(1, e.retry_after // 60)),
-                            status=429)
-        response.headers["Retry-After"] = str(e.retry_after)
-        return response
+        return _limited(e)
     db.session.commit()
+    if token:
+        return redirect(url_for(".verify", token=token, email="1" if email else None), 303)
     return render_template("public/subscribe_sent.html")
+
+
+@bp.route("/subscribe/verify/<token>", methods=["GET", "POST"])
+def verify(token: str):
+    """The code page of an SMS subscription: type the texted code, or ask for a new one."""
+    _lang()
+    try:
+        sub = subscriptions.read_verify(db.session, token)
+    except subscriptions.InvalidLink:
+        return render_template("public/subscribe_invalid.html"), 404
+    form, error, dead, status = SubscribeCodeForm(), None, False, 200
+    emailed = request.args.get("email") == "1"
+    if request.method == "POST":
+        try:
+            if request.form.get("action") == "resend":  # (CSRFProtect has checked the token of every POST)
+                subscriptions.resend_code(db.session, sub, ip=request.remote_addr or "")
+                db.session.commit()
+                return redirect(url_for(".verify", token=token, sent="1"), 303)
+            if form.validate_on_submit():
+                subscriptions.verify_code(db.session, sub, form.code.data, ip=request.remote_addr or "")
+                db.session.commit()
+                return render_template("public/subscribe_done.html", manage=subscriptions.manage_url(sub),
+                                       channel="sms")
+            status = 422
+        except subscriptions.Limited as e:
+            return _limited(e)
+        except selfservice.CodeRefused as e:
+            db.session.commit()  # the guess counts
+            error, dead, status = e.message, e.reason in ("dead", "expired"), 422
+    return render_template("public/subscribe_code.html", form=form, token=token, address=sub.address, error=error,
+                           dead=dead, emailed=emailed, sent=request.args.get("sent") == "1"), status
 
 
 @bp.route("/subscribe/confirm/<token>", methods=["GET", "POST"])
@@ -77,7 +137,7 @@ def confirm(token: str):
     if request.method == "POST":
         subscriptions.confirm(db.session, sub)
         db.session.commit()
-        return render_template("public/subscribe_done.html", manage=subscriptions.manage_url(sub))
+        return render_template("public/subscribe_done.html", manage=subscriptions.manage_url(sub), channel="email")
     return render_template("public/subscribe_confirm.html", token=token, address=sub.address,
                            confirmed=sub.confirmed_at is not None)
 

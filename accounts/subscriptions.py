@@ -1,4 +1,4 @@
-"""Public subscriptions: anyone can follow an outage from the status page, by email, with double opt-in.
+"""Public subscriptions: anyone can follow an outage from the status page, by email or SMS, with double opt-in.
 
 - `request` (the /subscribe form) files a pending subscription and emails a confirmation link. The answer is
   the same whether the address is new, pending or already subscribed (an already confirmed one is emailed its
@@ -7,6 +7,16 @@
 - `confirm` takes the signed link's token (valid SUBSCRIBE_CONFIRM_SECONDS): the confirmation page only shows a
   button, the POST confirms, so a mail scanner that follows links confirms nothing. Nothing else is sent to an
   unconfirmed address; unconfirmed rows are deleted by a daily task.
+- `request_sms` texts a six-digit code (kept as a keyed hash, SUBSCRIBE_CODE_SECONDS, SUBSCRIBE_CODE_TRIES
+  guesses) and gives the page a signed token for the code form; `verify_code` confirms. A number already
+  subscribed is texted that it is, and its code page behaves the same (no code opens it). Only numbers of
+  SUBSCRIBE_SMS_REGIONS are texted (SMS pumping targets expensive foreign numbers).
+- A STOP, a one-click unsubscribe or any other opt-out of the address ends its subscription
+  (`end_for_opt_out`, called by notifications.optouts): STOP means stop, and a later START does not bring
+  back a subscription.
+- Operators may import subscribers (`import_rows`) who agreed elsewhere: the consent statement is required and
+  kept on each row and in the audit; each new one is told once (the welcome message, with the way out);
+  opted-out addresses are never imported.
 - Each message to a subscriber carries a manage link (signed, no expiry: change components, unsubscribe) and
   the email's List-Unsubscribe one-click header (notifications.smtp_provider).
 - `enqueue_update` adds subscribers to an incident update's broadcast (accounts.audiences.notify_update): one
@@ -16,26 +26,33 @@
 Self-subscribers get incident updates only: never recovery notices or offers (those select affected accounts)."""
 import hashlib
 import hmac
+import secrets
+from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
 import sqlalchemy as sa
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
-from accounts.contact import ContactError, normalise_email
+import phonenumbers
+
+from accounts.contact import ContactError, normalise_email, normalise_phone
+from accounts.selfservice import CodeRefused, say
 from accounts.models import Account, AffectedAccount, Subscription, SubscriptionComponent
 from core import ratelimit
 from core.bulk import dialect_insert
 from core.db import utcnow
 from core.errors import NotFound, ValidationError
-from core.i18n import N_, t
+from core.i18n import N_, languages, t
 from incidents.models import Component, incident_components
-from notifications import priorities, service as outbox
+from notifications import optouts, priorities, service as outbox
 from notifications.models import Channel, Notification, NotificationStatus, OptOut
 from ops.audit import Actor, record
 
 CHANNEL = "email"
+CHANNELS = (Channel.EMAIL, Channel.SMS)
 _CONFIRM_SALT, _MANAGE_SALT = "lifeboat-subscribe-confirm", "lifeboat-subscribe-manage"
+_VERIFY_SALT = "lifeboat-subscribe-verify"
 
 TEXT = {
     "confirm_subject": N_("Confirm your subscription to {page}"),
@@ -45,6 +62,9 @@ TEXT = {
     "already_subject": N_("You already get updates from {page}"),
     "already_body": N_("Someone asked for updates from {page} at this address, which already gets them.\n\n"
                        "Change what you follow or unsubscribe here: {link}"),
+    "code_sms": N_("{name}: your code is {code}. Type it on the page to get our outage updates. "
+                   "Reply STOP to stop."),
+    "already_sms": N_("{name}: this number already gets our outage updates. Reply STOP to stop them."),
 }
 
 
@@ -86,11 +106,30 @@ def _read(session, token: str, *, confirm: bool) -> Subscription:
             data = URLSafeSerializer(key, salt=_MANAGE_SALT).loads(token)
     except (SignatureExpired, BadSignature):
         raise InvalidLink() from None
+    return _bound(session, data)
+
+
+def _bound(session, data) -> Subscription:
     sub = session.get(Subscription, data.get("s")) if isinstance(data, dict) else None
     # The address's digest binds the link to this subscription's address, not to a later row with its id.
     if sub is None or not hmac.compare_digest(_payload(sub)["a"], str(data.get("a", ""))):
         raise InvalidLink()
     return sub
+
+
+def verify_token(sub: Subscription) -> str:
+    """The signed token of an SMS subscription's code page (subscribe_views.verify)."""
+    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=_VERIFY_SALT).dumps(_payload(sub))
+
+
+def read_verify(session, token: str) -> Subscription:
+    key = current_app.config["SECRET_KEY"]
+    try:
+        data = URLSafeTimedSerializer(key, salt=_VERIFY_SALT).loads(
+            token, max_age=current_app.config["SUBSCRIBE_CONFIRM_SECONDS"])
+    except (SignatureExpired, BadSignature):
+        raise InvalidLink() from None
+    return _bound(session, data)
 
 
 def read_confirm(session, token: str) -> Subscription:
@@ -123,19 +162,23 @@ def _set_components(session, sub: Subscription, ids: list[int] | None) -> None:
         session.add(SubscriptionComponent(subscription_id=sub.id, component_id=component_id))
 
 
-def request(session, *, email: str, component_ids, language: str, ip: str) -> None:
-    """File a subscription request and send its email (see the module's text); raises ValidationError for an
-    address that is not one, Limited when over a rate limit. Answers the same for every valid address."""
+def check_email(raw: str) -> str:
+    """The normalised address; ValidationError (field "email") when it is not one."""
     try:
-        address = normalise_email(email or "")
+        address = normalise_email(raw or "")
     except ContactError:
         address = None
     if not address:
-        raise ValidationError("Enter your email address.", {"email": "Enter an email address, like ana@example.com."})
-    _limit(session, f"subscribe:ip:{ip}", "SUBSCRIBE_PER_IP")
-    digest = hmac.new(current_app.config["SECRET_KEY"].encode(), address.encode(), hashlib.sha256).hexdigest()[:32]
-    _limit(session, f"subscribe:address:{digest}", "SUBSCRIBE_PER_ADDRESS")
-    _limit(session, "subscribe:all", "SUBSCRIBE_GLOBAL")
+        raise ValidationError("Enter your email address.",
+                              {"email": say(N_("Enter an email address, like ana@example.com."))})
+    return address
+
+
+def request(session, *, email: str, component_ids, language: str, ip: str) -> None:
+    """File a subscription request and send its email (see the module's text); raises ValidationError for an
+    address that is not one, Limited when over a rate limit. Answers the same for every valid address."""
+    address = check_email(email)
+    _limits(session, address, ip)
     ids = _component_ids(session, component_ids)
     now = utcnow()
     sub = session.scalar(sa.select(Subscription).where(Subscription.channel == CHANNEL,
@@ -150,6 +193,140 @@ def request(session, *, email: str, component_ids, language: str, ip: str) -> No
     sub.language, sub.updated_at = language, now
     _set_components(session, sub, ids)
     _send(session, sub, "confirm", confirm_url(sub), now)
+
+
+def _limits(session, address: str, ip: str) -> None:
+    _limit(session, f"subscribe:ip:{ip}", "SUBSCRIBE_PER_IP")
+    digest = hmac.new(current_app.config["SECRET_KEY"].encode(), address.encode(), hashlib.sha256).hexdigest()[:32]
+    _limit(session, f"subscribe:address:{digest}", "SUBSCRIBE_PER_ADDRESS")
+    _limit(session, "subscribe:all", "SUBSCRIBE_GLOBAL")
+
+
+def check_phone(raw: str) -> str:
+    """The E.164 form of a number we may text a code to; ValidationError (field "phone") otherwise."""
+    try:
+        phone = normalise_phone(raw or "", current_app.config["PHONE_DEFAULT_REGION"])
+    except ContactError:
+        phone = None
+    if not phone:
+        raise ValidationError("Enter your mobile number.",
+                              {"phone": say(N_("Enter a mobile number, like +1 206 555 0100."))})
+    regions = current_app.config["SUBSCRIBE_SMS_REGIONS"]
+    if phonenumbers.region_code_for_number(phonenumbers.parse(phone)) not in regions:
+        raise ValidationError("We cannot text this number.",
+                              {"phone": say(N_("We can only text numbers from: {regions}. Choose email instead."),
+                                            regions=", ".join(regions))})
+    return phone
+
+
+def request_sms(session, *, phone: str, component_ids, language: str, ip: str) -> str:
+    """File an SMS subscription request and text its code; returns the token of the code page. The same
+    for every valid number: one already subscribed is texted that it is, and no code opens its page.
+    Raises ValidationError (field "phone") or Limited."""
+    address = check_phone(phone)
+    _limits(session, address, ip)
+    ids = _component_ids(session, component_ids)
+    now = utcnow()
+    sub = session.scalar(sa.select(Subscription).where(Subscription.channel == Channel.SMS.value,
+                                                       Subscription.address == address))
+    if sub is None:
+        sub = Subscription(channel=Channel.SMS.value, address=address, language=language, created_at=now,
+                           updated_at=now)
+        session.add(sub)
+        session.flush()
+    if sub.confirmed_at is None:
+        sub.language, sub.updated_at = language, now
+        _set_components(session, sub, ids)
+    _text_code(session, sub, now)
+    return verify_token(sub)
+
+
+def resend_code(session, sub: Subscription, *, ip: str) -> None:
+    """"Send a new code" on the code page: the same limits and the same texts as a new request."""
+    _limits(session, sub.address, ip)
+    _text_code(session, sub, utcnow())
+
+
+def _code_hash(sub: Subscription, code: str) -> str:
+    key = current_app.config["SECRET_KEY"].encode()
+    return hmac.new(key, f"subscribe-code\x1f{sub.id}\x1f{sub.address}\x1f{code}".encode(), hashlib.sha256).hexdigest()
+
+
+def _text_code(session, sub: Subscription, now: datetime) -> None:
+    """A fresh code (or, for a number already subscribed, the "you already get them" text); either way the
+    page's code now lives SUBSCRIBE_CODE_SECONDS with SUBSCRIBE_CODE_TRIES guesses."""
+    name = current_app.config.get("SMS_SERVICE_NAME") or "Lifeboat"
+    sub.code_expires_at = now + timedelta(seconds=current_app.config["SUBSCRIBE_CODE_SECONDS"])
+    sub.code_tries = 0
+    if sub.confirmed_at is not None:
+        sub.code_hash = None
+        body, template = t(sub.language, TEXT["already_sms"], name=name), "subscription"
+    else:
+        code = f"{secrets.randbelow(10**6):06d}"
+        sub.code_hash = _code_hash(sub, code)
+        body, template = t(sub.language, TEXT["code_sms"], name=name, code=code), "subscription_code"
+    outbox.enqueue(session, dedupe_key=f"subscribe:{template}:{sub.id}:{now.timestamp():.6f}", channel=Channel.SMS,
+                   recipient=sub.address, body=body, template=template, language=sub.language, urgent=True)
+
+
+def verify_code(session, sub: Subscription, code: str, *, ip: str) -> None:
+    """Confirm an SMS subscription with the code texted to it; raises CodeRefused (wrong, dead, expired,
+    missing) or Limited. Every guess counts, right or wrong: the caller commits after a refusal too."""
+    _limit(session, f"subscribe:verify:ip:{ip}", "SUBSCRIBE_PER_IP")  # guesses spread over many numbers
+    now = utcnow()
+    tries = current_app.config["SUBSCRIBE_CODE_TRIES"]
+    if sub.code_expires_at is None:
+        raise CodeRefused("missing")
+    if sub.code_tries >= tries:
+        raise CodeRefused("dead")
+    if now >= sub.code_expires_at:
+        raise CodeRefused("expired")
+    sub.code_tries += 1
+    code = "".join(ch for ch in (code or "") if ch.isdigit())[:12]
+    if sub.code_hash is None or sub.confirmed_at is not None \
+            or not hmac.compare_digest(sub.code_hash, _code_hash(sub, code)):
+        raise CodeRefused("wrong", left=tries - sub.code_tries)
+    sub.code_hash = sub.code_expires_at = None
+    sub.code_tries = 0
+    confirm(session, sub)
+    _welcome(session, sa.select(Subscription.id, Subscription.channel, Subscription.address, Subscription.language)
+             .where(Subscription.id == sub.id), now)
+
+
+def _welcome(session, rows: sa.Select, now: datetime) -> int:
+    """Queue "you now get updates" (template subscription_welcome, rendered when sent, with the manage link
+    or STOP) to the subscriptions `rows` selects (id, channel, address, language), in one INSERT ... SELECT."""
+    session.flush()  # Core below: the ORM's pending changes (a confirmation) first
+    r = rows.subquery("w")
+    priority = priorities.Priority.UPDATE
+    batch = f"{now.timestamp():.6f}"  # ids come back after a delete: a later welcome is a new message
+    dialect = session.get_bind().dialect.name
+    data = sa.func.json_build_object("sub", r.c.id) if dialect == "postgresql" else sa.func.json_object("sub", r.c.id)
+    total = 0
+    for channel in CHANNELS:
+        start = priorities.head(session, channel=channel.value, priority=priority)
+        select = (sa.select(sa.literal(f"subscribe:welcome:{batch}:{channel.value}:") + sa.cast(r.c.id, sa.String),
+                            sa.literal(channel.value), r.c.address, sa.literal("subscription_welcome"), r.c.language,
+                            data, sa.literal(""), sa.literal(1), sa.literal(False),
+                            sa.literal(NotificationStatus.QUEUED.value), sa.literal(0),
+                            sa.literal(now, Notification.next_attempt_at.type),
+                            sa.literal(now, Notification.created_at.type),
+                            sa.literal(now, Notification.updated_at.type), sa.literal(int(priority)),
+                            sa.literal(start - 1) + sa.func.row_number().over(order_by=r.c.id))
+                  .where(r.c.channel == channel.value))
+        cols = ["dedupe_key", "channel", "recipient", "template", "language", "data", "subject", "segments",
+                "urgent", "status", "attempts", "next_attempt_at", "created_at", "updated_at", "priority", "fair_key"]
+        stmt = dialect_insert(session)(Notification.__table__).from_select(cols, select).on_conflict_do_nothing()
+        total += session.connection().execute(stmt.execution_options(preserve_rowcount=True)).rowcount
+    return total
+
+
+def end_for_opt_out(session, channel: Channel, address: str, source: str, actor: Actor) -> None:
+    """notifications.optouts hook: an address that opts out (STOP, one-click unsubscribe, a provider's report)
+    has its status-page subscription on that channel ended, audited as whoever opted it out."""
+    for sub in session.scalars(sa.select(Subscription).where(Subscription.channel == Channel(channel).value,
+                                                             Subscription.address == address)):
+        unsubscribe(session, sub, actor=actor)
 
 
 def _send(session, sub: Subscription, kind: str, link: str, now: datetime) -> None:
@@ -227,7 +404,8 @@ def counts(session) -> dict:
     components = session.execute(sa.select(Component.id, Component.name).order_by(Component.position,
                                                                                   Component.id)).all()
     return {"channels": {channel: {"confirmed": by_state.get((channel, True), 0),
-                                   "pending": by_state.get((channel, False), 0)} for channel in (CHANNEL,)},
+                                   "pending": by_state.get((channel, False), 0)} for channel in
+                         (c.value for c in CHANNELS)},
             "components": [{"id": c.id, "name": c.name, "followers": follow_all + chosen.get(c.id, 0)}
                            for c in components],
             "follow_all": follow_all}
@@ -236,12 +414,25 @@ def counts(session) -> dict:
 def search_query(*, address: str | None = None, state: str | None = None) -> sa.Select:
     q = sa.select(Subscription)
     if address:
-        q = q.where(Subscription.address == address.strip().lower())
+        q = q.where(Subscription.address.in_(_search_forms(address)))
     if state == "confirmed":
         q = q.where(Subscription.confirmed_at.is_not(None))
     elif state == "pending":
         q = q.where(Subscription.confirmed_at.is_(None))
     return q
+
+
+def _search_forms(text: str) -> list[str]:
+    """An operator's search as stored: an email lower-cased, a phone number in E.164 whatever its format."""
+    text = text.strip()
+    forms = [text.lower()]
+    if "@" not in text:
+        try:
+            if phone := normalise_phone(text, current_app.config["PHONE_DEFAULT_REGION"]):
+                forms.append(phone)
+        except ContactError:
+            pass
+    return forms
 
 
 def remove(session, *, actor: Actor, subscription_id: int) -> Subscription:
@@ -282,23 +473,30 @@ def audience(session, incident) -> int:
 
 
 def enqueue_update(session, *, broadcast_id: int, incident_id: int, urgent: bool, now: datetime) -> int:
-    """Queue the update's email to every confirmed subscriber following a component the incident affects (or
-    all), in one INSERT ... SELECT into the broadcast's outbox rows; opted-out addresses and people an
-    affected account already reaches are left out. Returns the messages queued."""
+    """Queue the update to every confirmed subscriber following a component the incident affects (or all),
+    by email and SMS, in one INSERT ... SELECT per channel into the broadcast's outbox rows; opted-out
+    addresses and people an affected account already reaches are left out. Returns the messages queued."""
+    return sum(_enqueue_channel(session, channel, broadcast_id=broadcast_id, incident_id=incident_id,
+                                urgent=urgent, now=now) for channel in CHANNELS)
+
+
+def _enqueue_channel(session, channel: Channel, *, broadcast_id: int, incident_id: int, urgent: bool,
+                     now: datetime) -> int:
     s = Subscription
     priority = priorities.of("broadcast", urgent=urgent)
-    start = priorities.head(session, channel=CHANNEL, priority=priority)
+    start = priorities.head(session, channel=channel.value, priority=priority)
     dialect = session.get_bind().dialect.name
     data = (sa.func.json_build_object("sub", s.id) if dialect == "postgresql" else sa.func.json_object("sub", s.id))
-    rows = (sa.select(sa.literal(f"b{broadcast_id}:{CHANNEL}:s") + sa.cast(s.id, sa.String), sa.literal(CHANNEL),
+    rows = (sa.select(sa.literal(f"b{broadcast_id}:{channel.value}:s") + sa.cast(s.id, sa.String),
+                      sa.literal(channel.value),
                       s.address, sa.literal(broadcast_id), sa.literal("broadcast"), s.language, data, sa.literal(""),
                       sa.literal(1), sa.literal(urgent), sa.literal(NotificationStatus.QUEUED.value), sa.literal(0),
                       sa.literal(now, Notification.next_attempt_at.type),
                       sa.literal(now, Notification.created_at.type), sa.literal(now, Notification.updated_at.type),
                       sa.literal(int(priority)), sa.literal(start - 1) + sa.func.row_number().over(order_by=s.id))
-            .where(s.channel == CHANNEL, s.confirmed_at.is_not(None), _follows(incident_id),
-                   ~sa.exists().where(OptOut.channel == CHANNEL, OptOut.address == s.address),
-                   ~personal_reaches(incident_id, Channel.EMAIL, s.address)))
+            .where(s.channel == channel.value, s.confirmed_at.is_not(None), _follows(incident_id),
+                   ~sa.exists().where(OptOut.channel == channel.value, OptOut.address == s.address),
+                   ~personal_reaches(incident_id, channel, s.address)))
     cols = ["dedupe_key", "channel", "recipient", "broadcast_id", "template", "language", "data", "subject",
             "segments", "urgent", "status", "attempts", "next_attempt_at", "created_at", "updated_at", "priority",
             "fair_key"]
@@ -309,4 +507,167 @@ def enqueue_update(session, *, broadcast_id: int, incident_id: int, urgent: bool
 def message_context(session, notification, account, lang: str) -> dict:
     """Context provider (data key "sub") for notifications.templates: the subscriber's manage link."""
     sub = session.get(Subscription, (notification.data or {}).get("sub"))
-    return {"manage": manage_url(sub)} if sub is not None else {}
+    names = {"page": current_app.config["PAGE_NAME"], "service": current_app.config.get("SMS_SERVICE_NAME") or
+             "Lifeboat"}
+    return {**names, "manage": manage_url(sub)} if sub is not None else names
+
+
+# ---- operators: import -----------------------------------------------------------------------------------
+# A CSV of people who agreed elsewhere to get updates (a sign-up sheet, a CRM's opt-in field). Columns:
+# address (required), channel ("email" or "sms"; blank: guessed from the address), components (blank: all;
+# else names or ids separated by ";"), language (blank: English). An export of the subscriptions dataset
+# imports as it is: its other columns are read and ignored.
+IMPORT_COLUMNS = ("channel", "components", "language")
+EXPORT_COLUMNS = ("id", "follows_all", "confirmed_at", "created_at", "updated_at", "source", "consent")
+CONSENT_MIN = 10
+_CHUNK = 500
+
+
+@dataclass
+class ImportResult:
+    added: int = 0  # new subscriptions, confirmed, each told once (welcome message)
+    confirmed: int = 0  # pending ones (asked on the page, never confirmed) confirmed by the import
+    unchanged: int = 0  # already subscribed: left as they are
+    opted_out: int = 0  # opted out of the channel (STOP, unsubscribe, erased): never imported
+    errors: list[dict] = field(default_factory=list)  # the first 1,000 {"line", "column", "reason"}
+    error_count: int = 0  # any error: nothing applied
+
+    def as_dict(self) -> dict:
+        return {"added": self.added, "confirmed": self.confirmed, "unchanged": self.unchanged,
+                "opted_out": self.opted_out, "error_count": self.error_count, "errors": self.errors}
+
+
+def _component_lookup(session) -> dict[str, int]:
+    out = {}
+    for cid, name in session.execute(sa.select(Component.id, Component.name)):
+        out[str(cid)] = cid
+        out.setdefault(name.strip().lower(), cid)
+    return out
+
+
+def import_rows(session, stream, *, actor: Actor, consent: str, filename: str = "") -> ImportResult:
+    """Import subscribers from a CSV (binary stream), all or nothing: any bad row and nothing is applied,
+    with every error by line and column. `consent` says how these people agreed (required, kept on each new
+    row and in the audit). Opted-out addresses are skipped, existing subscriptions left as they are."""
+    from accounts.imports.csvio import CSVFormatError, CSVRows
+
+    consent = " ".join((consent or "").split())
+    if len(consent) < CONSENT_MIN or len(consent) > 300:
+        raise ValidationError("Say how these people agreed to get updates.", {
+            "consent": f"Between {CONSENT_MIN} and 300 characters, e.g. \"Opted in on the 2026 sign-up form\"."})
+    try:
+        reader = CSVRows(stream, ("address",), IMPORT_COLUMNS + EXPORT_COLUMNS)
+    except CSVFormatError as e:
+        raise ValidationError(str(e), {"file": str(e)}) from None
+    result = ImportResult()
+    components = _component_lookup(session)
+    langs = set(languages())
+    region = current_app.config["PHONE_DEFAULT_REGION"]
+    rows: dict[tuple[str, str], dict] = {}
+
+    def error(line, column, reason):
+        if len(result.errors) < 1000:
+            result.errors.append({"line": line, "column": column, "reason": reason})
+        result.error_count += 1
+
+    try:
+        for line, _values, row, problem in reader:
+            if row is None:
+                error(line, "", problem)
+                continue
+            raw, channel = row["address"], (row.get("channel") or "").lower()
+            if channel not in ("", "email", "sms"):
+                error(line, "channel", "Use email or sms (or leave it blank).")
+                continue
+            channel = channel or ("email" if "@" in raw else "sms")
+            try:
+                address = normalise_email(raw) if channel == "email" else normalise_phone(raw, region)
+            except ContactError:
+                address = None
+            if not address:
+                error(line, "address", "Not a valid email address." if channel == "email" else
+                      "Not a valid phone number (use E.164, like +12065550100).")
+                continue
+            ids, bad = [], None
+            text = row.get("components") or ""
+            for token in (p.strip() for p in text.replace(",", ";").split(";")):
+                if not token:
+                    continue
+                cid = components.get(token.lower())
+                if cid is None:
+                    bad = token
+                    break
+                ids.append(cid)
+            if bad is not None:
+                error(line, "components", f"No component {bad!r}. Use names or ids separated by ';', "
+                                          "or leave it blank for all.")
+                continue
+            lang = (row.get("language") or "en").lower()
+            if lang not in langs:
+                error(line, "language", f"Use one of: {', '.join(sorted(langs))}.")
+                continue
+            if (channel, address) in rows:
+                error(line, "address", f"Also on line {rows[(channel, address)]['line']}.")
+                continue
+            rows[(channel, address)] = {"line": line, "ids": sorted(set(ids)) or None, "language": lang}
+    except CSVFormatError as e:
+        raise ValidationError(str(e), {"file": str(e)}) from None
+    if result.errors:
+        return result
+    if not rows:
+        raise ValidationError("The file has no rows.", {"file": "The file has a header but no rows."})
+
+    now = utcnow()
+    keys = list(rows)
+    existing: dict[tuple[str, str], Subscription] = {}
+    opted: set[tuple[str, str]] = set()
+    for channel in ("email", "sms"):
+        addresses = [a for c, a in keys if c == channel]
+        for i in range(0, len(addresses), _CHUNK):
+            chunk = addresses[i:i + _CHUNK]
+            for sub in session.scalars(sa.select(Subscription).where(Subscription.channel == channel,
+                                                                     Subscription.address.in_(chunk))):
+                existing[(channel, sub.address)] = sub
+            opted |= {(channel, a) for a in session.scalars(
+                sa.select(OptOut.address).where(OptOut.channel == channel, OptOut.address.in_(chunk)))}
+            opted |= {(channel, a) for a in optouts.erased_opt_outs(session, channel, chunk)}
+    new = []
+    for key, row in rows.items():
+        if key in opted:
+            result.opted_out += 1
+        elif (sub := existing.get(key)) is not None:
+            if sub.confirmed_at is not None:
+                result.unchanged += 1
+                continue
+            sub.confirmed_at = sub.updated_at = now
+            sub.source, sub.consent, sub.language = "import", consent, row["language"]
+            sub.code_hash = sub.code_expires_at = None
+            _set_components(session, sub, row["ids"])
+            result.confirmed += 1
+        else:
+            new.append({"channel": key[0], "address": key[1], "language": row["language"],
+                        "follows_all": row["ids"] is None, "confirmed_at": now, "created_at": now,
+                        "updated_at": now, "source": "import", "consent": consent, "code_tries": 0})
+    if new:
+        session.execute(sa.insert(Subscription), new)
+        # Their ids, by address (the rows are new: none of these addresses had a subscription).
+        ids_of = {}
+        for channel in ("email", "sms"):
+            addresses = [r["address"] for r in new if r["channel"] == channel]
+            for i in range(0, len(addresses), _CHUNK):
+                ids_of.update({(channel, a): sid for sid, a in session.execute(
+                    sa.select(Subscription.id, Subscription.address).where(
+                        Subscription.channel == channel, Subscription.address.in_(addresses[i:i + _CHUNK])))})
+        links = [{"subscription_id": ids_of[(r["channel"], r["address"])], "component_id": cid}
+                 for r in new for cid in rows[(r["channel"], r["address"])]["ids"] or ()]
+        if links:
+            session.execute(sa.insert(SubscriptionComponent), links)
+        result.added = len(new)
+    welcomed = _welcome(session, sa.select(Subscription.id, Subscription.channel, Subscription.address,
+                                           Subscription.language)
+                        .where(Subscription.source == "import", Subscription.confirmed_at == now), now)
+    record(session, actor=actor, action="subscription.import", entity_type="subscription", entity_id=None,
+           label=filename or "CSV", after={**{k: v for k, v in result.as_dict().items()
+                                              if k not in ("errors", "error_count")},
+                                           "consent": consent, "welcome_messages": welcomed})
+    return result

@@ -16,7 +16,7 @@ from accounts import datasets
 from core import periodic
 from incidents import events, hub
 from ops.models import Role
-from notifications import masking, templates, webhooks
+from notifications import masking, optouts, templates, webhooks
 from ops import openapi
 
 
@@ -56,6 +56,8 @@ def init_app(app) -> None:
     templates.register_context("aa", message_context.recovery_context)
     masking.register_link_resolver(links.link_id)
     masking.register_code_template("verification_code")
+    masking.register_code_template("subscription_code")
+    optouts.on_opt_out(subscriptions.end_for_opt_out)  # STOP or unsubscribe ends a status-page subscription
     webhooks.register_keyword("status", ("STATUS", "ESTADO"), sms_status.keyword_reply)
     webhook_events.register()  # recovery.summary_changed (notifications.outbound)
     periodic.register(periodic.Task(

@@ -5,6 +5,7 @@ accounts that carry that address (Account.sms_opt_out / email_opt_out) so accoun
 queries see it. Functions take the session and never commit: the caller commits once."""
 import hashlib
 import hmac
+from collections.abc import Callable
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -98,6 +99,17 @@ def is_opted_out(session, channel: Channel | str, address: str) -> bool:
         is not None or bool(erased_opt_outs(session, channel, [address]))
 
 
+_on_opt_out: list[Callable] = []
+
+
+def on_opt_out(callback: Callable) -> None:
+    """Call `callback(session, channel, address, source, actor)` in the opt-out's transaction each time an
+    address opts out (also again): a higher domain ends what it keeps for it (accounts.subscriptions: a STOP
+    or one-click unsubscribe ends a status-page subscription). A new app registers again: no duplicates."""
+    if callback not in _on_opt_out:
+        _on_opt_out.append(callback)
+
+
 SUBSCRIBER_SOURCES = ("sms", "email", "web")  # "sms:STOP", "email:one-click": the subscriber; others: the system
 
 
@@ -139,6 +151,8 @@ def opt_out(session, channel: Channel | str, address: str, source: str, *, actor
     ).values(status=NotificationStatus.SUPPRESSED, error_code=SUPPRESSED_CODE,
              error_message=f"Opted out ({source[:64]})", updated_at=now).execution_options(
                  synchronize_session=False))
+    for callback in _on_opt_out:
+        callback(session, channel, address, source, actor or _actor_for(source))
     return existing
 
 

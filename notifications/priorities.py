@@ -32,6 +32,8 @@ KINDS: dict[str, Priority] = {
     "reply": Priority.CODE,
     "test": Priority.CODE,  # an operator's test email to themselves, while they wait for it
     "subscription": Priority.CODE,  # a subscription's confirmation link: the visitor is waiting for it
+    "subscription_code": Priority.CODE,  # the code that confirms an SMS subscription, typed on the page
+    "subscription_welcome": Priority.UPDATE,  # "you are subscribed": after a code, or to each imported subscriber
     "broadcast": Priority.UPDATE,
     "update": Priority.UPDATE,
     "resolution": Priority.UPDATE,
