@@ -1,4 +1,5 @@
-"""`flask --app app accounts import|erase ...`, `recovery import ...`, `recovery categories ...`, `imports prune`."""
+"""`flask --app app accounts import|erase ...`, `recovery import ...`, `recovery categories ...`, `imports prune`,
+`subscriptions import|counts`."""
 import os
 import sys
 
@@ -16,6 +17,8 @@ from ops.audit import Actor, as_option
 accounts_cli = as_option(AppGroup("accounts", help="Affected accounts."))
 recovery_cli = as_option(AppGroup("recovery", help="Per-account recovery status."))
 imports_cli = as_option(AppGroup("imports", help="Import files (uploads and rejected rows)."))
+subscriptions_cli = as_option(AppGroup("subscriptions", help="People who follow the status page (not affected "
+                                                             "accounts)."))
 
 
 def _run_import(spec: ImportSpec, incident_id: int, path: str, skip_invalid: bool) -> None:
@@ -127,7 +130,47 @@ def erase_account(account_number: str, yes: bool):
     click.echo(f"Erased account {account_number}: {erasure.describe(counts)}.")
 
 
+@subscriptions_cli.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False))
+@click.option("--consent", required=True, help="How these people agreed to get updates (kept with each and in "
+                                                "the audit), e.g. \"Opted in on the 2026 sign-up form\".")
+def import_subscriptions(file: str, consent: str):
+    """Import subscribers from FILE (CSV: address[,channel][,components][,language]; an export of the
+    subscriptions dataset works as it is). All or nothing; opted-out addresses are skipped, existing
+    subscriptions kept; each new subscriber is told once, with the way out."""
+    from accounts import subscriptions
+
+    try:
+        with open(file, "rb") as f:
+            result = subscriptions.import_rows(db.session, f, actor=Actor.cli(), consent=consent,
+                                               filename=os.path.basename(file))
+    except ServiceError as e:
+        db.session.rollback()
+        raise click.ClickException("; ".join([e.message, *[v for v in e.fields.values() if v != e.message]]))
+    if result.error_count:
+        db.session.rollback()
+        for err in result.errors[:50]:
+            click.echo(f"line {err['line']}, {err['column'] or 'row'}: {err['reason']}", err=True)
+        raise click.ClickException(f"{result.error_count} invalid row(s): nothing was imported.")
+    db.session.commit()
+    click.echo(f"Imported: {result.added} added, {result.confirmed} pending confirmed, {result.unchanged} already "
+               f"subscribed, {result.opted_out} skipped (opted out).")
+
+
+@subscriptions_cli.command("counts")
+def subscription_counts():
+    """Subscriptions by channel and state, and followers per component."""
+    from accounts import subscriptions
+
+    counts = subscriptions.counts(db.session)
+    for channel, c in counts["channels"].items():
+        click.echo(f"{channel}: {c['confirmed']} confirmed, {c['pending']} waiting for confirmation")
+    for c in counts["components"]:
+        click.echo(f"  {c['name']}: {c['followers']} followers")
+
+
 def init_app(app) -> None:
+    app.cli.add_command(subscriptions_cli)
     app.cli.add_command(accounts_cli)
     app.cli.add_command(recovery_cli)
     app.cli.add_command(imports_cli)

@@ -2,7 +2,8 @@
 import jobs."""
 import sqlalchemy as sa
 
-from accounts.models import Account, AccountChange, AffectedAccount, ImportJob, RecoveryEvent, Subscription
+from accounts.models import Account, AccountChange, AffectedAccount, ImportJob, RecoveryEvent, Subscription, \
+    SubscriptionComponent
 from ops import exports
 
 
@@ -13,6 +14,16 @@ def _affected() -> sa.Select:
                       AffectedAccount.updated_at, Account.created_at.label("account_created_at"),
                       Account.updated_at.label("account_updated_at"))
             .join(Account, Account.id == AffectedAccount.account_id))
+
+
+SUBSCRIPTION_SECRETS = ("code_hash", "code_expires_at", "code_tries")  # an SMS code in flight: not exported
+
+
+def _subscriptions() -> sa.Select:
+    followed = (sa.select(sa.func.aggregate_strings(sa.cast(SubscriptionComponent.component_id, sa.String), ";"))
+                .where(SubscriptionComponent.subscription_id == Subscription.id).scalar_subquery())
+    return sa.select(*[c for c in Subscription.__table__.columns if c.name not in SUBSCRIPTION_SECRETS],
+                     sa.func.coalesce(followed, "").label("components"))
 
 
 def register() -> None:
@@ -30,5 +41,6 @@ def register() -> None:
         lambda: sa.select(*[c for c in ImportJob.__table__.columns if c.name not in ("source_path",
                                                                                       "error_csv_path")])))
     exports.register(exports.Dataset(
-        "subscriptions", "People who subscribed on the status page: channel, address, language, whether they "
-        "follow every component, when they confirmed.", lambda: sa.select(*Subscription.__table__.columns)))
+        "subscriptions", "People who subscribed on the status page or were imported: channel, address, "
+        "language, the components they follow (ids, ';'; blank with follows_all), when they confirmed, source and "
+        "consent. Imports back as it is (flask subscriptions import).", _subscriptions))

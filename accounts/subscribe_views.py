@@ -1,18 +1,21 @@
 """Public subscriptions (accounts.subscriptions): /subscribe, the confirmation page (its button confirms, the
 link alone does not) and the manage page (components, unsubscribe). Private, never cached; the same answer for
-every valid address. And the operators' page, /ops/subscriptions: counts, search, removal."""
+every valid address; the code page of SMS subscriptions. And the operators' page, /ops/subscriptions: counts,
+search, removal, import and the CSV."""
 import sqlalchemy as sa
-from flask import Blueprint, Response, abort, current_app, flash, redirect, render_template, request, url_for
+from flask import (Blueprint, Response, abort, current_app, flash, redirect, render_template, request,
+                   stream_with_context, url_for)
 from flask_login import current_user
 
 from accounts import selfservice, subscriptions
-from accounts.forms import SubscribeCodeForm, SubscribeForm
+from accounts.forms import SubscribeCodeForm, SubscribeForm, SubscriberImportForm
 from accounts.models import Subscription
 from core import i18n, paging
 from core.db import db
 from core.errors import NotFound, ValidationError
 from core.i18n import N_
 from incidents.models import Component
+from ops import exports
 from ops.auth import current_actor, role_required
 from ops.models import Role
 
@@ -179,8 +182,52 @@ def console_list():
                            limit=PAGE, cursor=request.args.get("cursor") or None)
     except paging.BadCursor:
         abort(400)
+    return _console_page(page, address, state)
+
+
+def _console_page(page, address="", state=None, *, form=None, result=None, status=200):
     return render_template("ops/subscriptions.html", page=page, counts=subscriptions.counts(db.session), q=address,
-                           state=state, can_write=current_user.can(Role.OPERATOR))
+                           state=state, can_write=current_user.can(Role.OPERATOR),
+                           form=form or SubscriberImportForm(), result=result), status
+
+
+@console.post("/subscriptions/import")
+@role_required(Role.OPERATOR)
+def console_import():
+    """Upload a CSV of people who agreed elsewhere; all or nothing, every bad row listed."""
+    form = SubscriberImportForm()
+    result = None
+    if form.validate_on_submit():
+        upload = form.file.data
+        try:
+            result = subscriptions.import_rows(db.session, upload.stream, actor=current_actor(),
+                                               consent=form.consent.data, filename=upload.filename or "upload.csv")
+        except ValidationError as e:
+            db.session.rollback()
+            target = form.consent if "consent" in e.fields else form.file
+            target.errors = [e.fields.get("consent") or e.fields.get("file") or e.message]
+        else:
+            if not result.error_count:
+                db.session.commit()
+                flash(f"Imported: {result.added} added, {result.confirmed} pending confirmed, {result.unchanged} "
+                      f"already subscribed, {result.opted_out} skipped (opted out). Each new subscriber is sent one "
+                      "welcome message.", "success")
+                return redirect(url_for(".console_list"), 303)
+            db.session.rollback()
+    page = paging.page(db.session, subscriptions.search_query(), Subscription.id, limit=PAGE, cursor=None)
+    return _console_page(page, form=form, result=result, status=422)
+
+
+@console.get("/subscriptions.csv")
+@role_required(Role.OPERATOR)
+def console_csv():
+    """Every subscription as CSV (the subscriptions dataset; it imports back as it is); the reading is audited."""
+    dataset = exports.get("subscriptions")
+    exports.audit_reading(db.session, dataset, actor=current_actor(), via="console csv")
+    db.session.commit()
+    response = Response(stream_with_context(exports.csv_chunks(db.session, dataset)), mimetype="text/csv")
+    response.headers["Content-Disposition"] = 'attachment; filename="subscriptions.csv"'
+    return response
 
 
 @console.post("/subscriptions/<int:subscription_id>/remove")

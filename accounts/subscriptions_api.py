@@ -7,7 +7,8 @@ from accounts.models import Subscription
 from core import paging
 from core.db import db
 from core.errors import ValidationError
-from ops.api import bp, iso, list_args, transactional
+from core.web import json_error
+from ops.api import accepts, bp, iso, list_args, transactional
 from ops.auth import current_actor
 from ops.openapi import CURSOR, DATE_TIME_OUT, PAGE_LIMIT, nullable, obj, operation, path_id, query, ref
 
@@ -52,9 +53,27 @@ def delete_subscription(subscription_id: int):
     return "", 204
 
 
+@bp.post("/subscriptions/import")
+@accepts("text/csv")
+def import_subscriptions():
+    """A CSV body (as `flask subscriptions import`), all or nothing; `consent` says how they agreed."""
+    if request.mimetype != "text/csv":
+        return json_error(415, "Send the subscribers as text/csv: address[,channel][,components][,language].")
+    result = subscriptions.import_rows(db.session, request.stream, actor=current_actor(),
+                                       consent=request.args.get("consent", ""), filename="api")
+    if result.error_count:
+        db.session.rollback()
+        response = jsonify({"error": {"status": 422, "message": f"{result.error_count} invalid row(s): nothing was "
+                                                                "imported.", "rows": result.errors}})
+        response.status_code = 422
+        return response
+    db.session.commit()
+    return jsonify({k: v for k, v in result.as_dict().items() if k not in ("errors", "error_count")})
+
+
 def openapi_piece() -> dict:
     count = {"type": "integer", "minimum": 0}
-    item = {"id": {"type": "integer"}, "channel": {"type": "string", "enum": ["email"]},
+    item = {"id": {"type": "integer"}, "channel": {"type": "string", "enum": ["email", "sms"]},
             "address": {"type": "string"}, "language": {"type": "string"},
             "follows": {"oneOf": [{"type": "string", "enum": ["all"]}, {"type": "array", "items": {"type": "integer"}}]},
             "confirmed_at": nullable(DATE_TIME_OUT), "created_at": DATE_TIME_OUT}
@@ -65,17 +84,52 @@ def openapi_piece() -> dict:
                   "components": {"type": "array", "items": obj({"id": {"type": "integer"}, "name": {"type": "string"},
                                                                "followers": count}, ["id", "name", "followers"])},
                   "follow_all": count}, ["channels", "components", "follow_all"])
+    imported = operation(
+        "Import subscribers who agreed elsewhere (CSV, all or nothing, audited)", TAG, "importSubscriptions",
+        ok=(200, ref("SubscriptionImport")), params=[
+            query("consent", {"type": "string", "minLength": 10, "maxLength": 300},
+                  "How these people agreed to get updates (kept with each new subscription and in the audit).")
+            | {"required": True}])
+    imported["description"] = (
+        "The body is `text/csv` with a header: `address` (required), `channel` (email or sms; blank: guessed), "
+        "`components` (names or ids separated by `;`; blank: all), `language`. An export of the subscriptions "
+        "dataset imports as it is. Any invalid row and nothing is applied (422 lists every row's line, column "
+        "and reason). Opted-out addresses are skipped, existing subscriptions kept, pending ones confirmed; each "
+        "new subscriber is sent one welcome message with the way out. Sending the same file again changes "
+        "nothing.")
+    imported["requestBody"] = {"required": True, "content": {"text/csv": {"schema": {
+        "type": "string", "contentMediaType": "text/csv"}}}}
+    imported["responses"] |= {
+        "400": {"description": "The body could not be read.", "content": {"application/json": {
+            "schema": ref("Error")}}},
+        "413": {"description": "The body is larger than the server accepts (MAX_CONTENT_LENGTH).",
+                "content": {"application/json": {"schema": ref("Error")}}},
+        "415": {"description": "The body was not text/csv.", "content": {"application/json": {
+            "schema": ref("Error")}}},
+        "422": {"description": "Invalid rows (error.rows), no consent, or an unreadable file: nothing applied.",
+                "content": {"application/json": {"schema": ref("SubscriptionImportProblem")}}}}
+    problem = obj({"error": obj({
+        "status": {"type": "integer"}, "message": {"type": "string"},
+        "fields": {"type": "object", "additionalProperties": {"type": "string"}},
+        "rows": {"type": "array", "description": "The first 1000 invalid rows.", "items": obj(
+            {"line": {"type": "integer"}, "column": {"type": "string"}, "reason": {"type": "string"}},
+            ["line", "column", "reason"])}}, ["status", "message"])}, ["error"])
+    import_counts = obj({"added": count, "confirmed": count, "unchanged": count, "opted_out": count},
+                        ["added", "confirmed", "unchanged", "opted_out"])
     return {
         "tags": [{"name": TAG}],
-        "schemas": {"Subscription": obj(item, list(item)), "SubscriptionList": listed, "SubscriptionCounts": counts},
+        "schemas": {"Subscription": obj(item, list(item)), "SubscriptionList": listed, "SubscriptionCounts": counts,
+                    "SubscriptionImport": import_counts, "SubscriptionImportProblem": problem},
         "paths": {
             "/subscriptions": {"get": operation(
                 "People subscribed on the status page, newest first (search by address, filter by state)", TAG,
                 "listSubscriptions", ok=(200, ref("SubscriptionList")), params=[
-                    query("address", {"type": "string", "minLength": 1, "maxLength": 254}, "This email address."),
+                    query("address", {"type": "string", "minLength": 1, "maxLength": 254},
+                          "This email address or phone number (any format)."),
                     query("state", {"type": "string", "enum": ["confirmed", "pending"]}, "Confirmed or not yet."),
                     query("limit", PAGE_LIMIT, "How many per page."),
                     query("cursor", CURSOR, "next_cursor of the previous page.")])},
+            "/subscriptions/import": {"post": imported},
             "/subscriptions/counts": {"get": operation(
                 "Subscriptions by channel and state, and confirmed followers per component", TAG,
                 "countSubscriptions", ok=(200, ref("SubscriptionCounts")))},

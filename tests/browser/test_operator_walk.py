@@ -123,3 +123,23 @@ def test_an_admin_erases_a_subscriber_who_asks_to_be_forgotten(browser, tmp_path
     assert "Erased account SK100003" in b.page.inner_text("main")
     db.session.expire_all()
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Account).where(Account.name == "Person 3")) == 0
+
+
+def test_an_operator_imports_subscribers_and_finds_one(browser, tmp_path):
+    b = browser
+    make_operator("operator", email="ops@example.com")
+    b.goto("/ops/sign-in", "sign in")
+    b.page.get_by_label("Email").fill("ops@example.com")
+    b.page.get_by_label("Password").fill(PASSWORD)
+    b.click("Sign in", role="button", check="console home")
+    b.goto("/ops/subscriptions", "subscriptions")
+    b.page.get_by_text("Import subscribers").click()
+    path = tmp_path / "subscribers.csv"
+    path.write_text("address,channel\nnews@example.org,email\n+12065550188,sms\n", encoding="utf-8")
+    b.page.get_by_label("CSV file").set_input_files(str(path))
+    b.page.get_by_label("How did these people agree to get updates?").fill("Opted in on the 2026 portal form")
+    b.click("Import", role="button", exact=True, check="subscribers imported")
+    assert "Imported: 2 added" in b.page.inner_text("main")
+    b.page.get_by_label("Email address or phone number").fill("(206) 555-0188")
+    b.click("Search", role="button", exact=True, check="subscription found")
+    assert "+12065550188" in b.page.inner_text("main") and "news@example.org" not in b.page.inner_text("main")

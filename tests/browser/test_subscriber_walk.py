@@ -99,3 +99,19 @@ def test_a_visitor_subscribes_from_the_status_page_and_confirms_with_the_button(
     b.click("Change what you follow", check="manage subscription")
     b.click("Unsubscribe", role="button", exact=True, check="unsubscribed")
     assert "Unsubscribed" in b.page.inner_text("main")
+
+
+def test_a_visitor_subscribes_by_text_and_types_the_texted_code(browser, app, twilio_standin, smtp_server):
+    connect_peers(app, twilio_standin, smtp_server)
+    make_incident()
+    b = browser
+    b.goto("/", "status page")
+    b.click("Get updates", check="subscribe form with a number")
+    b.page.get_by_label("Mobile number, for text messages").fill("(206) 555-0177")
+    b.click("Subscribe", role="button", exact=True, check="enter the texted code")
+    assert "+12065550177" in b.page.inner_text("main")
+    deliver()
+    code = re.search(r"your code is (\d{6})", sms_bodies(twilio_standin, "+12065550177")[-1]).group(1)
+    b.page.get_by_role("textbox", name="Code").fill(code)
+    b.click("Confirm", role="button", exact=True, check="subscribed by text")
+    assert "You are subscribed" in b.page.inner_text("main") and "Reply STOP" in b.page.inner_text("main")
