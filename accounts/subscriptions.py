@@ -47,6 +47,7 @@ from core.i18n import N_, languages, t
 from incidents.models import Component, incident_components
 from notifications import optouts, priorities, service as outbox
 from notifications.models import Channel, Notification, NotificationStatus, OptOut
+from notifications.providers import SUPPRESSED_CODE
 from ops.audit import Actor, record
 
 CHANNEL = "email"
@@ -362,6 +363,14 @@ def unsubscribe(session, sub: Subscription, *, actor: Actor | None = None) -> No
     before = _snapshot(session, sub)
     record(session, actor=actor or Actor.subscriber(f"({sub.channel})"), action="subscription.delete",
            entity_type="subscription", entity_id=sub.id, before=before)
+    # What is still queued for the subscription goes no further (account-less updates and welcomes to the
+    # address are the subscription's own: an affected account's messages carry its account_id).
+    session.execute(sa.update(Notification).where(
+        Notification.channel == sub.channel, Notification.recipient == sub.address,
+        Notification.account_id.is_(None), Notification.status == NotificationStatus.QUEUED,
+        Notification.template.in_(("broadcast", "subscription_welcome"))).values(
+            status=NotificationStatus.SUPPRESSED, error_code=SUPPRESSED_CODE, error_message="Unsubscribed",
+            updated_at=utcnow()).execution_options(synchronize_session=False))
     session.delete(sub)
 
 

@@ -199,3 +199,20 @@ def test_operators_see_counts_search_and_remove_subscriptions_in_the_console_and
     removals = db.session.scalars(sa.select(AuditEntry).where(AuditEntry.action == "subscription.delete")).all()
     assert len(removals) == 2 and all(not e.actor.startswith("subscriber") for e in removals)
     assert {e.before["address"] for e in removals} == {"all@example.org", "pending@example.org"}
+
+
+def test_an_update_still_queued_when_someone_unsubscribes_is_not_sent(app, client, smtp_server):
+    _peers(app, smtp_server)
+    incident = make_incident()
+    subscribe(client, "leaving@example.org")
+    manage = confirm(client, smtp_server, "leaving@example.org")
+    deliver()
+    before = len(emails_to(smtp_server, "leaving@example.org"))
+    post_update(incident.id, "Queued before they left.")  # not delivered yet
+    page = client.get(manage)
+    client.post(manage, data={"action": "unsubscribe", "csrf_token": csrf_from(page.get_data(as_text=True))})
+    deliver()
+    assert len(emails_to(smtp_server, "leaving@example.org")) == before
+    from notifications.models import Notification
+    status = db.session.scalar(sa.select(Notification.status).where(Notification.template == "broadcast"))
+    assert status.value == "suppressed"
