@@ -30,11 +30,10 @@ import secrets
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 
+import phonenumbers
 import sqlalchemy as sa
 from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
-
-import phonenumbers
 
 from accounts.contact import ContactError, normalise_email, normalise_phone
 from accounts.selfservice import CodeRefused, say

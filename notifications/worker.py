@@ -182,7 +182,8 @@ def _triage(session, ids: list[int], *, settings: Settings, now: datetime,
             or (row.channel == Channel.EMAIL and row.email_opt_out) or row.id in erased
         until = None
         if row.channel == Channel.SMS and not row.urgent and settings.quiet:
-            until = quiet_hours.quiet_until(now, settings.quiet, quiet_hours.zone(row.time_zone, settings.fallback_zone))
+            local = row.time_zone or quiet_hours.zone_of_number(row.recipient)  # a subscriber has no account
+            until = quiet_hours.quiet_until(now, settings.quiet, quiet_hours.zone(local, settings.fallback_zone))
         if opted:
             suppressed.append(row.id)
         elif until is not None:

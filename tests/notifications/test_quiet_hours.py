@@ -120,3 +120,23 @@ def test_an_empty_quiet_hours_setting_sends_sms_at_night(app):
     worker.build(app, providers={"sms": provider, "email": provider},
                  clock=lambda: utc(2026, 1, 15, 2, 30)).run(once=True)
     assert provider.sent == ["+12125550100"]
+
+
+def test_sms_to_nobodys_account_follows_the_numbers_zone(app):
+    """A status-page subscriber has no account: the number's zone decides (New York is at night, Seattle is
+    not), not PAGE_TIME_ZONE."""
+    assert quiet_hours.zone_of_number("+12125550100") == "America/New_York"
+    assert quiet_hours.zone_of_number("+34600000001") in ("Europe/Madrid", "Atlantic/Canary")  # the plan lists both
+    assert quiet_hours.zone_of_number("not a number") is None
+    rows = [service.enqueue(db.session, dedupe_key=to, channel=Channel.SMS, recipient=to, body="update")
+            for to in ("+12125550177", "+12065550177")]
+    for n in rows:
+        n.next_attempt_at = utc(2026, 1, 14)
+    db.session.commit()
+    provider = Recording()
+    app.config.update(QUIET_HOURS="21:00-08:00", PAGE_TIME_ZONE="America/Los_Angeles")
+    worker.build(app, providers={"sms": provider, "email": provider},
+                 clock=lambda: utc(2026, 1, 15, 2, 30)).run(once=True)  # 21:30 in New York, 18:30 in Seattle
+    assert provider.sent == ["+12065550177"]
+    db.session.expire_all()
+    assert db.session.get(Notification, rows[0].id).next_attempt_at == utc(2026, 1, 15, 13, 0)
