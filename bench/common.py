@@ -71,14 +71,17 @@ CATEGORIES = ("contacts", "calendar", "photos", "notes", "tasks", "ringtones")
 STATES = ("recovered", "recovering", "lost", "partially_recovered", "at_risk", "unknown")
 
 
-def load_affected_accounts(conn, n: int) -> None:
-    """Generate N accounts, attach them, and give each account a status in every category (set-based SQL)."""
+def load_affected_accounts(conn, n: int, *, phones: bool = True, statuses: bool = True) -> None:
+    """Generate N accounts, attach them, and give each account a status in every category (set-based SQL).
+    phones=False: accounts with an email only (phone NULL); statuses=False: no categories or statuses."""
     pg = conn.dialect.name == "postgresql"
     series = ("SELECT generate_series(1, :n) AS i" if pg else
               "WITH RECURSIVE s(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM s WHERE i < :n) SELECT i FROM s")
     now = "now()" if pg else "CURRENT_TIMESTAMP"
     lpad = "lpad(i::text, 8, '0')" if pg else "printf('%08d', i)"
     phone = "'+1206' || lpad((2000000 + i)::text, 7, '0')" if pg else "'+1206' || printf('%07d', 2000000 + i)"
+    if not phones:
+        phone = "NULL"
     conn.exec_driver_sql("SELECT 1")
     conn.execute(sa.text(f"""
         INSERT INTO accounts (account_number, name, phone, email, language, time_zone, sms_opt_out, email_opt_out,
@@ -89,6 +92,8 @@ def load_affected_accounts(conn, n: int) -> None:
     conn.execute(sa.text(f"""
         INSERT INTO affected_accounts (incident_id, account_id, state, added_at, updated_at)
         SELECT 1, id, 'partially_recovered', {now}, {now} FROM accounts"""))
+    if not statuses:
+        return
     for pos, key in enumerate(CATEGORIES):
         conn.execute(sa.text("INSERT INTO recovery_categories (incident_id, key, label, position) "
                              "VALUES (1, :k, :l, :p)"), {"k": key, "l": key.capitalize(), "p": pos})
