@@ -107,6 +107,8 @@ class Config:
     # (ISO 3166 codes, comma-separated; default PHONE_DEFAULT_REGION) are texted, against SMS pumping.
     SUBSCRIBE_CODE_SECONDS = int(os.environ.get("SUBSCRIBE_CODE_SECONDS", 15 * 60))
     SUBSCRIBE_CODE_TRIES = int(os.environ.get("SUBSCRIBE_CODE_TRIES", 5))
+    # Texts cost money: codes (new and resent) have their own overall budget besides SUBSCRIBE_GLOBAL.
+    SUBSCRIBE_SMS_GLOBAL = (int(os.environ.get("SUBSCRIBE_SMS_GLOBAL", 2_000)), 3600)
     SUBSCRIBE_SMS_REGIONS = tuple(r.strip().upper() for r in os.environ.get(
         "SUBSCRIBE_SMS_REGIONS", os.environ.get("PHONE_DEFAULT_REGION", "US")).split(",") if r.strip())
     MY_VERIFY_PER_IP = (int(os.environ.get("MY_VERIFY_PER_IP", 5000)), 15 * 60)  # each code allows 5 guesses

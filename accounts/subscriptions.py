@@ -225,6 +225,7 @@ def request_sms(session, *, phone: str, component_ids, language: str, ip: str) -
     Raises ValidationError (field "phone") or Limited."""
     address = check_phone(phone)
     _limits(session, address, ip)
+    _limit(session, "subscribe:sms:all", "SUBSCRIBE_SMS_GLOBAL")
     ids = _component_ids(session, component_ids)
     now = utcnow()
     sub = session.scalar(sa.select(Subscription).where(Subscription.channel == Channel.SMS.value,
@@ -244,6 +245,7 @@ def request_sms(session, *, phone: str, component_ids, language: str, ip: str) -
 def resend_code(session, sub: Subscription, *, ip: str) -> None:
     """"Send a new code" on the code page: the same limits and the same texts as a new request."""
     _limits(session, sub.address, ip)
+    _limit(session, "subscribe:sms:all", "SUBSCRIBE_SMS_GLOBAL")
     _text_code(session, sub, utcnow())
 
 

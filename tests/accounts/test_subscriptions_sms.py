@@ -180,5 +180,11 @@ def test_numbers_abroad_bad_numbers_and_forged_pages_are_refused_clearly(app, cl
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Subscription)) == 0
     assert db.session.scalar(sa.select(sa.func.count()).select_from(Notification)) == 0
     assert client.get("/subscribe/verify/forged").status_code == 404
+    # Texts cost money: past their own overall budget, new numbers wait (429), while email still works.
+    app.config["SUBSCRIBE_SMS_GLOBAL"] = (1, 3600)
+    assert ask(client, phone="+12065550141", ip="198.51.100.40").status_code == 303
+    limited = ask(client, phone="+12065550142", ip="198.51.100.41")
+    assert limited.status_code == 429 and limited.headers["Retry-After"] == "3600"
+    assert ask(client, email="still@example.org", ip="198.51.100.42").status_code == 200
     app.config["SUBSCRIBE_SMS_REGIONS"] = ()  # SMS subscriptions off: no number field
     assert 'name="phone"' not in client.get("/subscribe").get_data(as_text=True)
