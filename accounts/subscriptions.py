@@ -39,7 +39,7 @@ from accounts.contact import ContactError, normalise_email, normalise_phone
 from accounts.selfservice import CodeRefused, say
 from accounts.models import Account, AffectedAccount, Subscription, SubscriptionComponent
 from core import ratelimit
-from core.bulk import dialect_insert
+from core.bulk import analyze, create_stage, dialect_insert, drop_stage, load, run
 from core.db import utcnow
 from core.errors import NotFound, ValidationError
 from core.i18n import N_, languages, t
@@ -535,7 +535,6 @@ def message_context(session, notification, account, lang: str) -> dict:
 IMPORT_COLUMNS = ("channel", "components", "language")
 EXPORT_COLUMNS = ("id", "follows_all", "confirmed_at", "created_at", "updated_at", "source", "consent")
 CONSENT_MIN = 10
-_CHUNK = 500
 
 
 @dataclass
@@ -560,6 +559,71 @@ def _component_lookup(session) -> dict[str, int]:
     return out
 
 
+_STAGE = sa.table("stage_subscribers", sa.column("channel"), sa.column("address"), sa.column("state"))
+_LINKS = sa.table("stage_subscriber_links")
+
+
+def _apply_import(session, rows: dict, *, consent: str, now: datetime) -> dict[str, int]:
+    """Apply checked import rows set-based, through two connection-private stage tables (rows in one COPY or
+    executemany, then a handful of statements whatever the count): each row's state is decided in SQL
+    (opted, confirmed, pending or new), pending ones are confirmed, new ones inserted, components linked.
+    Returns the count per state; the stage stays for the caller's welcome messages."""
+    conn = session.connection()
+    create_stage(conn, _STAGE.name, "channel VARCHAR(8), address VARCHAR(254), language VARCHAR(16), "
+                                    "follows_all BOOLEAN, state VARCHAR(12)")
+    create_stage(conn, _LINKS.name, "channel VARCHAR(8), address VARCHAR(254), component_id INTEGER")
+    # An erased person's opt-out is a keyed hash: look for those only when there are any (then one HMAC a row).
+    erased = {c: set(session.scalars(sa.select(OptOut.address).where(
+        OptOut.channel == c, OptOut.address.startswith(optouts.ERASED_PREFIX)))) for c in ("email", "sms")}
+    key = current_app.config["SECRET_KEY"].encode()
+
+    def state_of(channel: str, address: str) -> str | None:
+        hashes = erased[channel]
+        return "opted" if hashes and optouts.erased_hash(key, channel, address) in hashes else None
+
+    load(conn, _STAGE.name, ("channel", "address", "language", "follows_all", "state"),
+         ((c, a, lang, ids is None, state_of(c, a)) for (c, a), (_line, ids, lang) in rows.items()))
+    load(conn, _LINKS.name, ("channel", "address", "component_id"),
+         ((c, a, cid) for (c, a), (_line, ids, _lang) in rows.items() for cid in ids or ()))
+    conn.exec_driver_sql(f"CREATE INDEX ix_{_STAGE.name} ON {_STAGE.name} (address, channel)")
+    analyze(conn, _STAGE.name)
+    p = {"now": now.replace(tzinfo=None), "consent": consent}
+    same = "x.channel = s.channel AND x.address = s.address"
+    run(conn, f"""
+        UPDATE {_STAGE.name} SET state = CASE
+            WHEN EXISTS (SELECT 1 FROM opt_outs o WHERE o.channel = {_STAGE.name}.channel
+                                                   AND o.address = {_STAGE.name}.address) THEN 'opted'
+            WHEN EXISTS (SELECT 1 FROM subscriptions x WHERE x.channel = {_STAGE.name}.channel
+                         AND x.address = {_STAGE.name}.address AND x.confirmed_at IS NOT NULL) THEN 'confirmed'
+            WHEN EXISTS (SELECT 1 FROM subscriptions x WHERE x.channel = {_STAGE.name}.channel
+                         AND x.address = {_STAGE.name}.address) THEN 'pending'
+            ELSE 'new' END
+        WHERE state IS NULL""")
+    mine = f"EXISTS (SELECT 1 FROM {_STAGE.name} s WHERE {same} AND s.state IN ('new', 'pending'))".replace(
+        "x.", "subscriptions.")
+    run(conn, f"""
+        DELETE FROM subscription_components WHERE subscription_id IN (
+            SELECT x.id FROM subscriptions x JOIN {_STAGE.name} s ON {same} WHERE s.state = 'pending')""")
+    run(conn, f"""
+        UPDATE subscriptions SET confirmed_at = :now, updated_at = :now, source = 'import', consent = :consent,
+            code_hash = NULL, code_expires_at = NULL, code_tries = 0,
+            language = (SELECT s.language FROM {_STAGE.name} s WHERE {same.replace("x.", "subscriptions.")}),
+            follows_all = (SELECT s.follows_all FROM {_STAGE.name} s WHERE {same.replace("x.", "subscriptions.")})
+        WHERE confirmed_at IS NULL AND {mine}""", **p)
+    run(conn, f"""
+        INSERT INTO subscriptions (channel, address, language, follows_all, confirmed_at, created_at, updated_at,
+                                   source, consent, code_tries)
+        SELECT s.channel, s.address, s.language, s.follows_all, :now, :now, :now, 'import', :consent, 0
+        FROM {_STAGE.name} s WHERE s.state = 'new'""", **p)
+    run(conn, f"""
+        INSERT INTO subscription_components (subscription_id, component_id)
+        SELECT x.id, l.component_id
+        FROM {_LINKS.name} l JOIN {_STAGE.name} s ON s.channel = l.channel AND s.address = l.address
+        JOIN subscriptions x ON {same}
+        WHERE s.state IN ('new', 'pending')""")
+    return dict(conn.exec_driver_sql(f"SELECT state, COUNT(*) FROM {_STAGE.name} GROUP BY state").all())
+
+
 def import_rows(session, stream, *, actor: Actor, consent: str, filename: str = "") -> ImportResult:
     """Import subscribers from a CSV (binary stream), all or nothing: any bad row and nothing is applied,
     with every error by line and column. `consent` says how these people agreed (required, kept on each new
@@ -578,7 +642,7 @@ def import_rows(session, stream, *, actor: Actor, consent: str, filename: str = 
     components = _component_lookup(session)
     langs = set(languages())
     region = current_app.config["PHONE_DEFAULT_REGION"]
-    rows: dict[tuple[str, str], dict] = {}
+    rows: dict[tuple[str, str], tuple] = {}  # (channel, address) -> (line, component ids or None, language)
 
     def error(line, column, reason):
         if len(result.errors) < 1000:
@@ -622,9 +686,9 @@ def import_rows(session, stream, *, actor: Actor, consent: str, filename: str = 
                 error(line, "language", f"Use one of: {', '.join(sorted(langs))}.")
                 continue
             if (channel, address) in rows:
-                error(line, "address", f"Also on line {rows[(channel, address)]['line']}.")
+                error(line, "address", f"Also on line {rows[(channel, address)][0]}.")
                 continue
-            rows[(channel, address)] = {"line": line, "ids": sorted(set(ids)) or None, "language": lang}
+            rows[(channel, address)] = (line, sorted(set(ids)) or None, lang)
     except CSVFormatError as e:
         raise ValidationError(str(e), {"file": str(e)}) from None
     if result.errors:
@@ -633,54 +697,16 @@ def import_rows(session, stream, *, actor: Actor, consent: str, filename: str = 
         raise ValidationError("The file has no rows.", {"file": "The file has a header but no rows."})
 
     now = utcnow()
-    keys = list(rows)
-    existing: dict[tuple[str, str], Subscription] = {}
-    opted: set[tuple[str, str]] = set()
-    for channel in ("email", "sms"):
-        addresses = [a for c, a in keys if c == channel]
-        for i in range(0, len(addresses), _CHUNK):
-            chunk = addresses[i:i + _CHUNK]
-            for sub in session.scalars(sa.select(Subscription).where(Subscription.channel == channel,
-                                                                     Subscription.address.in_(chunk))):
-                existing[(channel, sub.address)] = sub
-            opted |= {(channel, a) for a in session.scalars(
-                sa.select(OptOut.address).where(OptOut.channel == channel, OptOut.address.in_(chunk)))}
-            opted |= {(channel, a) for a in optouts.erased_opt_outs(session, channel, chunk)}
-    new = []
-    for key, row in rows.items():
-        if key in opted:
-            result.opted_out += 1
-        elif (sub := existing.get(key)) is not None:
-            if sub.confirmed_at is not None:
-                result.unchanged += 1
-                continue
-            sub.confirmed_at = sub.updated_at = now
-            sub.source, sub.consent, sub.language = "import", consent, row["language"]
-            sub.code_hash = sub.code_expires_at = None
-            _set_components(session, sub, row["ids"])
-            result.confirmed += 1
-        else:
-            new.append({"channel": key[0], "address": key[1], "language": row["language"],
-                        "follows_all": row["ids"] is None, "confirmed_at": now, "created_at": now,
-                        "updated_at": now, "source": "import", "consent": consent, "code_tries": 0})
-    if new:
-        session.execute(sa.insert(Subscription), new)
-        # Their ids, by address (the rows are new: none of these addresses had a subscription).
-        ids_of = {}
-        for channel in ("email", "sms"):
-            addresses = [r["address"] for r in new if r["channel"] == channel]
-            for i in range(0, len(addresses), _CHUNK):
-                ids_of.update({(channel, a): sid for sid, a in session.execute(
-                    sa.select(Subscription.id, Subscription.address).where(
-                        Subscription.channel == channel, Subscription.address.in_(addresses[i:i + _CHUNK])))})
-        links = [{"subscription_id": ids_of[(r["channel"], r["address"])], "component_id": cid}
-                 for r in new for cid in rows[(r["channel"], r["address"])]["ids"] or ()]
-        if links:
-            session.execute(sa.insert(SubscriptionComponent), links)
-        result.added = len(new)
+    counts = _apply_import(session, rows, consent=consent, now=now)
+    result.added, result.confirmed = counts.get("new", 0), counts.get("pending", 0)
+    result.unchanged, result.opted_out = counts.get("confirmed", 0), counts.get("opted", 0)
     welcomed = _welcome(session, sa.select(Subscription.id, Subscription.channel, Subscription.address,
                                            Subscription.language)
-                        .where(Subscription.source == "import", Subscription.confirmed_at == now), now)
+                        .join(_STAGE, sa.and_(_STAGE.c.channel == Subscription.channel,
+                                              _STAGE.c.address == Subscription.address))
+                        .where(_STAGE.c.state.in_(("new", "pending"))), now)
+    drop_stage(session.connection(), _STAGE.name)
+    drop_stage(session.connection(), _LINKS.name)
     record(session, actor=actor, action="subscription.import", entity_type="subscription", entity_id=None,
            label=filename or "CSV", after={**{k: v for k, v in result.as_dict().items()
                                               if k not in ("errors", "error_count")},

@@ -140,10 +140,14 @@ def test_the_cli_and_the_api_import_and_the_export_imports_back_as_it_is(app, cl
     counts = runner.invoke(args=["subscriptions", "counts"])
     assert "email: 1 confirmed" in counts.output and "sms: 1 confirmed" in counts.output
 
+    # An erased person's opt-out is only a keyed hash: still never imported.
+    optouts.opt_out(db.session, Channel.EMAIL, "erased@example.org", "email:one-click")
+    optouts.erase_address(db.session, Channel.EMAIL, "erased@example.org")
+    db.session.commit()
     answer = api.post(f"/subscriptions/import?consent={CONSENT.replace(' ', '+')}", content_type="text/csv",
-                      data="address,channel\napi@example.org,email\n")
+                      data="address,channel\napi@example.org,email\nErased@example.org,\n")
     assert answer.status_code == 200 and answer.get_json() == {"added": 1, "confirmed": 0, "unchanged": 0,
-                                                              "opted_out": 0}
+                                                              "opted_out": 1}
     rows = api.post(f"/subscriptions/import?consent={CONSENT.replace(' ', '+')}", content_type="text/csv",
                     data="address\nnope\n")
     assert rows.status_code == 422 and rows.get_json()["error"]["rows"] == [

@@ -210,6 +210,71 @@ def test_unsubscribe_links(fuzz_app, findings):
         prop(how)
 
 
+def test_subscribe_forms(fuzz_app, findings):
+    """/subscribe (email, phone, what to follow), the SMS code page (a code or "send a new one"), and the
+    confirmation and manage pages, with tokens we signed and hostile ones."""
+    from accounts import subscriptions
+    from accounts.models import Subscription
+
+    seed()
+    fuzz_app.config.update(SUBSCRIBE_PER_IP=(10**6, 3600), SUBSCRIBE_PER_ADDRESS=(10**6, 3600),
+                           SUBSCRIBE_GLOBAL=(10**6, 3600), SUBSCRIBE_SMS_GLOBAL=(10**6, 3600))
+    with fuzz_app.test_request_context():  # one pending subscription per channel: their pages always exist
+        subscriptions.request(db.session, email="fuzz@example.org", component_ids=None, language="en", ip="x")
+        subscriptions.request_sms(db.session, phone="+12065550199", component_ids=None, language="en", ip="x")
+        db.session.commit()
+    seeded = {s.channel: s.id for s in db.session.scalars(sa.select(Subscription))}
+    sender = Sender(fuzz_app, findings, "subscribe")
+    emails = st.one_of(st.sampled_from(["ann@example.com", "ANN@Example.com", "a@b", ""]), hs.hostile_text(300))
+    phones = st.one_of(st.sampled_from(["+12065550100", "(206) 555-0100", "+44 20 7946 0958", "12", ""]),
+                       hs.hostile_text(40))
+    components = st.one_of(st.sampled_from(["1", "2", "0", "99999999999", "-1"]), hs.hostile_text(12))
+
+    @fuzz_settings(MAX_EXAMPLES)
+    @given(data=st.data())
+    def form(how, data):
+        client = fuzz_app.test_client()
+        fields = fields_with(data.draw, how, {"email": emails, "phone": phones,
+                                              "follow": st.sampled_from(["all", "some", "", "\x00"]),
+                                              "component": components}, csrf_of(client, "/subscribe"))
+        response = sender.send(client, "POST", "/subscribe", fields)
+        if response.status_code == 303:
+            sender.send(client, "GET", response.headers["Location"])
+
+    @fuzz_settings(MAX_EXAMPLES)
+    @given(data=st.data())
+    def page(how, kind, data):
+        client = fuzz_app.test_client()
+        which = data.draw(st.sampled_from(["email", "sms", "newest", "hostile"]))
+        hostile = quote(raw(data.draw(hs.hostile_text(60))), safe="")
+        sub = None if which == "hostile" else \
+            db.session.scalar(sa.select(Subscription).order_by(Subscription.id.desc()).limit(1)) \
+            if which == "newest" else db.session.get(Subscription, seeded[which])
+        if sub is None:  # a hostile token, or the subscription was unsubscribed by an earlier example
+            path = f"/subscribe/{kind}/{hostile}"
+        else:
+            with fuzz_app.test_request_context():
+                url = {"verify": subscriptions.verify_token, "confirm": subscriptions.confirm_url,
+                       "manage": subscriptions.manage_url}[kind](sub)
+            path = f"/subscribe/{kind}/{url.rsplit('/', 1)[-1]}"
+            db.session.commit()
+        got = sender.send(client, "GET", path)
+        html = got.get_data(as_text=True)
+        csrf = csrf_from(html) if 'name="csrf_token"' in html else csrf_of(client, "/subscribe")
+        main = {"verify": ("code", st.one_of(st.sampled_from(["123456", " 12 34 56 ", "１２３４５６"]),
+                                             hs.hostile_text(30))),
+                "confirm": ("action", hs.hostile_text(20)),
+                "manage": ("follow", st.sampled_from(["all", "some", "", "\x00"]))}[kind]
+        sender.send(client, "POST", path, fields_with(data.draw, how, {
+            main[0]: main[1], "action": st.sampled_from(["", "save", "resend", "unsubscribe", "\x00"]),
+            "component": components}, csrf))
+
+    for how in CHANNELS:
+        form(how)
+        for kind in ("verify", "confirm", "manage"):
+            page(how, kind)
+
+
 # ---- the console's sign-in -----------------------------------------------------------------------
 
 def test_sign_in_form(fuzz_app, findings):
