@@ -71,6 +71,11 @@ def import_subscriptions():
     return jsonify({k: v for k, v in result.as_dict().items() if k not in ("errors", "error_count")})
 
 
+# Not @transactional (it commits or rolls back itself): sending the same file again changes nothing and sends
+# nothing (already subscribed), so a retry needs no Idempotency-Key.
+import_subscriptions.api_naturally_idempotent = True
+
+
 def openapi_piece() -> dict:
     count = {"type": "integer", "minimum": 0}
     item = {"id": {"type": "integer"}, "channel": {"type": "string", "enum": ["email", "sms"]},
