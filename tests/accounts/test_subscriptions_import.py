@@ -119,8 +119,10 @@ def test_bad_rows_are_listed_by_line_and_column_and_nothing_is_imported(app, cli
     assert count() == 0
     viewer = app.test_client()
     sign_in(viewer, make_operator("viewer"))
-    assert "Import subscribers" not in viewer.get("/ops/subscriptions").get_data(as_text=True)
+    page = viewer.get("/ops/subscriptions").get_data(as_text=True)
+    assert "Import subscribers" not in page and "Download all as CSV" not in page
     assert viewer.post("/ops/subscriptions/import").status_code in (400, 403)
+    assert viewer.get("/ops/subscriptions.csv").status_code == 403
 
 
 def test_the_cli_and_the_api_import_and_the_export_imports_back_as_it_is(app, client, api, tmp_path):
