@@ -157,6 +157,26 @@ def import_subscriptions(file: str, consent: str):
                f"subscribed, {result.opted_out} skipped (opted out).")
 
 
+@subscriptions_cli.command("erase")
+@click.argument("channel", type=click.Choice(["email", "sms"]))
+@click.argument("address")
+@click.option("--yes", is_flag=True, help="Do not ask for confirmation.")
+def erase_subscriber(channel: str, address: str, yes: bool):
+    """Erase a status-page subscriber who has no account (they asked to be forgotten): the subscription, the
+    messages to ADDRESS and its traces everywhere; its opt-out stays as a keyed hash. Cannot be undone."""
+    from accounts import erasure
+
+    if not yes:
+        click.confirm(f"Erase everything Lifeboat holds for {address}? This cannot be undone", abort=True)
+    try:
+        counts = erasure.erase_subscriber(db.session, actor=Actor.cli(), channel=channel, address=address)
+        db.session.commit()
+    except ServiceError as e:
+        db.session.rollback()
+        raise click.ClickException(e.message)
+    click.echo(f"Erased: {erasure.describe(counts)}.")
+
+
 @subscriptions_cli.command("counts")
 def subscription_counts():
     """Subscriptions by channel and state, and followers per component."""

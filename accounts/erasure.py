@@ -3,6 +3,8 @@ it lives, and what must keep working keeps working.
 
 What goes:
 - the account's name, phone, email, time zone and account number (it becomes "erased-<id>");
+  (`erase_subscriber` erases a status-page subscriber who has no account: everything below that names the
+  address);
 - the contact-change history, verification codes and personal links, and a status-page subscription of
   their address;
 - their messages' recipient, texts and template fields (each message row stays, with its status and times,
@@ -27,11 +29,13 @@ import tempfile
 from pathlib import Path
 
 import sqlalchemy as sa
+from flask import current_app
 
+from accounts.contact import ContactError, normalise_phone
 from accounts.models import (Account, AccountChange, AffectedAccount, ImportJob, PersonalLink, RecoveryEvent,
                              RecoveryStatus, Subscription, VerificationCode)
 from core.db import utcnow
-from core.errors import NotFound
+from core.errors import Conflict, NotFound
 from notifications import optouts
 from notifications.models import Channel, InboundMessage, Notification, NotificationEvent, NotificationStatus
 from ops.audit import Actor, record
@@ -53,15 +57,44 @@ def erase(session, *, actor: Actor, account_number: str) -> dict:
     addresses = [pair for pair in addresses if pair not in shared]
     values = [v for v in values if v not in {a for _c, a in shared}]
     affected_ids = list(session.scalars(sa.select(AffectedAccount.id).where(AffectedAccount.account_id == account.id)))
-    counts: dict[str, int] = {}
 
+    counts = _erase_traces(session, values, addresses, account_id=account.id)
+    counts["verification_codes"] = session.execute(sa.delete(VerificationCode).where(
+        VerificationCode.account_id == account.id)).rowcount
+    counts["personal_links"] = session.execute(sa.delete(PersonalLink).where(
+        PersonalLink.affected_account_id.in_(affected_ids or [0]))).rowcount
+    counts["contact_changes"] = session.execute(sa.delete(AccountChange).where(
+        AccountChange.account_id == account.id)).rowcount
+    for model in (RecoveryStatus, RecoveryEvent):  # free text about this person: blanked, states stay
+        session.execute(sa.update(model).where(model.affected_account_id.in_(affected_ids or [0]), model.note != "")
+                        .values(note="").execution_options(synchronize_session=False))
+    now = utcnow()
+
+    number = f"erased-{account.id}"
+    session.execute(sa.update(Account).where(Account.id == account.id).values(
+        account_number=number, name="", phone=None, email=None, time_zone=None, updated_at=now)
+        .execution_options(synchronize_session=False))
+    session.expire(account)
+    record(session, actor=actor, action="account.erase", entity_type="account", entity_id=account.id,
+           label=number, after=dict(counts))
+    return counts
+
+
+def _erase_traces(session, values: list[str], addresses: list[tuple[Channel, str]], *,
+                  account_id: int | None = None) -> dict[str, int]:
+    """What an erasure removes wherever a person's values and addresses are (their account's rows aside): the
+    opt-outs become keyed hashes, their messages lose what names them (unsent ones are suppressed), the SMS
+    they sent and their status-page subscriptions go, and their values leave the audit log, import jobs,
+    stored API answers and kept upload files. Returns counts by kind."""
+    counts: dict[str, int] = {}
     # Opt-outs keep a keyed hash, so they still hold.
     counts["opt_outs_hashed"] = sum(optouts.erase_address(session, channel, address) for channel, address in addresses)
 
     # Messages: the rows stay (counts, delivery record), what names the person goes.
-    message_ids = list(session.scalars(sa.select(Notification.id).where(sa.or_(
-        Notification.account_id == account.id,
-        *(sa.and_(Notification.channel == c, Notification.recipient == a) for c, a in addresses)))))
+    mine = [sa.and_(Notification.channel == c, Notification.recipient == a) for c, a in addresses]
+    if account_id is not None:
+        mine.append(Notification.account_id == account_id)
+    message_ids = list(session.scalars(sa.select(Notification.id).where(sa.or_(*mine)))) if mine else []
     now = utcnow()
     for chunk in _chunks(message_ids):
         session.execute(sa.update(Notification).where(Notification.id.in_(chunk),
@@ -84,18 +117,9 @@ def erase(session, *, actor: Actor, account_number: str) -> dict:
     phones = [a for c, a in addresses if c is Channel.SMS]
     counts["inbound_sms"] = session.execute(sa.delete(InboundMessage).where(
         InboundMessage.from_number.in_(phones or [""]))).rowcount
-    counts["verification_codes"] = session.execute(sa.delete(VerificationCode).where(
-        VerificationCode.account_id == account.id)).rowcount
-    counts["personal_links"] = session.execute(sa.delete(PersonalLink).where(
-        PersonalLink.affected_account_id.in_(affected_ids or [0]))).rowcount
-    counts["contact_changes"] = session.execute(sa.delete(AccountChange).where(
-        AccountChange.account_id == account.id)).rowcount
     counts["subscriptions"] = session.execute(sa.delete(Subscription).where(sa.or_(*(
         sa.and_(Subscription.channel == c.value, Subscription.address == a) for c, a in addresses)) if addresses
         else sa.false())).rowcount
-    for model in (RecoveryStatus, RecoveryEvent):  # free text about this person: blanked, states stay
-        session.execute(sa.update(model).where(model.affected_account_id.in_(affected_ids or [0]), model.note != "")
-                        .values(note="").execution_options(synchronize_session=False))
 
     # Anywhere else their values were written.
     counts["audit_entries"] = _scrub(session, AuditEntry.__table__, values,
@@ -103,16 +127,37 @@ def erase(session, *, actor: Actor, account_number: str) -> dict:
     counts["import_jobs"] = _scrub(session, ImportJob.__table__, values, columns=("errors", "message"))
     idempotent = IdempotencyRecord.__table__
     counts["stored_api_answers"] = session.execute(sa.delete(idempotent).where(sa.or_(
-        *(idempotent.c.response_body.contains(v, autoescape=True) for v in _patterns(values))))).rowcount
+        *(idempotent.c.response_body.contains(v, autoescape=True) for v in _patterns(values))))).rowcount if values \
+        else 0
     counts["upload_rows"] = _scrub_files(session, values)
+    return counts
 
-    number = f"erased-{account.id}"
-    session.execute(sa.update(Account).where(Account.id == account.id).values(
-        account_number=number, name="", phone=None, email=None, time_zone=None, updated_at=now)
-        .execution_options(synchronize_session=False))
-    session.expire(account)
-    record(session, actor=actor, action="account.erase", entity_type="account", entity_id=account.id,
-           label=number, after=dict(counts))
+
+def erase_subscriber(session, *, actor: Actor, channel: Channel | str, address: str) -> dict:
+    """Erase a status-page subscriber who is not an affected account (they asked to be forgotten): their
+    subscription, the messages sent to the address, the SMS it sent, and the address wherever else it was
+    written; its opt-out stays as a keyed hash. An address an affected account holds is that account's: erase
+    the account instead (Conflict). NotFound when Lifeboat holds nothing for the address."""
+    if str(getattr(channel, "value", channel)) == "sms":  # any format a person gives: stored as E.164
+        try:
+            address = normalise_phone(address or "", current_app.config["PHONE_DEFAULT_REGION"]) or address
+        except ContactError:
+            pass
+    channel, address = optouts.normalise(channel, address)
+    holder = session.scalar(sa.select(Account.account_number).where(
+        (Account.phone if channel is Channel.SMS else Account.email) == address).limit(1))
+    if holder is not None:
+        raise Conflict(f"This address belongs to account {holder}: erase that account instead "
+                       f"(flask accounts erase {holder}).")
+    known = session.scalar(sa.select(sa.func.count()).select_from(Subscription).where(
+        Subscription.channel == channel.value, Subscription.address == address)) or session.scalar(
+        sa.select(sa.func.count()).select_from(Notification).where(Notification.channel == channel,
+                                                                   Notification.recipient == address))
+    if not known:
+        raise NotFound("Lifeboat holds nothing for this address.")
+    counts = _erase_traces(session, [address] if len(address) >= MIN_VALUE else [], [(channel, address)])
+    record(session, actor=actor, action="subscription.erase", entity_type="subscription", label=ERASED,
+           after={"channel": channel.value, **counts})
     return counts
 
 

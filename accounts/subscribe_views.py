@@ -7,12 +7,12 @@ from flask import (Blueprint, Response, abort, current_app, flash, redirect, ren
                    stream_with_context, url_for)
 from flask_login import current_user
 
-from accounts import selfservice, subscriptions
+from accounts import erasure, selfservice, subscriptions
 from accounts.forms import SubscribeCodeForm, SubscribeForm, SubscriberImportForm
 from accounts.models import Subscription
 from core import i18n, paging
 from core.db import db
-from core.errors import NotFound, ValidationError
+from core.errors import NotFound, ServiceError, ValidationError
 from core.i18n import N_
 from incidents.models import Component
 from ops import exports
@@ -188,6 +188,7 @@ def console_list():
 def _console_page(page, address="", state=None, *, form=None, result=None, status=200):
     return render_template("ops/subscriptions.html", page=page, counts=subscriptions.counts(db.session), q=address,
                            state=state, can_write=current_user.can(Role.OPERATOR),
+                           can_erase=current_user.can(Role.ADMIN),
                            form=form or SubscriberImportForm(), result=result), status
 
 
@@ -216,6 +217,28 @@ def console_import():
             db.session.rollback()
     page = paging.page(db.session, subscriptions.search_query(), Subscription.id, limit=PAGE, cursor=None)
     return _console_page(page, form=form, result=result, status=422)
+
+
+@console.route("/subscriptions/<int:subscription_id>/erase", methods=["GET", "POST"])
+@role_required(Role.ADMIN)
+def console_erase(subscription_id: int):
+    """Erase a status-page subscriber who has no account, after the admin confirms (accounts.erasure)."""
+    sub = db.session.get(Subscription, subscription_id)
+    if sub is None:
+        abort(404)
+    error = None
+    if request.method == "POST":
+        try:
+            counts = erasure.erase_subscriber(db.session, actor=current_actor(), channel=sub.channel,
+                                              address=sub.address)
+        except ServiceError as e:
+            db.session.rollback()
+            error = e.message
+        else:
+            db.session.commit()
+            flash(f"Erased: {erasure.describe(counts)}.", "success")
+            return redirect(url_for(".console_list"), 303)
+    return render_template("ops/subscription_erase.html", sub=sub, error=error), 409 if error else 200
 
 
 @console.get("/subscriptions.csv")

@@ -2,14 +2,15 @@
 removal (audited). The same functions as the console (accounts.subscriptions)."""
 from flask import jsonify, request
 
-from accounts import subscriptions
+from accounts import erasure, subscriptions
 from accounts.models import Subscription
 from core import paging
 from core.db import db
 from core.errors import ValidationError
 from core.web import json_error
-from ops.api import accepts, bp, iso, list_args, transactional
+from ops.api import accepts, bp, iso, json_body, list_args, requires, transactional
 from ops.auth import current_actor
+from ops.models import Role
 from ops.openapi import CURSOR, DATE_TIME_OUT, PAGE_LIMIT, nullable, obj, operation, path_id, query, ref
 
 TAG = "subscriptions"
@@ -71,6 +72,17 @@ def import_subscriptions():
     return jsonify({k: v for k, v in result.as_dict().items() if k not in ("errors", "error_count")})
 
 
+@bp.post("/subscriptions/erase")
+@requires(Role.ADMIN)
+@transactional
+def erase_subscriber():
+    """Erase a status-page subscriber who has no account (accounts.erasure.erase_subscriber); admins only."""
+    data = json_body("SubscriberErase")
+    counts = erasure.erase_subscriber(db.session, actor=current_actor(), channel=data["channel"],
+                                      address=data["address"])
+    return jsonify({"erased": counts})
+
+
 # Not @transactional (it commits or rolls back itself): sending the same file again changes nothing and sends
 # nothing (already subscribed), so a retry needs no Idempotency-Key.
 import_subscriptions.api_naturally_idempotent = True
@@ -124,7 +136,10 @@ def openapi_piece() -> dict:
     return {
         "tags": [{"name": TAG}],
         "schemas": {"Subscription": obj(item, list(item)), "SubscriptionList": listed, "SubscriptionCounts": counts,
-                    "SubscriptionImport": import_counts, "SubscriptionImportProblem": problem},
+                    "SubscriptionImport": import_counts, "SubscriptionImportProblem": problem,
+                    "SubscriberErase": obj({"channel": {"type": "string", "enum": ["email", "sms"]},
+                                            "address": {"type": "string", "minLength": 1, "maxLength": 254}},
+                                           ["channel", "address"])},
         "paths": {
             "/subscriptions": {"get": operation(
                 "People subscribed on the status page, newest first (search by address, filter by state)", TAG,
@@ -135,6 +150,12 @@ def openapi_piece() -> dict:
                     query("limit", PAGE_LIMIT, "How many per page."),
                     query("cursor", CURSOR, "next_cursor of the previous page.")])},
             "/subscriptions/import": {"post": imported},
+            "/subscriptions/erase": {"post": operation(
+                "Erase a status-page subscriber who has no account (admins; cannot be undone): the subscription, "
+                "the messages to the address and its traces everywhere; the opt-out stays as a keyed hash", TAG,
+                "eraseSubscriber", body="SubscriberErase", ok=(200, obj({"erased": {
+                    "type": "object", "additionalProperties": {"type": "integer", "minimum": 0}}}, ["erased"])),
+                not_found=True, conflict=True, idempotent=True)},
             "/subscriptions/counts": {"get": operation(
                 "Subscriptions by channel and state, and confirmed followers per component", TAG,
                 "countSubscriptions", ok=(200, ref("SubscriptionCounts")))},

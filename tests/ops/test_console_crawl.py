@@ -39,6 +39,9 @@ def outage() -> None:
     incidents.post_update(db.session, actor=ACTOR, incident_id=closed.id,
                           data={"status": "resolved", "message": "Fixed."})
     incidents.create_component(db.session, actor=ACTOR, data={"name": "Photos"})
+    from accounts.models import Subscription
+
+    db.session.add(Subscription(channel="email", address="follower@example.org", language="en"))
     operator = make_operator("viewer", email="viewer@example.com")
     ops_service.create_token(db.session, actor=ACTOR, operator_id=operator.id)
     db.session.commit()
