@@ -73,7 +73,8 @@ def subscribe():
         return again()
     email, phone = (form.email.data or "").strip(), (form.phone.data or "").strip() if sms else ""
     if not email and not phone:
-        form.email.errors = [selfservice.say(N_("Enter an email address or a mobile number."))]
+        form.email.errors = [selfservice.say(N_("Enter an email address or a mobile number.") if sms else
+                                             N_("Enter an email address, like ana@example.com."))]
         return again()
     # Both are checked before anything is sent, so a typo in one does not send the other twice.
     for value, check, f in ((email, subscriptions.check_email, form.email), (phone, subscriptions.check_phone,

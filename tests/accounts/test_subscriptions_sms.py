@@ -188,3 +188,7 @@ def test_numbers_abroad_bad_numbers_and_forged_pages_are_refused_clearly(app, cl
     assert ask(client, email="still@example.org", ip="198.51.100.42").status_code == 200
     app.config["SUBSCRIBE_SMS_REGIONS"] = ()  # SMS subscriptions off: no number field
     assert 'name="phone"' not in client.get("/subscribe").get_data(as_text=True)
+    html = ask(client, phone=NUMBER).get_data(as_text=True)  # a number sent anyway is not texted
+    assert "Enter an email address, like ana@example.com." in html and "mobile number" not in html
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(Subscription).where(
+        Subscription.address == NUMBER)) == 0
