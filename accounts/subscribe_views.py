@@ -47,6 +47,15 @@ def _lang() -> str:
     return lang
 
 
+def _subscription(read, token: str) -> Subscription:
+    """The subscription a signed link names (read: subscriptions.read_verify, read_confirm or read_manage), or
+    the "this link does not work" page (404)."""
+    try:
+        return read(db.session, token)
+    except subscriptions.InvalidLink:
+        abort(Response(render_template("public/subscribe_invalid.html"), status=404))
+
+
 def _limited(e: subscriptions.Limited) -> Response:
     db.session.rollback()
     response = Response(render_template("public/subscribe_limited.html", minutes=max(1, e.retry_after // 60)),
@@ -104,10 +113,7 @@ def subscribe():
 def verify(token: str):
     """The code page of an SMS subscription: type the texted code, or ask for a new one."""
     _lang()
-    try:
-        sub = subscriptions.read_verify(db.session, token)
-    except subscriptions.InvalidLink:
-        return render_template("public/subscribe_invalid.html"), 404
+    sub = _subscription(subscriptions.read_verify, token)
     form, error, dead, status = SubscribeCodeForm(), None, False, 200
     emailed = request.args.get("email") == "1"
     if request.method == "POST":
@@ -134,10 +140,7 @@ def verify(token: str):
 @bp.route("/subscribe/confirm/<token>", methods=["GET", "POST"])
 def confirm(token: str):
     _lang()
-    try:
-        sub = subscriptions.read_confirm(db.session, token)
-    except subscriptions.InvalidLink:
-        return render_template("public/subscribe_invalid.html"), 404
+    sub = _subscription(subscriptions.read_confirm, token)
     if request.method == "POST":
         subscriptions.confirm(db.session, sub)
         db.session.commit()
@@ -149,10 +152,7 @@ def confirm(token: str):
 @bp.route("/subscribe/manage/<token>", methods=["GET", "POST"])
 def manage(token: str):
     _lang()
-    try:
-        sub = subscriptions.read_manage(db.session, token)
-    except subscriptions.InvalidLink:
-        return render_template("public/subscribe_invalid.html"), 404
+    sub = _subscription(subscriptions.read_manage, token)
     saved = False
     if request.method == "POST":
         if request.form.get("action") == "unsubscribe":

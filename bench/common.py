@@ -41,6 +41,18 @@ def fresh_database(kind: str, workdir: Path) -> str:
     return url
 
 
+def run_in_fresh_database(run, default_n: int = 1_000_000) -> None:
+    """The usual main: N from the command line (default `default_n`), SQLite or --postgres, `run(url, n, kind)`
+    in a fresh migrated database that is dropped afterwards."""
+    n = int(next((a for a in sys.argv[1:] if a.isdigit()), default_n))
+    kind = "postgres" if "--postgres" in sys.argv else "sqlite"
+    url = fresh_database(kind, tmpdir())
+    try:
+        run(url, n, kind)
+    finally:
+        drop_database(url)
+
+
 def drop_database(url: str) -> None:
     if url.startswith("postgresql"):
         name = url.rsplit("/", 1)[1]

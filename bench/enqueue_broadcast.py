@@ -3,12 +3,11 @@
 The floor is a raw INSERT ... SELECT of the same rows (same columns, same values, no opt-out or address
 checks) from affected_accounts JOIN accounts into notifications, in the same database, in the same run.
 Usage: .venv/bin/python bench/enqueue_broadcast.py [N] [--postgres]"""
-import sys
 import time
 
 import sqlalchemy as sa
 
-from common import drop_database, fresh_database, load_affected_accounts, tmpdir
+from common import load_affected_accounts, run_in_fresh_database
 
 FLOOR = """
     INSERT INTO notifications (dedupe_key, channel, recipient, account_id, broadcast_id, template, language, data,
@@ -21,13 +20,7 @@ FLOOR = """
 
 
 def main() -> None:
-    n = int(next((a for a in sys.argv[1:] if a.isdigit()), 1_000_000))
-    kind = "postgres" if "--postgres" in sys.argv else "sqlite"
-    url = fresh_database(kind, tmpdir())
-    try:
-        run(url, n, kind)
-    finally:
-        drop_database(url)
+    run_in_fresh_database(run)
 
 
 def run(url: str, n: int, kind: str) -> None:

@@ -15,12 +15,11 @@ the unaffected component, and must get nothing.
   the schema costs, apart from what our code costs.
 Both run before and after ours; the faster run of each counts.
 Usage: .venv/bin/python bench/enqueue_update.py [N] [--postgres]"""
-import sys
 import time
 
 import sqlalchemy as sa
 
-from common import drop_database, fresh_database, load_affected_accounts, tmpdir
+from common import load_affected_accounts, run_in_fresh_database
 
 SUBSCRIBERS = """
     INSERT INTO subscriptions (channel, address, language, follows_all, confirmed_at, created_at, updated_at)
@@ -77,13 +76,7 @@ COMMON = ("{broadcast}, 'broadcast', '', 1, FALSE, 'queued', 0, {now}, {now}, {n
 
 
 def main() -> None:
-    n = int(next((a for a in sys.argv[1:] if a.isdigit()), 1_000_000))
-    kind = "postgres" if "--postgres" in sys.argv else "sqlite"
-    url = fresh_database(kind, tmpdir())
-    try:
-        run(url, n, kind)
-    finally:
-        drop_database(url)
+    run_in_fresh_database(run)
 
 
 def run(url: str, n: int, kind: str) -> None:

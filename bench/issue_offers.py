@@ -3,13 +3,12 @@
 The floor is a raw INSERT ... SELECT of the same grants (same eligibility, codes made in SQL from md5,
 which are neither unguessable nor free of ambiguous characters) into offer_grants, in the same database.
 Usage: .venv/bin/python bench/issue_offers.py [N] [--postgres]"""
-import sys
 import time
 from datetime import timedelta
 
 import sqlalchemy as sa
 
-from common import drop_database, fresh_database, load_affected_accounts, tmpdir
+from common import load_affected_accounts, run_in_fresh_database
 
 RAW = """
     INSERT INTO offer_grants (program_id, affected_account_id, account_id, code, state, offered_at)
@@ -21,13 +20,7 @@ RAW = """
 
 
 def main() -> None:
-    n = int(next((a for a in sys.argv[1:] if a.isdigit()), 1_000_000))
-    kind = "postgres" if "--postgres" in sys.argv else "sqlite"
-    url = fresh_database(kind, tmpdir())
-    try:
-        run(url, n, kind)
-    finally:
-        drop_database(url)
+    run_in_fresh_database(run)
 
 
 def run(url: str, n: int, kind: str) -> None:

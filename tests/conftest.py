@@ -169,6 +169,18 @@ def api(client, api_token):
 
 
 @pytest.fixture
+def receiver():
+    """A real HTTP server on loopback that records webhook requests (tests.peers.webhook_receiver); each
+    request's `verify(secret)` checks its signature with the standardwebhooks library."""
+    from tests.peers import webhook_receiver
+
+    r = webhook_receiver.start()
+    yield r
+    r.server.shutdown()
+    r.server.server_close()
+
+
+@pytest.fixture
 def twilio_app(app):
     """The app with the Twilio stand-in's auth token, so its signed webhooks are accepted."""
     from tests.peers.twilio_standin import AUTH_TOKEN

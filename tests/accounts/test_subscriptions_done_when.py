@@ -4,25 +4,14 @@ through the ops API. Each person gets that update exactly once (the affected one
 integrator's webhook receives the same update, signed and verified with the standardwebhooks library."""
 import re
 
-import pytest
-
 from core.db import db
 from tests.acceptance_helpers import connect_peers, deliver, email_text, emails_to, sms_bodies
 from tests.accounts.factories import HEADER, make_incident, run_import
 from tests.accounts.test_subscriptions import confirm, subscribe
 from tests.accounts.test_subscriptions_sms import ask, code_page, enter, texted_code
 from tests.notifications.outbound.helpers import api_as, deliver as deliver_webhooks, register
-from tests.peers import webhook_receiver
 
 ANA_PHONE, ANA_EMAIL = "+12065550100", "ana@example.org"
-
-
-@pytest.fixture
-def receiver():
-    r = webhook_receiver.start()
-    yield r
-    r.server.shutdown()
-    r.server.server_close()
 
 
 def test_visitors_and_an_affected_subscriber_get_the_update_once_and_a_webhook_gets_it_signed(

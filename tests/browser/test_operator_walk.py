@@ -31,6 +31,13 @@ def upload(b, tmp_path, link: str, name: str, text: str) -> None:
     assert re.search(r"\b12\b", b.page.inner_text("main")), b.page.inner_text("main")[:500]
 
 
+def sign_in_as(b, email: str) -> None:
+    b.goto("/ops/sign-in", "sign in")
+    b.page.get_by_label("Email").fill(email)
+    b.page.get_by_label("Password").fill(PASSWORD)
+    b.click("Sign in", role="button", check="console home")
+
+
 def back_to_incident(b, name: str) -> None:
     b.click("Incidents")
     b.click(name, check="incident page")
@@ -39,10 +46,7 @@ def back_to_incident(b, name: str) -> None:
 def test_an_operator_files_imports_broadcasts_and_offers(browser, tmp_path):
     b = browser
     make_operator("operator", email="ops@example.com")
-    b.goto("/ops/sign-in", "sign in")
-    b.page.get_by_label("Email").fill("ops@example.com")
-    b.page.get_by_label("Password").fill(PASSWORD)
-    b.click("Sign in", role="button", check="console home")
+    sign_in_as(b, "ops@example.com")
 
     b.click("Incidents")
     b.click("File an incident")
@@ -107,10 +111,7 @@ def test_an_admin_erases_a_subscriber_who_asks_to_be_forgotten(browser, tmp_path
     make_operator("admin", email="root@example.com")
     incident = make_incident()
     run_import(incident.id, ACCOUNTS)
-    b.goto("/ops/sign-in", "sign in")
-    b.page.get_by_label("Email").fill("root@example.com")
-    b.page.get_by_label("Password").fill(PASSWORD)
-    b.click("Sign in", role="button", check="console home")
+    sign_in_as(b, "root@example.com")
     b.goto(f"/ops/incidents/{incident.id}/accounts/SK100003", "account page")
     b.click("Erase this subscriber's personal data…", check="erase confirmation")
     assert "Person 3" in b.page.inner_text("main") and "cannot be undone" in b.page.inner_text("main")
@@ -128,10 +129,7 @@ def test_an_admin_erases_a_subscriber_who_asks_to_be_forgotten(browser, tmp_path
 def test_an_operator_imports_subscribers_and_finds_one(browser, tmp_path):
     b = browser
     make_operator("operator", email="ops@example.com")
-    b.goto("/ops/sign-in", "sign in")
-    b.page.get_by_label("Email").fill("ops@example.com")
-    b.page.get_by_label("Password").fill(PASSWORD)
-    b.click("Sign in", role="button", check="console home")
+    sign_in_as(b, "ops@example.com")
     b.goto("/ops/subscriptions", "subscriptions")
     b.page.get_by_text("Import subscribers").click()
     path = tmp_path / "subscribers.csv"
