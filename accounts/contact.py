@@ -82,6 +82,7 @@ def normalise_email(raw: str) -> str | None:
         raise ContactError(f"{raw!r} is not a valid email address: {e}") from None
 
 
+@lru_cache(maxsize=1024)  # a million rows carry a handful of tags
 def normalise_locale(raw: str, default: str = "en") -> str:
     """'es_mx' -> 'es-MX', 'EN' -> 'en', '' -> default; ContactError when it is not a language tag."""
     raw = raw.strip()
