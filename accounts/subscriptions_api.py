@@ -27,7 +27,7 @@ def list_subscriptions():
     fields = {}
     address, state = request.args.get("address"), request.args.get("state")
     if address is not None and not 1 <= len(address) <= 254:
-        fields["address"] = "An email address: 1 to 254 characters."
+        fields["address"] = "An email address or a phone number: 1 to 254 characters."
     if state is not None and state not in ("confirmed", "pending"):
         fields["state"] = "Choose one of: confirmed, pending."
     if fields:
