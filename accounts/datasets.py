@@ -22,7 +22,7 @@ SUBSCRIPTION_SECRETS = ("code_hash", "code_expires_at", "code_tries")  # an SMS 
 def _subscriptions() -> sa.Select:
     followed = (sa.select(sa.func.aggregate_strings(sa.cast(SubscriptionComponent.component_id, sa.String), ";"))
                 .where(SubscriptionComponent.subscription_id == Subscription.id).scalar_subquery())
-    return sa.select(*[c for c in Subscription.__table__.columns if c.name not in SUBSCRIPTION_SECRETS],
+    return sa.select(*exports.columns_except(Subscription, *SUBSCRIPTION_SECRETS),
                      sa.func.coalesce(followed, "").label("components"))
 
 
@@ -38,8 +38,7 @@ def register() -> None:
         lambda: sa.select(*AccountChange.__table__.columns)))
     exports.register(exports.Dataset(
         "import_jobs", "Every import: kind, file name, state, counts, the first errors and who ran it.",
-        lambda: sa.select(*[c for c in ImportJob.__table__.columns if c.name not in ("source_path",
-                                                                                      "error_csv_path")])))
+        lambda: sa.select(*exports.columns_except(ImportJob, "source_path", "error_csv_path"))))
     exports.register(exports.Dataset(
         "subscriptions", "People who subscribed on the status page or were imported: channel, address, "
         "language, the components they follow (ids, ';'; blank with follows_all), when they confirmed, source and "

@@ -36,6 +36,7 @@ from flask import current_app
 from itsdangerous import BadSignature, SignatureExpired, URLSafeSerializer, URLSafeTimedSerializer
 
 from accounts.contact import ContactError, normalise_email, normalise_phone
+from accounts.imports.csvio import CSVFormatError, CSVRows
 from accounts.selfservice import CodeRefused, say
 from accounts.models import Account, AffectedAccount, Subscription, SubscriptionComponent
 from core import ratelimit
@@ -589,6 +590,7 @@ def _apply_import(session, rows: dict, *, consent: str, now: datetime) -> dict[s
     analyze(conn, _STAGE.name)
     p = {"now": now.replace(tzinfo=None), "consent": consent}
     same = "x.channel = s.channel AND x.address = s.address"
+    staged = f"FROM {_STAGE.name} s WHERE s.channel = subscriptions.channel AND s.address = subscriptions.address"
     run(conn, f"""
         UPDATE {_STAGE.name} SET state = CASE
             WHEN EXISTS (SELECT 1 FROM opt_outs o WHERE o.channel = {_STAGE.name}.channel
@@ -599,17 +601,14 @@ def _apply_import(session, rows: dict, *, consent: str, now: datetime) -> dict[s
                          AND x.address = {_STAGE.name}.address) THEN 'pending'
             ELSE 'new' END
         WHERE state IS NULL""")
-    mine = f"EXISTS (SELECT 1 FROM {_STAGE.name} s WHERE {same} AND s.state IN ('new', 'pending'))".replace(
-        "x.", "subscriptions.")
     run(conn, f"""
         DELETE FROM subscription_components WHERE subscription_id IN (
             SELECT x.id FROM subscriptions x JOIN {_STAGE.name} s ON {same} WHERE s.state = 'pending')""")
     run(conn, f"""
         UPDATE subscriptions SET confirmed_at = :now, updated_at = :now, source = 'import', consent = :consent,
             code_hash = NULL, code_expires_at = NULL, code_tries = 0,
-            language = (SELECT s.language FROM {_STAGE.name} s WHERE {same.replace("x.", "subscriptions.")}),
-            follows_all = (SELECT s.follows_all FROM {_STAGE.name} s WHERE {same.replace("x.", "subscriptions.")})
-        WHERE confirmed_at IS NULL AND {mine}""", **p)
+            language = (SELECT s.language {staged}), follows_all = (SELECT s.follows_all {staged})
+        WHERE confirmed_at IS NULL AND EXISTS (SELECT 1 {staged} AND s.state = 'pending')""", **p)
     run(conn, f"""
         INSERT INTO subscriptions (channel, address, language, follows_all, confirmed_at, created_at, updated_at,
                                    source, consent, code_tries)
@@ -628,8 +627,6 @@ def import_rows(session, stream, *, actor: Actor, consent: str, filename: str = 
     """Import subscribers from a CSV (binary stream), all or nothing: any bad row and nothing is applied,
     with every error by line and column. `consent` says how these people agreed (required, kept on each new
     row and in the audit). Opted-out addresses are skipped, existing subscriptions left as they are."""
-    from accounts.imports.csvio import CSVFormatError, CSVRows
-
     consent = " ".join((consent or "").split())
     if len(consent) < CONSENT_MIN or len(consent) > 300:
         raise ValidationError("Say how these people agreed to get updates.", {

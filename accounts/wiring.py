@@ -7,7 +7,7 @@ recovery.summary_changed webhook event."""
 # blueprints when imported, which must be before an app registers those blueprints: app.py imports this module
 # at its top, so it is.
 from accounts import api, broadcast_api, broadcast_views, subscriptions_api  # noqa: F401
-from accounts import (audiences, cli, links, message_context, public_views, sms_status, subscribe_views,
+from accounts import (audiences, cli, contact, links, message_context, public_views, sms_status, subscribe_views,
                       subscriptions, views, webhook_events)
 from accounts.imports import retention
 from accounts import openapi as accounts_openapi
@@ -16,7 +16,7 @@ from accounts import datasets
 from core import periodic
 from incidents import events, hub
 from ops.models import Role
-from notifications import masking, optouts, templates, webhooks
+from notifications import masking, optouts, quiet_hours, templates, webhooks
 from ops import openapi
 
 
@@ -58,6 +58,7 @@ def init_app(app) -> None:
     masking.register_code_template("verification_code")
     masking.register_code_template("subscription_code")
     optouts.on_opt_out(subscriptions.end_for_opt_out)  # STOP or unsubscribe ends a status-page subscription
+    quiet_hours.register_zone_resolver(contact.time_zone_for)  # a subscriber's texts: their number's zone
     webhooks.register_keyword("status", ("STATUS", "ESTADO"), sms_status.keyword_reply)
     webhook_events.register()  # recovery.summary_changed (notifications.outbound)
     periodic.register(periodic.Task(

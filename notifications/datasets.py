@@ -9,7 +9,7 @@ from notifications.models import InboundMessage, Notification, NotificationEvent
 from notifications.outbound.models import WebhookAttempt, WebhookDelivery, WebhookEndpoint
 from ops import exports
 
-_MESSAGE = [c for c in Notification.__table__.columns if c.name not in ("lease_until", "fair_key")]
+_MESSAGE = exports.columns_except(Notification, "lease_until", "fair_key")
 
 
 def _masked(row: dict) -> dict:
@@ -33,11 +33,10 @@ def register() -> None:
         lambda: sa.select(*InboundMessage.__table__.columns)))
     exports.register(exports.Dataset(
         "webhook_endpoints", "Outbound webhook endpoints: URL, events, state, dates (never their secrets).",
-        lambda: sa.select(*[c for c in WebhookEndpoint.__table__.columns
-                            if c.name not in ("secret", "previous_secret")]), personal=False))
+        lambda: sa.select(*exports.columns_except(WebhookEndpoint, "secret", "previous_secret")), personal=False))
     exports.register(exports.Dataset(
         "webhook_deliveries", "Every webhook event sent or to send: endpoint, event, the signed body, status.",
-        lambda: sa.select(*[c for c in WebhookDelivery.__table__.columns if c.name != "lease_until"]),
+        lambda: sa.select(*exports.columns_except(WebhookDelivery, "lease_until")),
         personal=False))
     exports.register(exports.Dataset(
         "webhook_attempts", "Each delivery attempt: time, HTTP status, latency, error, the answer's first KiB.",

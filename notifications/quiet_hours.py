@@ -5,28 +5,29 @@ from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
 from zoneinfo import ZoneInfo
 
-from functools import lru_cache
-
-import phonenumbers
-from phonenumbers import timezone as phone_tz
+from typing import Callable
 
 from core.i18n import zone  # noqa: F401  (the subscriber's zone, falling back to PAGE_TIME_ZONE, then UTC)
 
+_zone_resolver: Callable[[str], str | None] | None = None
+
+
+def register_zone_resolver(resolver: Callable[[str], str | None]) -> None:
+    """`resolver(e164)` -> the number's time zone or None (accounts.contact.time_zone_for knows numbering plans):
+    used for SMS to nobody's account (a status-page subscriber), so quiet hours follow the number, not
+    PAGE_TIME_ZONE."""
+    global _zone_resolver
+    _zone_resolver = resolver
+
 
 def zone_of_number(e164: str | None) -> str | None:
-    """The first time zone the numbering plan gives a number, for SMS to nobody's account (a status-page
-    subscriber): quiet hours then follow the number, not PAGE_TIME_ZONE. Cached by the number's first eight
-    characters (country, area code, exchange: what the plan's zones depend on), so it costs a parse per prefix."""
-    return _zone_of_prefix(e164[:8], e164) if e164 and e164.startswith("+") else None
-
-
-@lru_cache(maxsize=16384)
-def _zone_of_prefix(_prefix: str, e164: str) -> str | None:
-    try:
-        zones = phone_tz.time_zones_for_number(phonenumbers.parse(e164))
-    except phonenumbers.NumberParseException:
+    """The registered resolver's zone for a number; None without one, or when the plan does not say."""
+    if not e164 or _zone_resolver is None:
         return None
-    return next((z for z in zones if z != "Etc/Unknown"), None)
+    try:
+        return _zone_resolver(e164)
+    except ValueError:  # not a number the plan knows (accounts.contact.ContactError is one)
+        return None
 
 
 @dataclass(frozen=True)

@@ -35,6 +35,11 @@ class Dataset:
         return query.selected_columns[0]
 
 
+def columns_except(model, *names: str) -> list:
+    """A model's table columns without `names` (secrets, leases, paths on disk): what a dataset selects."""
+    return [c for c in model.__table__.columns if c.name not in names]
+
+
 _datasets: dict[str, Dataset] = {}
 
 

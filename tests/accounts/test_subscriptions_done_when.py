@@ -4,7 +4,6 @@ through the ops API. Each person gets that update exactly once (the affected one
 integrator's webhook receives the same update, signed and verified with the standardwebhooks library."""
 import re
 
-from core.db import db
 from tests.acceptance_helpers import connect_peers, deliver, email_text, emails_to, sms_bodies
 from tests.accounts.factories import HEADER, make_incident, run_import
 from tests.accounts.test_subscriptions import confirm, subscribe
@@ -58,4 +57,3 @@ def test_visitors_and_an_affected_subscriber_get_the_update_once_and_a_webhook_g
     body = received.verify(hook["secret"])  # standardwebhooks: raises on a bad signature
     assert body["type"] == "incident.updated" and body["data"]["incident_update"]["body"] == text
     assert body["data"]["incident"]["id"] == str(incident.id)
-    db.session.expire_all()
