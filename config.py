@@ -152,6 +152,9 @@ class Config:
     QUIET_HOURS = os.environ.get("QUIET_HOURS", "21:00-08:00")
     NOTIFIER_CONCURRENCY = int(os.environ.get("NOTIFIER_CONCURRENCY", 4))  # sends in flight per channel; --concurrency wins
     NOTIFIER_MAX_ATTEMPTS = int(os.environ.get("NOTIFIER_MAX_ATTEMPTS", 6))  # then the message is failed
+    # A broadcast of more messages than this is staged and moved into the outbox by the workers in batches, so
+    # posting it takes about what writing plain rows takes (notifications/staging.py); smaller ones go in at once.
+    BROADCAST_INLINE_MAX = int(os.environ.get("BROADCAST_INLINE_MAX", 20_000))
     # A claimed row is another worker's to retry after this; keep it above the provider timeouts. Unset: 60 s on
     # PostgreSQL, 180 s on SQLite, where recording an outcome may wait out the 60 s busy timeout behind a long
     # import (notifications.worker.default_lease).

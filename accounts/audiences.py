@@ -16,7 +16,7 @@ from core.errors import ValidationError
 from core.markdown import plain
 from incidents.models import Incident, IncidentKind, IncidentStatus
 from incidents.service import get_incident
-from notifications import broadcasts
+from notifications import broadcasts, staging
 from notifications.models import BroadcastKind, Channel, Notification, NotificationStatus, cause
 from ops.audit import Actor
 
@@ -98,11 +98,12 @@ def notify_update(session, *, actor: Actor, update) -> int:
     clean = {"message": plain(update.body)[:broadcasts.MESSAGE_MAX], "subject": incident.name,
              "channels": [c.value for c in Channel], "urgent": bool(update.urgent)}
     broadcast = broadcasts.create(session, actor=actor, cause=cause("incident", incident.id), kind=kind,
-                                  clean=clean, audience="all", recipients=recipients(incident.id, "all"))
+                                  clean=clean, audience="all", recipients=recipients(incident.id, "all"), settle=False)
     # People who subscribed on the status page, in the same broadcast; whoever an affected account already
     # reaches is left out there (accounts.subscriptions.personal_reaches: one message per person).
     broadcast.recipients += subscriptions.enqueue_update(session, broadcast_id=broadcast.id, incident_id=incident.id,
                                                          urgent=clean["urgent"], now=broadcast.created_at)
+    staging.settle(session, broadcast)
     return broadcast.recipients
 
 

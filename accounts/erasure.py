@@ -36,8 +36,9 @@ from accounts.models import (Account, AccountChange, AffectedAccount, ImportJob,
                              RecoveryStatus, Subscription, VerificationCode)
 from core.db import utcnow
 from core.errors import Conflict, NotFound
-from notifications import optouts
-from notifications.models import Channel, InboundMessage, Notification, NotificationEvent, NotificationStatus
+from notifications import optouts, staging
+from notifications.models import (Channel, InboundMessage, Notification, NotificationEvent, NotificationStatus,
+                                  StagedMessage)
 from ops.audit import Actor, record
 from ops.models import AuditEntry, IdempotencyRecord
 
@@ -90,7 +91,13 @@ def _erase_traces(session, values: list[str], addresses: list[tuple[Channel, str
     # Opt-outs keep a keyed hash, so they still hold.
     counts["opt_outs_hashed"] = sum(optouts.erase_address(session, channel, address) for channel, address in addresses)
 
-    # Messages: the rows stay (counts, delivery record), what names the person goes.
+    # Messages: the rows stay (counts, delivery record), what names the person goes. Those of a large broadcast
+    # not yet moved into the outbox are moved now, and treated as any queued message below.
+    staged = [sa.and_(StagedMessage.channel == c.value, StagedMessage.recipient == a) for c, a in addresses]
+    if account_id is not None:
+        staged.append(StagedMessage.account_id == account_id)
+    if staged:
+        staging.move_matching(session, sa.or_(*staged))
     mine = [sa.and_(Notification.channel == c, Notification.recipient == a) for c, a in addresses]
     if account_id is not None:
         mine.append(Notification.account_id == account_id)

@@ -45,8 +45,8 @@ from core.db import utcnow
 from core.errors import NotFound, ValidationError
 from core.i18n import N_, languages, t
 from incidents.models import Component, incident_components
-from notifications import optouts, priorities, service as outbox
-from notifications.models import Channel, Notification, NotificationStatus, OptOut
+from notifications import optouts, priorities, service as outbox, staging
+from notifications.models import Channel, Notification, NotificationStatus, OptOut, StagedMessage
 from notifications.providers import SUPPRESSED_CODE
 from ops.audit import Actor, record
 
@@ -366,7 +366,9 @@ def unsubscribe(session, sub: Subscription, *, actor: Actor | None = None) -> No
     record(session, actor=actor or Actor.subscriber(f"({sub.channel})"), action="subscription.delete",
            entity_type="subscription", entity_id=sub.id, before=before)
     # What is still queued for the subscription goes no further (account-less updates and welcomes to the
-    # address are the subscription's own: an affected account's messages carry its account_id).
+    # address are the subscription's own: an affected account's messages carry its account_id). Its staged
+    # updates are moved into the outbox first, and stopped there with the rest.
+    staging.move_matching(session, sa.and_(StagedMessage.account_id.is_(None), StagedMessage.ref == sub.id))
     session.execute(sa.update(Notification).where(
         Notification.channel == sub.channel, Notification.recipient == sub.address,
         Notification.account_id.is_(None), Notification.status == NotificationStatus.QUEUED,
@@ -490,7 +492,7 @@ def audience(session, incident) -> int:
 
 def enqueue_update(session, *, broadcast_id: int, incident_id: int, urgent: bool, now: datetime) -> int:
     """Queue the update to every confirmed subscriber following a component the incident affects (or all),
-    by email and SMS, in one INSERT ... SELECT per channel into the broadcast's outbox rows; opted-out
+    by email and SMS, in one INSERT ... SELECT per channel into the broadcast's staged rows; opted-out
     addresses and people an affected account already reaches are left out. Returns the messages queued."""
     return sum(_enqueue_channel(session, channel, broadcast_id=broadcast_id, incident_id=incident_id,
                                 urgent=urgent, now=now) for channel in CHANNELS)
@@ -501,23 +503,13 @@ def _enqueue_channel(session, channel: Channel, *, broadcast_id: int, incident_i
     s = Subscription
     priority = priorities.of("broadcast", urgent=urgent)
     start = priorities.head(session, channel=channel.value, priority=priority)
-    dialect = session.get_bind().dialect.name
-    data = (sa.func.json_build_object("sub", s.id) if dialect == "postgresql" else sa.func.json_object("sub", s.id))
-    rows = (sa.select(sa.literal(f"b{broadcast_id}:{channel.value}:s") + sa.cast(s.id, sa.String),
-                      sa.literal(channel.value),
-                      s.address, sa.literal(broadcast_id), sa.literal("broadcast"), s.language, data, sa.literal(""),
-                      sa.literal(1), sa.literal(urgent), sa.literal(NotificationStatus.QUEUED.value), sa.literal(0),
-                      sa.literal(now, Notification.next_attempt_at.type),
-                      sa.literal(now, Notification.created_at.type), sa.literal(now, Notification.updated_at.type),
-                      sa.literal(int(priority)), sa.literal(start - 1) + sa.func.row_number().over(order_by=s.id))
+    # Staged with the broadcast's account rows (notifications.staging): no account, the subscription as ref.
+    rows = (sa.select(sa.literal(broadcast_id, sa.Integer), sa.literal(channel.value), sa.null(), s.id, s.address,
+                      s.language, sa.literal(start - 1) + sa.func.row_number().over(order_by=s.id))
             .where(s.channel == channel.value, s.confirmed_at.is_not(None), _follows(incident_id),
                    ~sa.exists().where(OptOut.channel == channel.value, OptOut.address == s.address),
                    ~personal_reaches(incident_id, channel, s.address)))
-    cols = ["dedupe_key", "channel", "recipient", "broadcast_id", "template", "language", "data", "subject",
-            "segments", "urgent", "status", "attempts", "next_attempt_at", "created_at", "updated_at", "priority",
-            "fair_key"]
-    stmt = dialect_insert(session)(Notification.__table__).from_select(cols, rows).on_conflict_do_nothing()
-    return session.connection().execute(stmt.execution_options(preserve_rowcount=True)).rowcount
+    return staging.stage(session, rows, broadcast_id=broadcast_id, channel=channel.value, priority=priority)
 
 
 def message_context(session, notification, account, lang: str) -> dict:

@@ -83,7 +83,10 @@ def run(url: str, n: int, kind: str) -> None:
     from app import create_app
     from core.db import db
     from incidents import service
-    from notifications.models import Broadcast
+    from sqlalchemy.orm import sessionmaker
+
+    from notifications import staging
+    from notifications.models import Broadcast, StagedMessage
     from ops.audit import Actor
 
     pg = kind == "postgres"
@@ -165,6 +168,11 @@ def run(url: str, n: int, kind: str) -> None:
         db.session.commit()
         ours = time.perf_counter() - t
         queued = update.messages_queued
+        staged = db.session.scalar(sa.select(sa.func.count()).select_from(StagedMessage))
+        # Then what the workers do beside their sends: move the staged rows into the outbox, batch by batch.
+        t = time.perf_counter()
+        moved = staging.Expander(sessionmaker(bind=db.engine, expire_on_commit=False)).drain()
+        move = time.perf_counter() - t
         with db.engine.connect() as conn:
             stored, people = conn.execute(sa.text(
                 "SELECT count(*), count(DISTINCT recipient) FROM notifications WHERE channel = 'email'")).one()
@@ -173,8 +181,8 @@ def run(url: str, n: int, kind: str) -> None:
         bare = min(bare, run_bare()[0])
         schema = min(schema, run_schema()[0])
         # One message per person: a wrong dedupe (or a missing filter) changes a count and fails here.
-        assert queued == stored == people == bare_rows == schema_rows == expected and sms == 0, \
-            (queued, stored, people, bare_rows, schema_rows, expected, sms)
+        assert queued == staged == moved == stored == people == bare_rows == schema_rows == expected and sms == 0, \
+            (queued, staged, moved, stored, people, bare_rows, schema_rows, expected, sms)
     print(f"update enqueue on {kind}: {n:,} affected accounts (email only, no phone) + {subscribers:,} confirmed "
           f"email subscribers, {overlap:,} of them at an affected account's address "
           f"(+{2 * extra:,} pending or following only an unaffected component)")
@@ -186,6 +194,8 @@ def run(url: str, n: int, kind: str) -> None:
           f"key; faster of two runs): {schema:.2f} s, {expected / schema:,.0f} rows/s ({schema / bare:.2f}x the floor)")
     print(f"  lifeboat update with notify (post_update: broadcast on SMS and email, subscribers, opt-outs, "
           f"one message per person, fair order, audit): {ours:.2f} s, {expected / ours:,.0f} rows/s")
+    print(f"  then moved into the outbox by the workers (notifications.staging, batches of {staging.BATCH:,}, "
+          f"beside the sends): {move:.2f} s, {expected / move:,.0f} rows/s ({move / schema:.2f}x our schema raw)")
     print(f"  ratio lifeboat/floor: {ours / bare:.2f}x (goal <= 2x); lifeboat/our schema raw: {ours / schema:.2f}x")
 
 

@@ -10,7 +10,7 @@ from flask import current_app
 from core.bulk import dialect_insert
 from core.db import utcnow
 from core.errors import NotFound, ValidationError
-from notifications import priorities, templates
+from notifications import priorities, staging, templates
 from notifications.models import Account, Broadcast, BroadcastKind, Channel, Notification, NotificationStatus, OptOut
 from notifications.providers import OPT_OUT_CODES, SUPPRESSED_CODE
 from ops.audit import Actor, record
@@ -50,7 +50,7 @@ def insert_for(executor, recipients, *, channel: Channel, key, template: str, no
     priority = priorities.of(template, urgent=urgent)
     start = priorities.head(executor, channel=channel.value, priority=priority)
     r = recipients.subquery("r")
-    address, flag = _ADDRESS[channel]
+    address, reachable = _reachable(channel)
     due = now + timedelta(seconds=delay_seconds)
     rows = (
         sa.select(key(r), sa.literal(channel.value), address, Account.id, sa.literal(broadcast_id, sa.Integer),
@@ -60,9 +60,7 @@ def insert_for(executor, recipients, *, channel: Channel, key, template: str, no
                   sa.literal(now, Notification.created_at.type),
                   sa.literal(now, Notification.updated_at.type), sa.literal(int(priority)),
                   sa.literal(start - 1) + sa.func.row_number().over(order_by=r.c.account_id))
-        .select_from(r).join(Account, Account.id == r.c.account_id)
-        .where(address.is_not(None), address != "", flag.is_(False),
-               ~sa.exists().where(OptOut.channel == channel.value, OptOut.address == address)))
+        .select_from(r).join(Account, Account.id == r.c.account_id).where(*reachable))
     if extra_where is not None:
         rows = rows.where(extra_where(r))
     cols = ["dedupe_key", "channel", "recipient", "account_id", "broadcast_id", "template", "language", "data",
@@ -78,6 +76,28 @@ def insert_for(executor, recipients, *, channel: Channel, key, template: str, no
         # first few along ix_notifications_ready (400 ms instead of 0.1 ms a claim).
         executor.exec_driver_sql("ANALYZE notifications")
     return n
+
+
+def _reachable(channel: Channel):
+    """The account's address on `channel` and the conditions for writing to it there: it has one, and
+    neither the account nor the address opted out."""
+    address, flag = _ADDRESS[channel]
+    return address, (address.is_not(None), address != "", flag.is_(False),
+                     ~sa.exists().where(OptOut.channel == channel.value, OptOut.address == address))
+
+
+def stage_for(session, recipients, *, channel: Channel, broadcast_id: int, priority: int) -> int:
+    """Stage the broadcast's message on `channel` for each of `recipients` (a select of (aa_id, account_id))
+    it can reach (insert_for's conditions), numbered from the class's head like insert_for's rows, in one
+    INSERT ... SELECT (notifications.staging); returns how many."""
+    channel = Channel(channel)
+    start = priorities.head(session, channel=channel.value, priority=priority)
+    r = recipients.subquery("r")
+    address, reachable = _reachable(channel)
+    rows = (sa.select(sa.literal(broadcast_id, sa.Integer), sa.literal(channel.value), Account.id, r.c.aa_id, address,
+                      Account.language, sa.literal(start - 1) + sa.func.row_number().over(order_by=r.c.account_id))
+            .select_from(r).join(Account, Account.id == r.c.account_id).where(*reachable))
+    return staging.stage(session, rows, broadcast_id=broadcast_id, channel=channel.value, priority=priority)
 
 
 def check_request(data: dict, *, channels_allowed=tuple(Channel)) -> dict:
@@ -106,24 +126,26 @@ def check_request(data: dict, *, channels_allowed=tuple(Channel)) -> dict:
             "urgent": bool(data.get("urgent"))}
 
 
-def create(session, *, actor: Actor, cause: str, kind: BroadcastKind, clean: dict, audience, recipients) -> Broadcast:
-    """Record a broadcast and queue its messages (one INSERT ... SELECT per channel), with an audit entry."""
+def create(session, *, actor: Actor, cause: str, kind: BroadcastKind, clean: dict, audience, recipients,
+           settle: bool = True) -> Broadcast:
+    """Record a broadcast and queue its messages (one INSERT ... SELECT per channel into the stage, moved into
+    the outbox now if few: notifications.staging), with an audit entry. A caller that stages more audiences
+    in the same broadcast passes `settle=False` and calls staging.settle itself afterwards."""
     now = utcnow()
     broadcast = Broadcast(cause=cause, kind=kind, message=clean["message"], subject=clean["subject"],
                           channels=clean["channels"], audience=audience, urgent=clean["urgent"],
                           created_by_id=actor.operator_id, created_by=actor.label, created_at=now)
     session.add(broadcast)
     session.flush()
-    total = 0
-    for channel in clean["channels"]:
-        total += insert_for(session, recipients, channel=Channel(channel), template="broadcast", now=now,
-                            broadcast_id=broadcast.id, urgent=clean["urgent"],
-                            key=lambda r, c=channel: sa.literal(f"b{broadcast.id}:{c}:")
-                            + sa.cast(r.c.account_id, sa.String))
+    priority = priorities.of("broadcast", urgent=clean["urgent"])
+    total = sum(stage_for(session, recipients, channel=Channel(channel), broadcast_id=broadcast.id, priority=priority)
+                for channel in clean["channels"])
     broadcast.recipients = total
     record(session, actor=actor, action=f"broadcast.{kind}", entity_type="broadcast", entity_id=broadcast.id,
            after={"cause": cause, "channels": clean["channels"], "audience": audience, "urgent": clean["urgent"],
                   "recipients": total, "message": clean["message"]})
+    if settle:
+        staging.settle(session, broadcast)
     return broadcast
 
 
@@ -132,11 +154,10 @@ def count_recipients(session, recipients, channels: list[str]) -> dict[str, int]
     r = recipients.subquery("r")
     out = {}
     for channel in channels:
-        address, flag = _ADDRESS[Channel(channel)]
+        _address, reachable = _reachable(Channel(channel))
         out[channel] = session.scalar(
             sa.select(sa.func.count()).select_from(r).join(Account, Account.id == r.c.account_id)
-            .where(address.is_not(None), address != "", flag.is_(False),
-                   ~sa.exists().where(OptOut.channel == channel, OptOut.address == address))) or 0
+            .where(*reachable)) or 0
     return out
 
 
@@ -204,6 +225,8 @@ def progress(session, broadcast_id: int) -> dict:
         sa.select(Notification.status, sa.func.count()).where(Notification.broadcast_id == broadcast_id)
         .group_by(Notification.status)).all())
     counts = {s.value: by_status.get(s, 0) for s in NotificationStatus}
+    staged = staging.waiting(session, broadcast_id=broadcast_id)  # not yet moved into the outbox: queued too
+    counts["queued"] += sum(n for n, _first in staged.values())
     # Every message that did not reach its recipient, explained: failed, undelivered, and suppressed (opted
     # out before or by the provider's 21610), grouped by status and error code.
     failures = [{"status": status.value, "code": code or "", "message": message or "", "count": n}
@@ -217,6 +240,8 @@ def progress(session, broadcast_id: int) -> dict:
     rate = session.scalar(base.where(Notification.sent_at >= now - timedelta(minutes=1))) or 0
     pending = counts["queued"] + counts["sending"]
     ahead = _ahead(session, broadcast_id, now) if pending else {}
+    for (channel, _priority), (n, _first) in staged.items():  # behind what is in the outbox, roughly
+        ahead[channel] = ahead.get(channel, 0) + n
     eta = max((int(n / channel_rate(session, channel, now)) for channel, n in ahead.items()), default=0)
     return {"broadcast": broadcast, "counts": counts, "total": sum(counts.values()), "failures": failures,
             "sent_last_minute": rate, "pending": pending, "eta_seconds": eta, "ahead": ahead}

@@ -164,6 +164,43 @@ class Broadcast(db.Model):
     finished_at: Mapped[datetime | None] = mapped_column(UTCDateTime)
 
 
+class StagedMessage(db.Model):
+    """A large broadcast's message, written but not yet in the outbox (notifications.staging): narrow, with no
+    index but its key, so queueing a million costs about what writing a million plain rows costs. The worker
+    moves them into the outbox in batches, highest class first, within seconds.
+
+    No foreign keys, on purpose (a check per row): the broadcast's stage (MessageStage) goes with the
+    broadcast, and erasure moves a person's staged rows into the outbox before it blanks them."""
+
+    __tablename__ = "staged_messages"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column()
+    channel: Mapped[str] = mapped_column(sa.String(8))
+    account_id: Mapped[int | None] = mapped_column()
+    # The affected account's id ({"aa": ref} for the template) or, for a subscriber without an account
+    # (account_id NULL), the subscription's ({"sub": ref}).
+    ref: Mapped[int] = mapped_column()
+    recipient: Mapped[str] = mapped_column(sa.String(254))
+    language: Mapped[str] = mapped_column(sa.String(16))
+    fair_key: Mapped[int] = mapped_column(sa.BigInteger)
+
+
+class MessageStage(db.Model):
+    """A broadcast's staged messages on one channel: its class (what the worker moves first) and how far the
+    move has got (staged rows below `next_id` are in the outbox)."""
+
+    __tablename__ = "message_stages"
+
+    broadcast_id: Mapped[int] = mapped_column(sa.ForeignKey("broadcasts.id", ondelete="CASCADE"), primary_key=True)
+    channel: Mapped[str] = mapped_column(sa.String(8), primary_key=True)
+    priority: Mapped[int] = mapped_column(sa.SmallInteger)
+    next_id: Mapped[int] = mapped_column(sa.BigInteger)
+    remaining: Mapped[int] = mapped_column()  # staged rows not yet moved
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    moved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # last batch: stages of a class take turns
+
+
 class OptOut(db.Model):
     """An address that must not be messaged on a channel (STOP, Twilio 21610, one-click unsubscribe).
 

@@ -16,7 +16,7 @@ import sqlalchemy as sa
 from flask import current_app
 
 from core.db import utcnow
-from notifications import telemetry
+from notifications import staging, telemetry
 from notifications.models import Channel, Notification, NotificationStatus, NotifierWorker
 from notifications.priorities import LABELS, Priority
 from ops import monitoring as ops_monitoring
@@ -69,6 +69,12 @@ def queue(session, *, now: datetime) -> dict[tuple[str, int], QueueCell]:
         elif total:
             cell.due, cell.held = due, total - due
             cell.oldest_due = first if due else None
+    # A large broadcast's messages not yet moved into the outbox (notifications.staging) are queued and due.
+    for (channel, priority), (n, first) in staging.waiting(session).items():
+        cell = cells.setdefault((Channel(channel).value, priority), QueueCell())
+        cell.due += n
+        if n and (cell.oldest_due is None or first < cell.oldest_due):
+            cell.oldest_due = first
     return cells
 
 

@@ -20,7 +20,7 @@ from sqlalchemy.orm import sessionmaker
 
 from core.db import SQLITE_BUSY_TIMEOUT_MS, db, utcnow
 from core.periodic import run_due as run_due_tasks
-from notifications import masking, optouts, quiet_hours, receipts, service, telemetry
+from notifications import masking, optouts, quiet_hours, receipts, service, staging, telemetry
 from notifications.models import Account, Channel, Notification, NotificationEvent, NotificationStatus, OptOut
 from notifications.budget import SharedBudget
 from notifications.outbound.delivery import Deliverer
@@ -267,6 +267,8 @@ class Worker:
         self.providers = self.telemetry.timed(providers)
         # Outbound webhooks have their own outbox (notifications.outbound): drained beside the messages.
         self.webhooks = Deliverer.from_config(app.config, engine, clock=clock)
+        # A large broadcast's staged messages are moved into the outbox beside the sends (notifications.staging).
+        self.expander = staging.Expander(self.Session)
 
     def request_stop(self) -> None:
         """Finish the sends in flight, then stop. Safe in a signal handler: it takes no lock (Event.set from a
@@ -301,10 +303,14 @@ class Worker:
         if not once and self.settings.periodic_interval > 0:
             periodic = threading.Thread(target=self._periodic, name="notifier-periodic", daemon=True)
             periodic.start()
-        hooks = None
+        hooks = expander = None
         if not once:
             hooks = threading.Thread(target=self._webhooks, name="notifier-webhooks", daemon=True)
             hooks.start()
+            expander = threading.Thread(target=self._expand, name="notifier-expander", daemon=True)
+            expander.start()
+        else:
+            self._move_staged(drain=True)  # what a large broadcast staged is due now too
         try:
             # A pool of senders per channel: a slow channel never takes another's threads. The recorder
             # closes after the pools, so every send's outcome is written before run returns.
@@ -325,6 +331,9 @@ class Worker:
             if hooks is not None:
                 self.stop.set()
                 hooks.join(timeout=self.webhooks.timeout + 5)  # a send in flight ends within its time cap
+            if expander is not None:
+                self.stop.set()
+                expander.join(timeout=30)  # a batch is one short transaction; one cut off rolls back whole
             if periodic is not None:
                 self.stop.set()
                 # A task in the middle of a long pass is left to its transaction: it rolls back, and its lease
@@ -370,6 +379,21 @@ class Worker:
         except Exception:
             log.exception("notifier: webhook deliveries failed; trying again later")
             return 0
+
+    def _move_staged(self, *, drain: bool = False) -> int:
+        """Move one batch of staged messages into the outbox (all of them when `drain`); a failure is logged
+        and never stops the worker (the batch rolled back stays staged)."""
+        try:
+            return self.expander.drain() if drain else self.expander.step()
+        except Exception:
+            log.exception("notifier: moving staged messages into the outbox failed; trying again later")
+            return 0
+
+    def _expand(self) -> None:
+        """Move staged messages batch after batch while there are any, then look every poll interval."""
+        while not self.stop.is_set():
+            if not self._move_staged():
+                self.stop.wait(self.settings.poll_interval)
 
     def _webhooks(self) -> None:
         """Drain the webhook outbox every poll interval until stopped (at once again while batches are full)."""

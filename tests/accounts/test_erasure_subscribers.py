@@ -4,12 +4,13 @@ no text or JSON column of any table holds their number; the opt-out still holds 
 account holds is refused (erase the account instead), and an unknown one is 404."""
 import json
 
+import pytest
 import sqlalchemy as sa
 
 from accounts.models import Subscription
 from core.db import db
 from notifications import optouts
-from notifications.models import Channel, Notification, NotificationStatus
+from notifications.models import Channel, Notification, NotificationStatus, StagedMessage
 from ops.models import AuditEntry
 from tests.acceptance_helpers import connect_peers, deliver, text_us
 from tests.accounts.factories import HEADER, make_incident, run_import
@@ -33,9 +34,12 @@ def _found_anywhere(value: str) -> list[str]:
     return found
 
 
+@pytest.mark.parametrize("inline_max", [20_000, 0], ids=["in-the-request", "staged"])
 def test_an_sms_subscriber_is_erased_everywhere_and_stays_opted_out(app, client, twilio_standin, smtp_server,
-                                                                    twilio_app):
-    connect_peers(app, twilio_standin, smtp_server)
+                                                                    twilio_app, inline_max):
+    # "staged": the update still queued at the erasure is a staged row (notifications.staging), not yet in the
+    # outbox: the erasure must find it there too.
+    connect_peers(app, twilio_standin, smtp_server, BROADCAST_INLINE_MAX=inline_max)
     incident = make_incident()
     run_import(incident.id, HEADER + "SK1,Ana,+12065550100,ana@example.org,en\n")
     path = code_page(ask(client, phone=NUMBER))
@@ -45,6 +49,8 @@ def test_an_sms_subscriber_is_erased_everywhere_and_stays_opted_out(app, client,
     text_us(client, NUMBER, "HELP")
     post_update(incident.id, "Queued, not sent yet.")  # still queued when they are erased
     assert _found_anywhere(NUMBER)  # the test would see it
+    staged = db.session.scalar(sa.select(sa.func.count()).select_from(StagedMessage))
+    assert staged == (3 if inline_max == 0 else 0)  # Ana's text and email, and the subscriber's text
 
     api = _admin_api(client)
     erased = api.post("/subscriptions/erase", json={"channel": "sms", "address": "(206) 555-4321"})

@@ -4,6 +4,11 @@ through the ops API. Each person gets that update exactly once (the affected one
 integrator's webhook receives the same update, signed and verified with the standardwebhooks library."""
 import re
 
+import pytest
+import sqlalchemy as sa
+
+from core.db import db
+from notifications.models import Notification, StagedMessage
 from tests.acceptance_helpers import connect_peers, deliver, email_text, emails_to, sms_bodies
 from tests.accounts.factories import HEADER, make_incident, run_import
 from tests.accounts.test_subscriptions import confirm, subscribe
@@ -13,9 +18,13 @@ from tests.notifications.outbound.helpers import api_as, deliver as deliver_webh
 ANA_PHONE, ANA_EMAIL = "+12065550100", "ana@example.org"
 
 
+@pytest.mark.parametrize("inline_max", [20_000, 0], ids=["in-the-request", "staged"])
 def test_visitors_and_an_affected_subscriber_get_the_update_once_and_a_webhook_gets_it_signed(
-        app, client, twilio_standin, smtp_server, twilio_app, receiver):
-    connect_peers(app, twilio_standin, smtp_server, WEBHOOKS_ALLOW_PRIVATE_TARGETS=True)
+        app, client, twilio_standin, smtp_server, twilio_app, receiver, inline_max):
+    # "staged": the update goes the way a million-recipient one goes (notifications.staging): staged in the
+    # request, moved into the outbox by the worker.
+    connect_peers(app, twilio_standin, smtp_server, WEBHOOKS_ALLOW_PRIVATE_TARGETS=True,
+                  BROADCAST_INLINE_MAX=inline_max)
     incident = make_incident()
     run_import(incident.id, HEADER + f"SK1,Ana,{ANA_PHONE},{ANA_EMAIL},en\n")
     admin = api_as(app.test_client(), "admin")
@@ -38,6 +47,11 @@ def test_visitors_and_an_affected_subscriber_get_the_update_once_and_a_webhook_g
     posted = admin.post(f"/incidents/{incident.id}/updates", json={
         "status": "identified", "message": "A storage array failed; restoring from backup.", "notify": True})
     assert posted.status_code == 201, posted.get_json()
+    staged = db.session.scalar(sa.select(sa.func.count()).select_from(StagedMessage))
+    in_outbox = db.session.scalar(sa.select(sa.func.count()).select_from(Notification)
+                                  .where(Notification.broadcast_id.is_not(None)))
+    # Ana's two personal messages and the visitors' two: staged, or already in the outbox.
+    assert (staged, in_outbox) == ((4, 0) if inline_max == 0 else (0, 4))
     while deliver():
         pass
     deliver_webhooks()  # (the worker delivers due webhooks on its ticks too)
