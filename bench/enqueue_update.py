@@ -14,6 +14,9 @@ the unaffected component, and must get nothing.
 - Our schema raw (second line): the same INSERT ... SELECT into our notifications table, every index: what
   the schema costs, apart from what our code costs.
 Both run before and after ours; the faster run of each counts.
+- Ours: `post_update` with notify, committed. Its rows are staged (notifications.staging: narrow rows, what the
+  request writes); the workers' move of them into the outbox, batch by batch, is timed after it, on its own
+  line, and every count is checked once they are all there.
 Usage: .venv/bin/python bench/enqueue_update.py [N] [--postgres]"""
 import time
 

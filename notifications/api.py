@@ -25,6 +25,7 @@ def broadcast_json(p: dict) -> dict:
         "channels": list(b.channels), "audience": b.audience, "urgent": b.urgent, "recipients": b.recipients,
         "created_by": b.created_by, "created_at": iso(b.created_at), "counts": p["counts"],
         "failures": p["failures"], "sent_last_minute": p["sent_last_minute"], "eta_seconds": p["eta_seconds"],
+        "staged": p["staged"],
     }
 
 
@@ -124,7 +125,9 @@ def openapi_piece() -> dict:
             "status": {"type": "string", "enum": ["failed", "undelivered", "suppressed"]},
             "code": {"type": "string"}, "message": {"type": "string"}, "count": count},
             ["status", "code", "message", "count"])},
-        "sent_last_minute": count, "eta_seconds": count}
+        "sent_last_minute": count, "eta_seconds": count,
+        # Queued messages of a large broadcast not yet moved into the outbox by the workers (counted in queued).
+        "staged": count}
     broadcast = obj(body, list(body))
     retried = obj({"requeued": count, **body}, ["requeued", *body])
     broadcast_id = path_id("broadcast_id", "broadcast")

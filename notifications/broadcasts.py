@@ -244,6 +244,7 @@ def progress(session, broadcast_id: int) -> dict:
         ahead[channel] = ahead.get(channel, 0) + n
     eta = max((int(n / channel_rate(session, channel, now)) for channel, n in ahead.items()), default=0)
     return {"broadcast": broadcast, "counts": counts, "total": sum(counts.values()), "failures": failures,
+            "staged": sum(n for n, _first in staged.values()),
             "sent_last_minute": rate, "pending": pending, "eta_seconds": eta, "ahead": ahead}
 
 

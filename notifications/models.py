@@ -195,7 +195,8 @@ class MessageStage(db.Model):
     broadcast_id: Mapped[int] = mapped_column(sa.ForeignKey("broadcasts.id", ondelete="CASCADE"), primary_key=True)
     channel: Mapped[str] = mapped_column(sa.String(8), primary_key=True)
     priority: Mapped[int] = mapped_column(sa.SmallInteger)
-    next_id: Mapped[int] = mapped_column(sa.BigInteger)
+    next_id: Mapped[int] = mapped_column(sa.BigInteger)  # the staged rows' ids lie from here ...
+    last_id: Mapped[int] = mapped_column(sa.BigInteger)  # ... to here (other broadcasts' rows may be among them)
     remaining: Mapped[int] = mapped_column()  # staged rows not yet moved
     created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
     moved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # last batch: stages of a class take turns

@@ -41,18 +41,23 @@ OUTBOX_COLUMNS = ["dedupe_key", "channel", "recipient", "account_id", "broadcast
 def stage(session, rows: sa.Select, *, broadcast_id: int, channel: str, priority: int) -> int:
     """Write `rows` (a select of COLUMNS, in fair order) as staged messages of the broadcast on `channel`, in
     one INSERT ... SELECT; returns how many. Called once per audience (affected accounts, subscribers)."""
-    last = session.scalar(sa.select(sa.func.max(StagedMessage.id))) or 0
+    top = sa.select(sa.func.max(StagedMessage.id))
+    last = session.scalar(top) or 0
     stmt = sa.insert(StagedMessage.__table__).from_select(COLUMNS, rows)
     n = session.connection().execute(stmt.execution_options(preserve_rowcount=True)).rowcount
     if n <= 0:
         return 0
+    # The stage's rows lie between the two (with other broadcasts' rows staged at the same time, if any): the
+    # worker moves them by ranges of the key, which every planner reads along the index whatever its statistics.
+    last_id = session.scalar(top)
     stage_row = session.get(MessageStage, (broadcast_id, channel))
     if stage_row is None:
         now = utcnow()
         session.add(MessageStage(broadcast_id=broadcast_id, channel=channel, priority=int(priority),
-                                 next_id=last + 1, remaining=n, created_at=now, moved_at=now))
-    else:  # a second audience of the same broadcast and channel: its rows are above next_id already
+                                 next_id=last + 1, last_id=last_id, remaining=n, created_at=now, moved_at=now))
+    else:  # a second audience of the same broadcast and channel, above the first
         stage_row.remaining += n
+        stage_row.last_id = last_id
     session.flush()
     return n
 
@@ -66,20 +71,15 @@ def settle(session, broadcast: Broadcast) -> None:
 
 
 def move(session, stage_row: MessageStage, *, limit: int | None = BATCH, where=None) -> int:
-    """Move up to `limit` (None: all) of the stage's staged rows, lowest id first (their fair order), into the
-    outbox; `where` narrows them (erasure). Drops the stage once none is left. Returns the rows moved."""
+    """Move the stage's staged rows with the next `limit` ids (None: all) into the outbox, lowest first (their
+    fair order); with `where` (erasure), only the rows matching it, of the whole stage. Drops the stage once
+    none is left. Returns the rows moved (a range holding only other broadcasts' rows moves none)."""
     sm = StagedMessage
-    cond = [sm.broadcast_id == stage_row.broadcast_id, sm.channel == stage_row.channel, sm.id >= stage_row.next_id]
+    low = stage_row.next_id
+    high = stage_row.last_id if limit is None or where is not None else min(stage_row.last_id, low + limit - 1)
+    cond = [sm.broadcast_id == stage_row.broadcast_id, sm.channel == stage_row.channel, sm.id.between(low, high)]
     if where is not None:
         cond.append(where)
-    upto = None
-    if limit is not None:
-        first = sa.select(sm.id).where(*cond).order_by(sm.id).limit(limit).subquery()
-        upto = session.scalar(sa.select(sa.func.max(first.c.id)))
-        if upto is None:
-            _drop(session, stage_row)
-            return 0
-        cond.append(sm.id <= upto)
     broadcast = session.get(Broadcast, stage_row.broadcast_id)
     now = utcnow()
     dialect = session.get_bind().dialect.name
@@ -104,12 +104,12 @@ def move(session, stage_row: MessageStage, *, limit: int | None = BATCH, where=N
     moved = conn.execute(sa.delete(sm).where(*cond).execution_options(preserve_rowcount=True)).rowcount
     stage_row.remaining = max(0, stage_row.remaining - moved)
     stage_row.moved_at = now
-    if stage_row.remaining == 0 or (where is None and upto is None):  # nothing left
+    if where is None:
+        stage_row.next_id = high + 1
+    if stage_row.remaining == 0 or stage_row.next_id > stage_row.last_id:
         _drop(session, stage_row)
-        return moved
-    if upto is not None:
-        stage_row.next_id = upto + 1
-    session.flush()
+    else:
+        session.flush()
     return moved
 
 
@@ -153,7 +153,7 @@ class Expander:
             if stage_row is None:
                 session.commit()
                 return 0
-            moved = move(session, stage_row, limit=self.batch) or 1  # an emptied stage was dropped: look again
+            moved = move(session, stage_row, limit=self.batch) or 1  # a range of others' rows: look again
             session.commit()
             self.since_analyze += moved
             if self.since_analyze >= ANALYZE_EVERY and session.get_bind().dialect.name == "postgresql":

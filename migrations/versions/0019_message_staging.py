@@ -35,6 +35,7 @@ def upgrade():
         sa.Column('channel', sa.String(length=8), nullable=False),
         sa.Column('priority', sa.SmallInteger(), nullable=False),
         sa.Column('next_id', sa.BigInteger(), nullable=False),
+        sa.Column('last_id', sa.BigInteger(), nullable=False),
         sa.Column('remaining', sa.Integer(), nullable=False),
         sa.Column('created_at', sa.DateTime(), nullable=False),
         sa.Column('moved_at', sa.DateTime(), nullable=False),

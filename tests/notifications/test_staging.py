@@ -17,6 +17,7 @@ from notifications import broadcasts, monitoring, staging, worker
 from notifications.models import MessageStage, Notification, NotificationStatus, StagedMessage
 from notifications.priorities import Priority
 from ops.audit import Actor
+from tests.conftest import make_operator, sign_in
 from tests.notifications.fakes import Clock, Recording, make_worker
 from tests.notifications.helpers import add_accounts, make_incident
 
@@ -76,7 +77,7 @@ def test_a_staged_broadcast_writes_the_messages_one_written_in_the_request_does(
     assert _staged() == 0 and db.session.scalar(sa.select(sa.func.count()).select_from(MessageStage)) == 0
 
 
-def test_staged_messages_count_as_queued_and_the_urgent_ones_move_first_then_stages_take_turns(app):
+def test_staged_messages_count_as_queued_and_the_urgent_ones_move_first_then_stages_take_turns(app, client):
     app.config["BROADCAST_INLINE_MAX"] = 0
     incident = make_incident()
     add_accounts(incident, 30)
@@ -86,7 +87,10 @@ def test_staged_messages_count_as_queued_and_the_urgent_ones_move_first_then_sta
     third = _broadcast(incident, message="Photos are back")
 
     progress = broadcasts.progress(db.session, first.id)
-    assert progress["counts"]["queued"] == progress["total"] == progress["pending"] == 30
+    assert progress["counts"]["queued"] == progress["total"] == progress["pending"] == progress["staged"] == 30
+    sign_in(client, make_operator("viewer"))
+    page = client.get(f"/ops/broadcasts/{first.id}").get_data(as_text=True)
+    assert "30 of the queued messages are still being moved into the outbox" in page
     assert progress["ahead"]["email"] >= 30
     cells = monitoring.queue(db.session, now=utcnow())
     assert cells[("email", int(Priority.UPDATE))].due == 60 and cells[("email", int(Priority.URGENT))].due == 30
@@ -103,6 +107,7 @@ def test_staged_messages_count_as_queued_and_the_urgent_ones_move_first_then_sta
     assert {m[0] - m[2] for m in moved[3:]} <= {-10, 0, 10}  # neither ran ahead of the other by more than a batch
     assert expander.step() == 0 and _staged() == 0
     db.session.expire_all()
+    assert "still being moved" not in client.get(f"/ops/broadcasts/{first.id}").get_data(as_text=True)
     cells = monitoring.queue(db.session, now=utcnow())  # the same figures, from the outbox now
     assert cells[("email", int(Priority.UPDATE))].due == 60 and cells[("email", int(Priority.URGENT))].due == 30
 
