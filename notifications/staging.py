@@ -9,15 +9,14 @@ writing a million plain rows takes, not what writing a million outbox rows with 
 2. **Move**, in the worker (its expander thread): staged rows go into the outbox in batches of `BATCH`, a
    stage of the highest class first (an urgent update is moved before a backlog's next batch), stages of one
    class in turn. Each batch is one INSERT ... SELECT and one DELETE in one transaction, so a crash moves a
-   batch either wholly or not at all; the outbox's unique dedupe key makes a batch moved twice (two workers
-   on SQLite) harmless. The move runs at about the outbox's own write speed, hundreds of times faster than
-   any provider sends.
+   batch either wholly or not at all, and each batch locks its stage; the outbox's unique dedupe key would
+   make a batch moved twice harmless anyway. The move runs at about the outbox's own write speed, hundreds
+   of times faster than any provider sends.
 
 A broadcast of at most BROADCAST_INLINE_MAX messages is moved at once, in the request (`settle`): the
 operator's pages show the rows the moment the request returns, as before. Until a larger one is moved, its
 staged rows count as queued in its progress and in the queue figures (`waiting`), and an erasure or an
 unsubscribe moves the person's staged rows first (`move_matching`), then treats them as any queued message."""
-import logging
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -26,8 +25,6 @@ from flask import current_app
 from core.bulk import dialect_insert
 from core.db import utcnow
 from notifications.models import Broadcast, MessageStage, Notification, NotificationStatus, StagedMessage
-
-log = logging.getLogger("lifeboat.notifier")
 
 BATCH = 5_000  # staged rows moved per transaction: tens of milliseconds of SQLite's write lock
 INLINE_MAX = 20_000  # BROADCAST_INLINE_MAX's default
