@@ -10,11 +10,11 @@ import sqlalchemy as sa
 from sqlalchemy.orm import sessionmaker
 
 from accounts import audiences, erasure, subscriptions
-from accounts.models import Subscription
+from accounts.models import AffectedAccount, Subscription
 from core.db import db, utcnow
 from incidents import service as incidents
 from notifications import broadcasts, monitoring, staging, worker
-from notifications.models import MessageStage, Notification, NotificationStatus, StagedMessage
+from notifications.models import Broadcast, MessageStage, Notification, NotificationStatus, StagedMessage
 from notifications.priorities import Priority
 from ops.audit import Actor
 from tests.conftest import make_operator, sign_in
@@ -205,3 +205,30 @@ def test_a_running_worker_moves_staged_messages_and_sends_them(app):
     assert len(set(sms.sent)) == len(set(email.sent)) == 25 and len(sms.sent) + len(email.sent) == 50
     db.session.expire_all()
     assert _staged() == 0 and broadcasts.progress(db.session, b.id)["counts"]["sent"] == 50
+
+
+def test_stages_whose_rows_interleave_are_each_moved_whole(app):
+    """Two broadcasts staged at the same time (PostgreSQL: concurrent requests) have their rows' ids
+    interleaved: each stage's key range holds the other's rows too, and moves only its own."""
+    incident = make_incident()
+    add_accounts(incident, 12)
+    db.session.commit()
+    a, b = (Broadcast(cause=f"incident:{incident.id}", kind="broadcast", message=m, channels=["email"], audience="all",
+                      created_at=utcnow()) for m in ("A", "B"))
+    db.session.add_all([a, b])
+    db.session.flush()
+    who = audiences.recipients(incident.id, "all")
+    for broadcast, part in ((a, 0), (b, 0), (a, 1), (b, 1)):  # A's first half, B's, A's second half, ...
+        half = who.where(AffectedAccount.account_id % 2 == part)
+        broadcast.recipients += broadcasts.stage_for(db.session, half, channel="email", broadcast_id=broadcast.id,
+                                                     priority=int(Priority.UPDATE))
+    db.session.commit()
+    stage_a = db.session.get(MessageStage, (a.id, "email"))
+    assert (a.recipients, b.recipients, stage_a.remaining) == (12, 12, 12)
+    assert stage_a.last_id - stage_a.next_id + 1 == 18  # its range holds 6 of B's rows
+
+    assert _expander(batch=5).drain() >= 24
+    db.session.expire_all()
+    assert _in_outbox(a.id) == _in_outbox(b.id) == 12 and _staged() == 0
+    keys = db.session.scalars(sa.select(Notification.dedupe_key).where(Notification.broadcast_id == a.id)).all()
+    assert len(set(keys)) == 12 and all(k.startswith(f"b{a.id}:email:") for k in keys)
