@@ -9,6 +9,7 @@ Automated messages: an incident update posted with notify queues a broadcast of 
 affected accounts; resolving with notify queues the final notice (kind "resolution"); without notify,
 nothing is sent. A recovery state change queues one personal "recovery" message per account and channel."""
 import sqlalchemy as sa
+from sqlalchemy.orm import Session
 
 from accounts import subscriptions
 from accounts.models import AffectedAccount, RecoveryCategory, RecoveryState, RecoveryStatus
@@ -17,7 +18,7 @@ from core.markdown import plain
 from incidents.models import Incident, IncidentKind, IncidentStatus
 from incidents.service import get_incident
 from notifications import broadcasts, staging
-from notifications.models import BroadcastKind, Channel, Notification, NotificationStatus, cause
+from notifications.models import BroadcastKind, Channel, MessageStage, Notification, NotificationStatus, cause
 from ops.audit import Actor
 
 RECOVERY_DELAY_SECONDS = 120  # quick successive edits coalesce into the still-queued message
@@ -103,7 +104,7 @@ def notify_update(session, *, actor: Actor, update) -> int:
     # reaches is left out there (accounts.subscriptions.personal_reaches: one message per person).
     broadcast.recipients += subscriptions.enqueue_update(session, broadcast_id=broadcast.id, incident_id=incident.id,
                                                          urgent=clean["urgent"], now=broadcast.created_at)
-    staging.settle(session, broadcast)
+    staging.settle(session, broadcast.recipients, MessageStage.broadcast_id == broadcast.id)
     return broadcast.recipients
 
 
@@ -130,13 +131,20 @@ def enqueue_recovery(conn, *, stage: str, now) -> int:
     who = sa.select(AffectedAccount.id.label("aa_id"), AffectedAccount.account_id.label("account_id")) \
         .where(AffectedAccount.id.in_(state_changes))
     window = now.strftime("%Y%m%dT%H%M%S.%f")  # this apply: a later change is a new message
-    total = 0
-    for channel in Channel:
-        prefix = lambda r, c=channel.value: sa.literal("r") + sa.cast(r.c.aa_id, sa.String) + sa.literal(f":{c}:")  # noqa: E731
-        total += broadcasts.insert_for(
-            conn, who, channel=channel, template="recovery", now=now, delay_seconds=RECOVERY_DELAY_SECONDS,
-            key=lambda r, p=prefix: p(r) + sa.literal(window),
-            extra_where=_not_already_queued(channel, prefix))
+    with Session(bind=conn) as session:
+        # The check for a still-queued notice reads the outbox: an earlier import's notices not yet moved there
+        # (notifications.staging) go in first.
+        staging.move_all(session, MessageStage.template == "recovery")
+        total = 0
+        for channel in Channel:
+            prefix = lambda r, c=channel.value: sa.literal("r") + sa.cast(r.c.aa_id, sa.String) + sa.literal(f":{c}:")  # noqa: E731
+            # Staged, keyed r<affected account>:<channel>:<window>, as insert_for would write them straight in.
+            total += broadcasts.stage_for(
+                session, who, channel=channel, template="recovery", now=now, delay_seconds=RECOVERY_DELAY_SECONDS,
+                key_prefix="r", key_suffix=f":{channel.value}:{window}", key_by="ref",
+                extra_where=_not_already_queued(channel, prefix))
+        staging.settle(session, total, MessageStage.template == "recovery")
+        session.flush()
     return total
 
 

@@ -503,13 +503,15 @@ def _enqueue_channel(session, channel: Channel, *, broadcast_id: int, incident_i
     s = Subscription
     priority = priorities.of("broadcast", urgent=urgent)
     start = priorities.head(session, channel=channel.value, priority=priority)
-    # Staged with the broadcast's account rows (notifications.staging): no account, the subscription as ref.
-    rows = (sa.select(sa.literal(broadcast_id, sa.Integer), sa.literal(channel.value), sa.null(), s.id, s.address,
-                      s.language, sa.literal(start - 1) + sa.func.row_number().over(order_by=s.id))
+    # Staged with the broadcast's account rows (notifications.staging): no account, the subscription as ref
+    # (its dedupe key: the broadcast's prefix, "s", the subscription's id).
+    rows = (sa.select(sa.literal(channel.value), sa.null(), s.id, s.address, s.language,
+                      sa.literal(start - 1) + sa.func.row_number().over(order_by=s.id))
             .where(s.channel == channel.value, s.confirmed_at.is_not(None), _follows(incident_id),
                    ~sa.exists().where(OptOut.channel == channel.value, OptOut.address == s.address),
                    ~personal_reaches(incident_id, channel, s.address)))
-    return staging.stage(session, rows, broadcast_id=broadcast_id, channel=channel.value, priority=priority)
+    return staging.stage(session, rows, channel=channel.value, template="broadcast", priority=priority, now=now,
+                         key_prefix=f"b{broadcast_id}:{channel.value}:", urgent=urgent, broadcast_id=broadcast_id)
 
 
 def message_context(session, notification, account, lang: str) -> dict:

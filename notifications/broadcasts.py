@@ -11,7 +11,8 @@ from core.bulk import dialect_insert
 from core.db import utcnow
 from core.errors import NotFound, ValidationError
 from notifications import priorities, staging, templates
-from notifications.models import Account, Broadcast, BroadcastKind, Channel, Notification, NotificationStatus, OptOut
+from notifications.models import (Account, Broadcast, BroadcastKind, Channel, MessageStage, Notification,
+                                  NotificationStatus, OptOut)
 from notifications.providers import OPT_OUT_CODES, SUPPRESSED_CODE
 from ops.audit import Actor, record
 
@@ -86,18 +87,26 @@ def _reachable(channel: Channel):
                      ~sa.exists().where(OptOut.channel == channel.value, OptOut.address == address))
 
 
-def stage_for(session, recipients, *, channel: Channel, broadcast_id: int, priority: int) -> int:
-    """Stage the broadcast's message on `channel` for each of `recipients` (a select of (aa_id, account_id))
-    it can reach (insert_for's conditions), numbered from the class's head like insert_for's rows, in one
-    INSERT ... SELECT (notifications.staging); returns how many."""
+def stage_for(executor, recipients, *, channel: Channel, template: str, now: datetime, key_prefix: str,
+              key_suffix: str = "", key_by: str = "account", broadcast_id: int | None = None, urgent: bool = False,
+              delay_seconds: int = 0, extra_where=None) -> int:
+    """insert_for's rows, staged (notifications.staging): the message on `channel` for each of `recipients`
+    (a select of (aa_id, account_id)) it can reach, numbered from the class's head, in one INSERT ... SELECT;
+    each row's dedupe key will be key_prefix + its account id (key_by "account") or affected account id
+    ("ref") + key_suffix. Returns how many; the caller settles (staging.settle)."""
     channel = Channel(channel)
-    start = priorities.head(session, channel=channel.value, priority=priority)
+    priority = priorities.of(template, urgent=urgent)
+    start = priorities.head(executor, channel=channel.value, priority=priority)
     r = recipients.subquery("r")
     address, reachable = _reachable(channel)
-    rows = (sa.select(sa.literal(broadcast_id, sa.Integer), sa.literal(channel.value), Account.id, r.c.aa_id, address,
-                      Account.language, sa.literal(start - 1) + sa.func.row_number().over(order_by=r.c.account_id))
+    rows = (sa.select(sa.literal(channel.value), Account.id, r.c.aa_id, address, Account.language,
+                      sa.literal(start - 1) + sa.func.row_number().over(order_by=r.c.account_id))
             .select_from(r).join(Account, Account.id == r.c.account_id).where(*reachable))
-    return staging.stage(session, rows, broadcast_id=broadcast_id, channel=channel.value, priority=priority)
+    if extra_where is not None:
+        rows = rows.where(extra_where(r))
+    return staging.stage(executor, rows, channel=channel.value, template=template, priority=priority, now=now,
+                         key_prefix=key_prefix, key_suffix=key_suffix, key_by=key_by, urgent=urgent,
+                         delay_seconds=delay_seconds, broadcast_id=broadcast_id)
 
 
 def check_request(data: dict, *, channels_allowed=tuple(Channel)) -> dict:
@@ -137,15 +146,15 @@ def create(session, *, actor: Actor, cause: str, kind: BroadcastKind, clean: dic
                           created_by_id=actor.operator_id, created_by=actor.label, created_at=now)
     session.add(broadcast)
     session.flush()
-    priority = priorities.of("broadcast", urgent=clean["urgent"])
-    total = sum(stage_for(session, recipients, channel=Channel(channel), broadcast_id=broadcast.id, priority=priority)
+    total = sum(stage_for(session, recipients, channel=Channel(channel), template="broadcast", now=now,
+                          key_prefix=f"b{broadcast.id}:{channel}:", broadcast_id=broadcast.id, urgent=clean["urgent"])
                 for channel in clean["channels"])
     broadcast.recipients = total
     record(session, actor=actor, action=f"broadcast.{kind}", entity_type="broadcast", entity_id=broadcast.id,
            after={"cause": cause, "channels": clean["channels"], "audience": audience, "urgent": clean["urgent"],
                   "recipients": total, "message": clean["message"]})
     if settle:
-        staging.settle(session, broadcast)
+        staging.settle(session, total, MessageStage.broadcast_id == broadcast.id)
     return broadcast
 
 
@@ -225,8 +234,9 @@ def progress(session, broadcast_id: int) -> dict:
         sa.select(Notification.status, sa.func.count()).where(Notification.broadcast_id == broadcast_id)
         .group_by(Notification.status)).all())
     counts = {s.value: by_status.get(s, 0) for s in NotificationStatus}
-    staged = staging.waiting(session, broadcast_id=broadcast_id)  # not yet moved into the outbox: queued too
-    counts["queued"] += sum(n for n, _first in staged.values())
+    # Not yet moved into the outbox (notifications.staging): queued too.
+    staged = staging.waiting(session, now=utcnow(), broadcast_id=broadcast_id)
+    counts["queued"] += sum(n + held for n, held, _first in staged.values())
     # Every message that did not reach its recipient, explained: failed, undelivered, and suppressed (opted
     # out before or by the provider's 21610), grouped by status and error code.
     failures = [{"status": status.value, "code": code or "", "message": message or "", "count": n}
@@ -240,11 +250,11 @@ def progress(session, broadcast_id: int) -> dict:
     rate = session.scalar(base.where(Notification.sent_at >= now - timedelta(minutes=1))) or 0
     pending = counts["queued"] + counts["sending"]
     ahead = _ahead(session, broadcast_id, now) if pending else {}
-    for (channel, _priority), (n, _first) in staged.items():  # behind what is in the outbox, roughly
-        ahead[channel] = ahead.get(channel, 0) + n
+    for (channel, _priority), (n, held, _first) in staged.items():  # behind what is in the outbox, roughly
+        ahead[channel] = ahead.get(channel, 0) + n + held
     eta = max((int(n / channel_rate(session, channel, now)) for channel, n in ahead.items()), default=0)
     return {"broadcast": broadcast, "counts": counts, "total": sum(counts.values()), "failures": failures,
-            "staged": sum(n for n, _first in staged.values()),
+            "staged": sum(n + held for n, held, _first in staged.values()),
             "sent_last_minute": rate, "pending": pending, "eta_seconds": eta, "ahead": ahead}
 
 

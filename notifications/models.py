@@ -165,17 +165,17 @@ class Broadcast(db.Model):
 
 
 class StagedMessage(db.Model):
-    """A large broadcast's message, written but not yet in the outbox (notifications.staging): narrow, with no
+    """A message of a large send, written but not yet in the outbox (notifications.staging): narrow, with no
     index but its key, so queueing a million costs about what writing a million plain rows costs. The worker
     moves them into the outbox in batches, highest class first, within seconds.
 
-    No foreign keys, on purpose (a check per row): the broadcast's stage (MessageStage) goes with the
-    broadcast, and erasure moves a person's staged rows into the outbox before it blanks them."""
+    No foreign keys, on purpose (a check per row): the stage goes with its broadcast, and erasure moves a
+    person's staged rows into the outbox before it blanks them."""
 
     __tablename__ = "staged_messages"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    broadcast_id: Mapped[int] = mapped_column()
+    stage_id: Mapped[int] = mapped_column()
     channel: Mapped[str] = mapped_column(sa.String(8))
     account_id: Mapped[int | None] = mapped_column()
     # The affected account's id ({"aa": ref} for the template) or, for a subscriber without an account
@@ -187,18 +187,27 @@ class StagedMessage(db.Model):
 
 
 class MessageStage(db.Model):
-    """A broadcast's staged messages on one channel: its class (what the worker moves first) and how far the
-    move has got (staged rows below `next_id` are in the outbox)."""
+    """One send's staged messages on one channel: what every row of it shares (template, class, due time, how
+    its dedupe key is spelt) and how far the move has got (staged rows below `next_id` are in the outbox)."""
 
     __tablename__ = "message_stages"
 
-    broadcast_id: Mapped[int] = mapped_column(sa.ForeignKey("broadcasts.id", ondelete="CASCADE"), primary_key=True)
-    channel: Mapped[str] = mapped_column(sa.String(8), primary_key=True)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    broadcast_id: Mapped[int | None] = mapped_column(sa.ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    channel: Mapped[str] = mapped_column(sa.String(8))
+    template: Mapped[str] = mapped_column(sa.String(64))
     priority: Mapped[int] = mapped_column(sa.SmallInteger)
+    urgent: Mapped[bool] = mapped_column(default=False)
+    # A row's dedupe key: key_prefix, then its account id ("account") or ref ("ref"; "s" + ref for a
+    # subscriber without an account), then key_suffix: the keys the send gives rows it writes straight in.
+    key_prefix: Mapped[str] = mapped_column(sa.String(100))
+    key_suffix: Mapped[str] = mapped_column(sa.String(100), default="")
+    key_by: Mapped[str] = mapped_column(sa.String(8), default="account")
     next_id: Mapped[int] = mapped_column(sa.BigInteger)  # the staged rows' ids lie from here ...
-    last_id: Mapped[int] = mapped_column(sa.BigInteger)  # ... to here (other broadcasts' rows may be among them)
+    last_id: Mapped[int] = mapped_column(sa.BigInteger)  # ... to here (other stages' rows may be among them)
     remaining: Mapped[int] = mapped_column()  # staged rows not yet moved
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # the messages' creation
+    due_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # their first attempt, no earlier
     moved_at: Mapped[datetime] = mapped_column(UTCDateTime, default=utcnow)  # last batch: stages of a class take turns
 
 

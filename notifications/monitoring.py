@@ -69,10 +69,10 @@ def queue(session, *, now: datetime) -> dict[tuple[str, int], QueueCell]:
         elif total:
             cell.due, cell.held = due, total - due
             cell.oldest_due = first if due else None
-    # A large broadcast's messages not yet moved into the outbox (notifications.staging) are queued and due.
-    for (channel, priority), (n, first) in staging.waiting(session).items():
+    # A large send's messages not yet moved into the outbox (notifications.staging) are queued too.
+    for (channel, priority), (n, held, first) in staging.waiting(session, now=now).items():
         cell = cells.setdefault((Channel(channel).value, priority), QueueCell())
-        cell.due += n
+        cell.due, cell.held = cell.due + n, cell.held + held
         if n and (cell.oldest_due is None or first < cell.oldest_due):
             cell.oldest_due = first
     return cells

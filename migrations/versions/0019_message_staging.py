@@ -1,4 +1,4 @@
-"""Large broadcasts are staged: narrow rows the worker moves into the outbox in batches (notifications.staging)
+"""Large sends are staged: narrow rows the workers move into the outbox in batches (notifications.staging)
 
 Revision ID: 0019_message_staging
 Revises: 0018_outbox_partial_indexes
@@ -20,7 +20,7 @@ def upgrade():
     op.create_table(
         'staged_messages',
         sa.Column('id', sa.Integer(), nullable=False),
-        sa.Column('broadcast_id', sa.Integer(), nullable=False),
+        sa.Column('stage_id', sa.Integer(), nullable=False),
         sa.Column('channel', sa.String(length=8), nullable=False),
         sa.Column('account_id', sa.Integer(), nullable=True),
         sa.Column('ref', sa.Integer(), nullable=False),
@@ -31,17 +31,24 @@ def upgrade():
     )
     op.create_table(
         'message_stages',
-        sa.Column('broadcast_id', sa.Integer(), nullable=False),
+        sa.Column('id', sa.Integer(), nullable=False),
+        sa.Column('broadcast_id', sa.Integer(), nullable=True),
         sa.Column('channel', sa.String(length=8), nullable=False),
+        sa.Column('template', sa.String(length=64), nullable=False),
         sa.Column('priority', sa.SmallInteger(), nullable=False),
+        sa.Column('urgent', sa.Boolean(), nullable=False),
+        sa.Column('key_prefix', sa.String(length=100), nullable=False),
+        sa.Column('key_suffix', sa.String(length=100), nullable=False),
+        sa.Column('key_by', sa.String(length=8), nullable=False),
         sa.Column('next_id', sa.BigInteger(), nullable=False),
         sa.Column('last_id', sa.BigInteger(), nullable=False),
         sa.Column('remaining', sa.Integer(), nullable=False),
         sa.Column('created_at', sa.DateTime(), nullable=False),
+        sa.Column('due_at', sa.DateTime(), nullable=False),
         sa.Column('moved_at', sa.DateTime(), nullable=False),
         sa.ForeignKeyConstraint(['broadcast_id'], ['broadcasts.id'], name=op.f('fk_message_stages_broadcast_id_broadcasts'),
                                 ondelete='CASCADE'),
-        sa.PrimaryKeyConstraint('broadcast_id', 'channel', name=op.f('pk_message_stages')),
+        sa.PrimaryKeyConstraint('id', name=op.f('pk_message_stages')),
     )
 
 

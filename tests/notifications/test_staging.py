@@ -220,10 +220,11 @@ def test_stages_whose_rows_interleave_are_each_moved_whole(app):
     who = audiences.recipients(incident.id, "all")
     for broadcast, part in ((a, 0), (b, 0), (a, 1), (b, 1)):  # A's first half, B's, A's second half, ...
         half = who.where(AffectedAccount.account_id % 2 == part)
-        broadcast.recipients += broadcasts.stage_for(db.session, half, channel="email", broadcast_id=broadcast.id,
-                                                     priority=int(Priority.UPDATE))
+        broadcast.recipients += broadcasts.stage_for(db.session, half, channel="email", template="broadcast",
+                                                     now=broadcast.created_at, key_prefix=f"b{broadcast.id}:email:",
+                                                     broadcast_id=broadcast.id)
     db.session.commit()
-    stage_a = db.session.get(MessageStage, (a.id, "email"))
+    stage_a = db.session.scalar(sa.select(MessageStage).where(MessageStage.broadcast_id == a.id))
     assert (a.recipients, b.recipients, stage_a.remaining) == (12, 12, 12)
     assert stage_a.last_id - stage_a.next_id + 1 == 18  # its range holds 6 of B's rows
 
