@@ -3,7 +3,8 @@
 Rows are claimed with a lease (status sending + lease_until, attempts + 1) in one short transaction, sent
 with no transaction open, and each result is committed on its own, only if the lease is still ours. A crash
 loses nothing; only the rows in flight at that moment can be sent again, once their lease runs out.
-Beside the messages, a thread drains the outbound webhook outbox the same way (notifications.outbound.delivery)."""
+Beside the messages, a thread drains the outbound webhook outbox the same way (notifications.outbound.delivery),
+and another moves large sends' staged messages into the outbox, batch by batch (notifications.staging)."""
 import contextlib
 import logging
 import queue
