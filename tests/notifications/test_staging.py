@@ -233,3 +233,18 @@ def test_stages_whose_rows_interleave_are_each_moved_whole(app):
     assert _in_outbox(a.id) == _in_outbox(b.id) == 12 and _staged() == 0
     keys = db.session.scalars(sa.select(Notification.dedupe_key).where(Notification.broadcast_id == a.id)).all()
     assert len(set(keys)) == 12 and all(k.startswith(f"b{a.id}:email:") for k in keys)
+
+
+def test_several_small_broadcasts_in_one_transaction_each_go_in_whole(app):
+    """Each is staged and moved at once; SQLite gives a new stage the id of one just dropped, in the same session."""
+    incident = make_incident()
+    add_accounts(incident, 3)
+    db.session.flush()
+    sent = []
+    for message in ("one", "two", "three"):
+        clean = {"message": message, "subject": "", "channels": ["sms", "email"], "urgent": False}
+        sent.append(broadcasts.create(db.session, actor=ACTOR, cause=f"incident:{incident.id}", kind="broadcast",
+                                      clean=clean, audience="all", recipients=audiences.recipients(incident.id, "all")))
+    db.session.commit()
+    assert _staged() == 0 and db.session.scalar(sa.select(sa.func.count()).select_from(MessageStage)) == 0
+    assert [_in_outbox(b.id) for b in sent] == [6, 6, 6]
