@@ -40,13 +40,13 @@ from accounts.imports.csvio import CSVFormatError, CSVRows
 from accounts.selfservice import CodeRefused, say
 from accounts.models import Account, AffectedAccount, Subscription, SubscriptionComponent
 from core import ratelimit
-from core.bulk import analyze, create_stage, dialect_insert, drop_stage, load, run
+from core.bulk import analyze, create_stage, drop_stage, load, run
 from core.db import utcnow
 from core.errors import NotFound, ValidationError
 from core.i18n import N_, languages, t
 from incidents.models import Component, incident_components
 from notifications import optouts, priorities, service as outbox, staging
-from notifications.models import Channel, Notification, NotificationStatus, OptOut, StagedMessage
+from notifications.models import Channel, MessageStage, Notification, NotificationStatus, OptOut, StagedMessage
 from notifications.providers import SUPPRESSED_CODE
 from ops.audit import Actor, record
 
@@ -298,29 +298,21 @@ def verify_code(session, sub: Subscription, code: str, *, ip: str) -> None:
 
 def _welcome(session, rows: sa.Select, now: datetime) -> int:
     """Queue "you now get updates" (template subscription_welcome, rendered when sent, with the manage link
-    or STOP) to the subscriptions `rows` selects (id, channel, address, language), in one INSERT ... SELECT."""
+    or STOP) to the subscriptions `rows` selects (id, channel, address, language): one INSERT ... SELECT per
+    channel into the stage, moved into the outbox at once when few (notifications.staging)."""
     session.flush()  # Core below: the ORM's pending changes (a confirmation) first
     r = rows.subquery("w")
-    priority = priorities.Priority.UPDATE
+    priority = priorities.of("subscription_welcome")
     batch = f"{now.timestamp():.6f}"  # ids come back after a delete: a later welcome is a new message
-    dialect = session.get_bind().dialect.name
-    data = sa.func.json_build_object("sub", r.c.id) if dialect == "postgresql" else sa.func.json_object("sub", r.c.id)
     total = 0
     for channel in CHANNELS:
         start = priorities.head(session, channel=channel.value, priority=priority)
-        select = (sa.select(sa.literal(f"subscribe:welcome:{batch}:{channel.value}:") + sa.cast(r.c.id, sa.String),
-                            sa.literal(channel.value), r.c.address, sa.literal("subscription_welcome"), r.c.language,
-                            data, sa.literal(""), sa.literal(1), sa.literal(False),
-                            sa.literal(NotificationStatus.QUEUED.value), sa.literal(0),
-                            sa.literal(now, Notification.next_attempt_at.type),
-                            sa.literal(now, Notification.created_at.type),
-                            sa.literal(now, Notification.updated_at.type), sa.literal(int(priority)),
+        select = (sa.select(sa.literal(channel.value), sa.null(), r.c.id, r.c.address, r.c.language,
                             sa.literal(start - 1) + sa.func.row_number().over(order_by=r.c.id))
                   .where(r.c.channel == channel.value))
-        cols = ["dedupe_key", "channel", "recipient", "template", "language", "data", "subject", "segments",
-                "urgent", "status", "attempts", "next_attempt_at", "created_at", "updated_at", "priority", "fair_key"]
-        stmt = dialect_insert(session)(Notification.__table__).from_select(cols, select).on_conflict_do_nothing()
-        total += session.connection().execute(stmt.execution_options(preserve_rowcount=True)).rowcount
+        total += staging.stage(session, select, channel=channel.value, template="subscription_welcome",
+                               priority=priority, now=now, key_prefix=f"subscribe:welcome:{batch}:{channel.value}:")
+    staging.settle(session, total, MessageStage.template == "subscription_welcome", MessageStage.created_at == now)
     return total
 
 

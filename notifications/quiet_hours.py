@@ -3,9 +3,8 @@
 QUIET_HOURS is "HH:MM-HH:MM" in local time (default "21:00-08:00", may span midnight); empty turns it off."""
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta, timezone
-from zoneinfo import ZoneInfo
-
 from typing import Callable
+from zoneinfo import ZoneInfo
 
 from core.i18n import zone  # noqa: F401  (the subscriber's zone, falling back to PAGE_TIME_ZONE, then UTC)
 

@@ -14,8 +14,8 @@ writing a million plain rows takes, not what writing a million outbox rows with 
    make a batch moved twice harmless anyway. The move runs at about the outbox's own write speed, hundreds
    of times faster than any provider sends.
 
-Broadcasts (accounts.audiences, accounts.subscriptions) and the personal recovery notices of an import
-(accounts.audiences.enqueue_recovery) are staged. A send of at most BROADCAST_INLINE_MAX messages is moved at
+Broadcasts (accounts.audiences, accounts.subscriptions), the personal recovery notices of an import
+(accounts.audiences.enqueue_recovery) and imported subscribers' welcome messages are staged. A send of at most BROADCAST_INLINE_MAX messages is moved at
 once, in the same transaction (`settle`): the pages show its rows the moment the request returns, as before.
 Until a larger one is moved, its staged rows count as queued in its progress and in the queue figures
 (`waiting`), and an erasure or an unsubscribe moves the person's staged rows first (`move_matching`), then
@@ -158,20 +158,21 @@ class Expander:
         self.batch = batch
         self.since_analyze = 0
 
-    def step(self) -> int:
-        """Move one batch of the stage next in turn and commit; returns the rows moved (0: none waiting)."""
+    def step(self) -> int | None:
+        """Move one batch of the stage next in turn and commit; returns the rows moved (0 when the batch's key
+        range held only other stages' rows), None when nothing is waiting."""
         with self.Session() as session:
             # A plain read first: with nothing staged (the usual case), no write lock is taken on SQLite.
             if session.scalar(sa.select(MessageStage.id).limit(1)) is None:
                 session.commit()
-                return 0
+                return None
             stage_row = session.scalars(
                 sa.select(MessageStage).order_by(MessageStage.priority, MessageStage.moved_at, MessageStage.id)
                 .limit(1).with_for_update(skip_locked=True)).first()
-            if stage_row is None:
+            if stage_row is None:  # (PostgreSQL: every stage is being moved by another worker)
                 session.commit()
-                return 0
-            moved = move(session, stage_row, limit=self.batch) or 1  # a range of others' rows: look again
+                return None
+            moved = move(session, stage_row, limit=self.batch)
             session.commit()
             self.since_analyze += moved
             if self.since_analyze >= ANALYZE_EVERY and session.get_bind().dialect.name == "postgresql":
@@ -185,7 +186,7 @@ class Expander:
     def drain(self) -> int:
         """Move everything staged (`notifier run --once`, tests); returns the rows moved."""
         total = 0
-        while n := self.step():
+        while (n := self.step()) is not None:
             total += n
         return total
 

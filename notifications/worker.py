@@ -268,7 +268,7 @@ class Worker:
         self.providers = self.telemetry.timed(providers)
         # Outbound webhooks have their own outbox (notifications.outbound): drained beside the messages.
         self.webhooks = Deliverer.from_config(app.config, engine, clock=clock)
-        # A large broadcast's staged messages are moved into the outbox beside the sends (notifications.staging).
+        # A large send's staged messages are moved into the outbox beside the sends (notifications.staging).
         self.expander = staging.Expander(self.Session)
 
     def request_stop(self) -> None:
@@ -311,7 +311,7 @@ class Worker:
             expander = threading.Thread(target=self._expand, name="notifier-expander", daemon=True)
             expander.start()
         else:
-            self._move_staged(drain=True)  # what a large broadcast staged is due now too
+            self._move_staged(drain=True)  # what a large send staged is due now too
         try:
             # A pool of senders per channel: a slow channel never takes another's threads. The recorder
             # closes after the pools, so every send's outcome is written before run returns.
@@ -381,19 +381,20 @@ class Worker:
             log.exception("notifier: webhook deliveries failed; trying again later")
             return 0
 
-    def _move_staged(self, *, drain: bool = False) -> int:
-        """Move one batch of staged messages into the outbox (all of them when `drain`); a failure is logged
-        and never stops the worker (the batch rolled back stays staged)."""
+    def _move_staged(self, *, drain: bool = False) -> int | None:
+        """Move one batch of staged messages into the outbox (all of them when `drain`); returns the rows
+        moved, None when nothing waits. A failure is logged and never stops the worker (the batch rolled back
+        stays staged)."""
         try:
             return self.expander.drain() if drain else self.expander.step()
         except Exception:
             log.exception("notifier: moving staged messages into the outbox failed; trying again later")
-            return 0
+            return None
 
     def _expand(self) -> None:
         """Move staged messages batch after batch while there are any, then look every poll interval."""
         while not self.stop.is_set():
-            if not self._move_staged():
+            if self._move_staged() is None:
                 self.stop.wait(self.settings.poll_interval)
 
     def _webhooks(self) -> None:
