@@ -97,7 +97,7 @@ def run_job(*, spec: ImportSpec, job_id: int, stream: BinaryIO, actor: Actor,
         try:
             spec.prepare(ctx)
             rows = CSVRows(stream, required=spec.columns)
-            create_stage(conn, stage, spec.stage_columns)
+            create_stage(conn, stage, spec.stage_columns, key="line")
 
             def good_rows():
                 n = 0

@@ -153,3 +153,22 @@ def test_a_large_load_rebuilds_the_lookup_indexes_once_and_leaves_them_all_in_pl
             "ix_affected_accounts_incident_state"} <= names
     # And they are used again: a lookup by phone finds the account.
     assert db.session.scalar(sa.select(Account.account_number).where(Account.phone == "+12065550102")) == "R2"
+
+
+def test_existing_and_new_accounts_in_one_file_are_each_attached_once_to_this_incident_only(app):
+    def attached(incident_id):
+        return sorted(db.session.scalars(
+            sa.select(Account.account_number).join(AffectedAccount, AffectedAccount.account_id == Account.id)
+            .where(AffectedAccount.incident_id == incident_id)))
+
+    first, second = make_incident(), make_incident()
+    run_import(first.id, HEADER + "X1,Xena,,x1@example.com,en\nX2,Xavi,,x2@example.com,es\nX3,Xu,,,\n")
+    job = run_import(second.id, HEADER + "X1,Xena,,x1@example.com,en\nN1,Nia,,,\nX2,Xavi,,x2@example.com,es\n"
+                                         "N2,Noor,,,\n")
+    assert (job.rows_created, job.rows_unchanged, job.rows_attached) == (2, 2, 4)
+    assert attached(second.id) == ["N1", "N2", "X1", "X2"]
+    assert attached(first.id) == ["X1", "X2", "X3"]  # the other incident's list is left alone
+    job = run_import(second.id, HEADER + "N1,Nia,,,\nX3,Xu,,,\nN3,Nell,,,\n")
+    assert (job.rows_created, job.rows_unchanged, job.rows_attached) == (1, 2, 2)
+    assert attached(second.id) == ["N1", "N2", "N3", "X1", "X2", "X3"]
+    assert count_rows(AffectedAccount) == 3 + 6
