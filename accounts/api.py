@@ -14,7 +14,8 @@ from werkzeug.routing import PathConverter
 
 from accounts import erasure, service
 from accounts.imports import jobs
-from accounts.imports.account_import import ACCOUNT_COLUMNS, AccountImport
+from accounts.imports.account_import import AccountImport
+from accounts.imports.rows import ACCOUNT_COLUMNS
 from accounts.imports.service import create_job, errors_dir, run_job
 from accounts.models import ImportJob, ImportStatus, RecoveryState
 from accounts.serializers import (CSV_SOURCE, JSON_SOURCE, account_json, categories_json, contact_json, job_json,

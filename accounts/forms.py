@@ -6,9 +6,8 @@ from wtforms import BooleanField, Form, FormField, SelectField, StringField, Tex
 from wtforms.fields.choices import SelectChoice
 from wtforms.validators import DataRequired, Length, Optional, Regexp
 
-from accounts.imports.account_import import ACCOUNT_COLUMNS
+from accounts.imports.rows import ACCOUNT_COLUMNS, MAX_NOTE, RECOVERY_COLUMNS
 from accounts.models import RecoveryCategory, RecoveryState, RecoveryStatus
-from accounts.imports.recovery_import import MAX_NOTE, RECOVERY_COLUMNS
 from core.forms import WebForm
 
 STATE_CHOICES = [SelectChoice(s.value, s.label) for s in RecoveryState]

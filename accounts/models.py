@@ -8,21 +8,9 @@ from datetime import datetime
 import sqlalchemy as sa
 from sqlalchemy.orm import Mapped, mapped_column, relationship
 
+from accounts.states import RecoveryState
 from core.db import UTCDateTime, db, str_enum, utcnow
 from notifications.models import Account  # noqa: F401  (re-exported: the contact record)
-
-
-class RecoveryState(enum.StrEnum):
-    UNKNOWN = "unknown"
-    AT_RISK = "at_risk"
-    RECOVERING = "recovering"
-    RECOVERED = "recovered"
-    PARTIALLY_RECOVERED = "partially_recovered"
-    LOST = "lost"
-
-    @property
-    def label(self) -> str:
-        return self.value.replace("_", " ").capitalize()
 
 
 class AccountChange(db.Model):

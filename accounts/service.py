@@ -8,13 +8,14 @@ from typing import Iterator
 
 import sqlalchemy as sa
 
-from accounts.imports.account_import import check_account_number
+from accounts.imports.rows import check_account_number
 from accounts.models import (
     Account, AffectedAccount, RecoveryCategory, RecoveryEvent, RecoveryState, RecoveryStatus,
 )
 from accounts import summary, webhook_events
 from accounts.recovery import apply_stage, rederive_states
-from accounts.imports.recovery_import import STAGE_COLUMNS, categories_of, resolve_accounts, validate_status
+from accounts.imports.recovery_import import STAGE_COLUMNS, categories_of, resolve_accounts
+from accounts.imports.rows import validate_status
 from core import csvout
 from core.bulk import create_stage, drop_stage, load
 from core.db import utcnow

@@ -1,34 +1,15 @@
 """Import affected accounts for an incident: account_number,name,phone,email,locale."""
-import re
-
 from flask import current_app
 from sqlalchemy.orm import Session
 
 from accounts import webhook_events
-from accounts.contact import ContactError, normalise_email, normalise_locale, parse_phone
 from accounts.imports.csvio import RowError
+from accounts.imports.rows import ACCOUNT_COLUMNS, validate_account
 from accounts.imports.service import Context, ImportSpec
 from accounts.models import Account, AffectedAccount, ImportKind
 from accounts.recovery import take_snapshot
 from core.bulk import analyze, is_postgres, run
 from core.i18n import languages
-
-ACCOUNT_COLUMNS = ("account_number", "name", "phone", "email", "locale")
-MAX_ACCOUNT_NUMBER = 64
-MAX_NAME = 200
-_CONTROL = re.compile(r"[\x00-\x1f]")
-
-
-def check_account_number(value: str) -> str | None:
-    """The reason an account number is unusable, or None."""
-    if not value:
-        return "An account number is required."
-    if len(value) > MAX_ACCOUNT_NUMBER:
-        return f"At most {MAX_ACCOUNT_NUMBER} characters."
-    if _CONTROL.search(value):
-        return "Contains control characters."
-    return None
-
 
 REBUILD_ABOVE = 50_000  # new accounts from which SQLite builds the lookup indexes once, after the load
 
@@ -61,40 +42,11 @@ class AccountImport(ImportSpec):
     stage_columns = ("line INTEGER, account_number VARCHAR(64), name VARCHAR(200), phone VARCHAR(20), "
                      "email VARCHAR(254), language VARCHAR(16), time_zone VARCHAR(64)")
     stage_names = ("line", "account_number", "name", "phone", "email", "language", "time_zone")
+    row_rules = staticmethod(validate_account)
 
     def prepare(self, ctx: Context) -> None:
         ctx.extra["region"] = current_app.config["PHONE_DEFAULT_REGION"]
         ctx.extra["languages"] = languages()  # once per import, not once per row
-
-    def validate(self, ctx: Context, line: int, row: dict):
-        errors = []
-        number = row["account_number"]
-        if reason := check_account_number(number):
-            errors.append(RowError(line, "account_number", reason))
-        name = row["name"]
-        if len(name) > MAX_NAME:
-            errors.append(RowError(line, "name", f"At most {MAX_NAME} characters."))
-        phone = email = locale = zone = None
-        try:
-            phone, zone = parse_phone(row["phone"], ctx.extra["region"]) or (None, None)
-        except ContactError as e:
-            errors.append(RowError(line, "phone", str(e)))
-        try:
-            email = normalise_email(row["email"])
-        except ContactError as e:
-            errors.append(RowError(line, "email", str(e)))
-        try:
-            locale = normalise_locale(row["locale"])
-            if locale.split("-")[0] not in ctx.extra["languages"]:
-                ours = ", ".join(ctx.extra["languages"])
-                errors.append(RowError(line, "locale", f"{row['locale'].strip()!r} is not a language subscribers "
-                                       f"can be written to in: use one of {ours} (a region, as in es-MX, is kept), "
-                                       "or leave it empty for en."))
-        except ContactError as e:
-            errors.append(RowError(line, "locale", str(e)))
-        if errors:
-            return errors, None
-        return [], (line, number, name, phone, email, locale, zone)
 
     def checks(self, ctx: Context) -> list[RowError]:
         s = ctx.stage

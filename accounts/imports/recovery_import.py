@@ -3,73 +3,16 @@ import sqlalchemy as sa
 from sqlalchemy.orm import Session
 
 from accounts import webhook_events
-from accounts.imports.account_import import check_account_number
 from accounts.imports.csvio import RowError
+from accounts.imports.rows import RECOVERY_COLUMNS, validate_recovery
 from accounts.imports.service import Context, ImportSpec
-from accounts.models import ImportKind, RecoveryCategory, RecoveryState
+from accounts.models import ImportKind, RecoveryCategory
 from accounts.recovery import apply_stage
 from core.bulk import analyze, is_postgres
 
-RECOVERY_COLUMNS = ("account_number", "category", "state", "items_total", "items_recovered", "note")
-MAX_NOTE = 500
-STATES = {s.value for s in RecoveryState}
 STAGE_COLUMNS = ("line INTEGER, account_number VARCHAR(64), category_id INTEGER, state VARCHAR(24), "
                  "items_total INTEGER, items_recovered INTEGER, note VARCHAR(500), aa_id INTEGER, "
                  "changed INTEGER DEFAULT 1")
-
-
-def parse_count(value) -> int | None:
-    """'' -> None; '12' -> 12; ValueError with a reason otherwise."""
-    if value is None or value == "":
-        return None
-    if isinstance(value, bool):
-        raise ValueError("Must be a whole number.")
-    if isinstance(value, int):
-        n = value
-    else:
-        text = str(value).strip()
-        if not text.isdigit():
-            raise ValueError(f"{text!r} is not a whole number of 0 or more.")
-        n = int(text)
-    if n < 0 or n > 2_000_000_000:
-        raise ValueError("Must be between 0 and 2,000,000,000.")
-    return n
-
-
-def validate_status(categories: dict[str, int], line: int, row: dict) -> tuple[list[RowError], tuple | None]:
-    """Check one recovery row (category key, state, counts, note); shared by CSV, API and console."""
-    errors = []
-    number = (row.get("account_number") or "").strip()
-    if (problem := check_account_number(number)) is not None:  # the same rule as the accounts import
-        errors.append(RowError(line, "account_number", problem))
-    key = (row.get("category") or "").strip().lower()
-    category_id = categories.get(key)
-    if category_id is None:
-        errors.append(RowError(line, "category", f"{key!r} is not a category of this incident; use one of: "
-                                                 f"{', '.join(categories) or '(none defined yet)'}."))
-    state = (row.get("state") or "").strip().lower()
-    if state not in STATES:
-        errors.append(RowError(line, "state", f"{state!r} is not a state; use one of: {', '.join(STATES_ORDER)}."))
-    total = recovered = None
-    try:
-        total = parse_count(row.get("items_total"))
-    except ValueError as e:
-        errors.append(RowError(line, "items_total", str(e)))
-    try:
-        recovered = parse_count(row.get("items_recovered"))
-    except ValueError as e:
-        errors.append(RowError(line, "items_recovered", str(e)))
-    if total is not None and recovered is not None and recovered > total:
-        errors.append(RowError(line, "items_recovered", f"{recovered} recovered is more than the {total} in total."))
-    note = (row.get("note") or "").strip()
-    if len(note) > MAX_NOTE:
-        errors.append(RowError(line, "note", f"At most {MAX_NOTE} characters."))
-    if errors:
-        return errors, None
-    return [], (line, number, category_id, state, total, recovered, note)
-
-
-STATES_ORDER = [s.value for s in RecoveryState]
 
 
 def categories_of(conn_or_session, incident_id: int) -> dict[str, int]:
@@ -116,13 +59,11 @@ class RecoveryImport(ImportSpec):
     columns = RECOVERY_COLUMNS
     stage_columns = STAGE_COLUMNS
     stage_names = ("line", "account_number", "category_id", "state", "items_total", "items_recovered", "note")
+    row_rules = staticmethod(validate_recovery)
 
     def prepare(self, ctx: Context) -> None:
         ctx.extra["categories"] = categories_of(ctx.conn, ctx.incident_id)
         ctx.conn.rollback()  # phase 1 must not hold a read snapshot of the main database
-
-    def validate(self, ctx: Context, line: int, row: dict):
-        return validate_status(ctx.extra["categories"], line, row)
 
     def checks(self, ctx: Context) -> list[RowError]:
         return resolve_accounts(ctx.conn, ctx.stage, ctx.incident_id)

@@ -47,8 +47,12 @@ class ImportSpec:
     def prepare(self, ctx: Context) -> None:
         """Load what row validation needs (e.g. the incident's categories)."""
 
+    # (extra, line, row) -> (errors, clean tuple or None): a plain module-level function of
+    # accounts.imports.rows, so worker processes can run it (accounts.imports.chunks).
+    row_rules: Callable[[dict, int, dict], tuple[list[RowError], tuple | None]]
+
     def validate(self, ctx: Context, line: int, row: dict) -> tuple[list[RowError], tuple | None]:
-        raise NotImplementedError
+        return self.row_rules(ctx.extra, line, row)
 
     def checks(self, ctx: Context) -> list[RowError]:
         """Errors only the database can find; the rows stay in the stage (they are deleted if skipped)."""
