@@ -1,6 +1,7 @@
 """Streaming CSV input: header checks, line numbers, progress by bytes, and an error report.
 
 Rows are read one at a time from a binary stream, so memory stays flat whatever the file size."""
+import codecs
 import csv
 import io
 from dataclasses import dataclass, field
@@ -62,7 +63,11 @@ class _CountingReader(io.RawIOBase):
 class CSVRows:
     """Iterate (line_number, dict) over a UTF-8 CSV (BOM allowed) whose header has `required` columns."""
 
-    def __init__(self, stream: BinaryIO, required: tuple[str, ...], optional: tuple[str, ...] = ()):
+    def __init__(self, stream: BinaryIO, required: tuple[str, ...], optional: tuple[str, ...] = (), *,
+                 line_offset: int = 0):
+        """line_offset: added to every line number (a chunk of a larger file, accounts.imports.chunks)."""
+        self.line_offset = line_offset
+        self._stream = stream
         self._counter = _CountingReader(stream)
         text = io.TextIOWrapper(io.BufferedReader(self._counter, 1 << 16), encoding="utf-8-sig", newline="")
         csv.field_size_limit(MAX_FIELD)
@@ -75,6 +80,10 @@ class CSVRows:
             raise CSVFormatError("The file is empty: a header row is required "
                                  f"({','.join(required)}).") from None
         except UnicodeDecodeError:
+            # Decoding reads ahead: the bad byte may be on a later line, which is then the one to name.
+            line = _first_bad_line(stream, line_offset)
+            if line is not None and line > 1 + line_offset:
+                raise CSVFormatError(f"Line {line} is not UTF-8 text. Save the file as CSV UTF-8.") from None
             raise CSVFormatError("The file is not UTF-8 text. Save it as CSV UTF-8 and try again.") from None
         self.header = [h.strip().lower() for h in header]
         missing = [c for c in required if c not in self.header]
@@ -102,13 +111,17 @@ class CSVRows:
         width = len(self.header)
         index = self._index
         reader = self._reader
+        offset = self.line_offset
         while True:
-            line = reader.line_num + 1
+            line = reader.line_num + 1 + offset
             try:
                 values = next(reader)
             except StopIteration:
                 return
             except UnicodeDecodeError:
+                # Decoding runs ahead of the reader by a buffer: find the line itself when the stream can be
+                # read again from its start.
+                line = _first_bad_line(self._stream, offset) or line
                 raise CSVFormatError(f"Line {line} is not UTF-8 text. Save the file as CSV UTF-8.") from None
             except csv.Error as e:
                 yield line, [], None, f"Unreadable CSV: {e}."
@@ -119,6 +132,32 @@ class CSVRows:
                 yield line, values, None, f"Expected {width} columns, found {len(values)}."
                 continue
             yield line, values, {name: values[i].strip() for name, i in index.items()}, None
+
+
+def line_ends(data: bytes) -> int:
+    """How many lines `data` ends, counted as the csv module reads a file opened with newline='': at each
+    '\n', '\r\n' and lone '\r'."""
+    return data.count(b"\n") + data.count(b"\r") - data.count(b"\r\n")
+
+
+def _first_bad_line(stream: BinaryIO, offset: int) -> int | None:
+    """The line holding the stream's first byte that is not UTF-8 (reading it again from its start), or None
+    when the stream cannot be read again."""
+    try:
+        stream.seek(0)
+    except (AttributeError, OSError, ValueError):
+        return None
+    decoder, lines, cr = codecs.getincrementaldecoder("utf-8")(), 1, False
+    while block := stream.read(1 << 20):
+        pending = decoder.getstate()[0]  # the start of a character cut by the previous block: never a line end
+        split = cr and block[:1] == b"\n"  # a '\r\n' cut by the previous block ended one line, not two
+        try:
+            decoder.decode(block)
+        except UnicodeDecodeError as e:
+            return offset + lines + line_ends((pending + block)[:e.start]) - split
+        lines += line_ends(block) - split
+        cr = block[-1:] == b"\r"
+    return None
 
 
 def write_error_csv(path: str, header: tuple[str, ...], rows: Iterator[tuple[int, str, str, list[str]]]) -> None:

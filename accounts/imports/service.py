@@ -7,12 +7,13 @@ UPDATE ... FROM statements or, when rows are invalid and skip_invalid is off, ap
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import BinaryIO, Callable
+from typing import BinaryIO, Callable, Iterator
 
 import sqlalchemy as sa
 from sqlalchemy.orm import Session
 from flask import current_app
 
+from accounts.imports import chunks
 from accounts.imports.csvio import CSVFormatError, CSVRows, ErrorReport, RowError, write_error_csv
 from accounts.models import ImportJob, ImportKind, ImportStatus
 from core.bulk import create_stage, drop_stage, load
@@ -95,36 +96,28 @@ def run_job(*, spec: ImportSpec, job_id: int, stream: BinaryIO, actor: Actor,
     _save_progress(job, on_progress)
     stage = f"stage_import_{job.id}"
     report = ErrorReport()
-    rejected_values: list[tuple] = []  # (line, column, reason, values) for the error CSV, bounded
     with db.engine.connect() as conn:
         ctx = Context(conn=conn, job=job, incident_id=job.incident_id, actor=actor, stage=stage)
         try:
             spec.prepare(ctx)
-            rows = CSVRows(stream, required=spec.columns)
+            rows = CSVRows(stream, required=spec.columns)  # the header's checks, whichever way the rows are read
             create_stage(conn, stage, spec.stage_columns, key="line")
-
-            def good_rows():
-                n = 0
-                for line, values, row, problem in rows:
-                    n += 1
-                    errors = [RowError(line, "", problem)] if problem else None
-                    clean = None
-                    if errors is None:
-                        errors, clean = spec.validate(ctx, line, row)
-                    for e in errors:
-                        report.add(e)
-                        if len(rejected_values) < 100_000:
-                            rejected_values.append((e.line, e.column, e.reason, values))
-                    if clean is not None:
-                        yield clean
-                    if n % PROGRESS_EVERY == 0:
-                        job.rows_read, job.bytes_read, job.rows_invalid = n, rows.bytes_read, len(report.rejected_lines)
-                        _save_progress(job, on_progress)
-                job.rows_read, job.bytes_read = n, rows.bytes_read
-
+            reading = _Reading(job, report, on_progress)
+            cut = _plan(stream)
             # Phase 1 writes only the temp table: it must not hold SQLite's write lock while it reads the file.
             begin_deferred(conn)
-            load(conn, stage, spec.stage_names, good_rows())
+            try:
+                clean = reading.in_chunks(spec, ctx.extra, stream.name, *cut) if cut else reading.sequential(spec, ctx, rows)
+                load(conn, stage, spec.stage_names, clean)
+            except chunks.Resequence:  # a cut fell inside a record: read again, sequentially
+                conn.rollback()
+                create_stage(conn, stage, spec.stage_columns, key="line")
+                report, rejected_values = ErrorReport(), []
+                reading = _Reading(job, report, on_progress)
+                stream.seek(0)
+                begin_deferred(conn)
+                load(conn, stage, spec.stage_names, reading.sequential(spec, ctx, CSVRows(stream, required=spec.columns)))
+            rejected_values = reading.rejected_values
             conn.commit()  # ends phase 1; the temp table lives on with this connection
         except CSVFormatError as e:
             conn.rollback()
@@ -140,7 +133,7 @@ def run_job(*, spec: ImportSpec, job_id: int, stream: BinaryIO, actor: Actor,
         try:
             for e in spec.checks(ctx):
                 report.add(e)
-                if len(rejected_values) < 100_000:
+                if len(rejected_values) < _Reading.MAX_REJECTED:
                     rejected_values.append((e.line, e.column, e.reason, []))
             if report.count and not job.skip_invalid:
                 conn.rollback()
@@ -160,6 +153,66 @@ def run_job(*, spec: ImportSpec, job_id: int, stream: BinaryIO, actor: Actor,
             raise
     _save_progress(job, on_progress)  # the same values, now through the ORM session's view of the job
     return job
+
+
+class _Reading:
+    """Phase 1's reading of a file, sequential or in chunks: the clean rows in file order, every error into
+    the report (and the first MAX_REJECTED rows' values, for the error CSV), progress every PROGRESS_EVERY rows."""
+
+    MAX_REJECTED = 100_000
+
+    def __init__(self, job: ImportJob, report: ErrorReport, on_progress: Progress | None):
+        self.job, self.report, self.on_progress = job, report, on_progress
+        self.rejected_values: list[tuple] = []  # (line, column, reason, values) for the error CSV
+        self.count = 0  # records read
+
+    def _reject(self, errors: list[RowError], values: list) -> None:
+        for e in errors:
+            self.report.add(e)
+            if len(self.rejected_values) < self.MAX_REJECTED:
+                self.rejected_values.append((e.line, e.column, e.reason, values))
+
+    def _progress(self, bytes_read: int) -> None:
+        job = self.job
+        job.rows_read, job.bytes_read, job.rows_invalid = self.count, bytes_read, len(self.report.rejected_lines)
+        _save_progress(job, self.on_progress)
+
+    def sequential(self, spec: ImportSpec, ctx: Context, rows: CSVRows) -> Iterator[tuple]:
+        for errors, values, clean in chunks.checked(rows, spec.row_rules, ctx.extra):
+            self.count += 1
+            if errors:
+                self._reject(errors, values)
+            if clean is not None:
+                yield clean
+            if self.count % PROGRESS_EVERY == 0:
+                self._progress(rows.bytes_read)
+        self.job.rows_read, self.job.bytes_read = self.count, rows.bytes_read
+
+    def in_chunks(self, spec: ImportSpec, extra: dict, path: str, header: bytes, parts: list, workers: int
+                  ) -> Iterator[tuple]:
+        for part in chunks.read(rules=spec.row_rules, extra=extra, columns=spec.columns, optional=(), path=path,
+                                header=header, chunks=parts, workers=workers):
+            self.count += part.rows
+            for e, values in part.rejected:
+                self._reject([e], values)
+            yield from part.clean
+            self._progress(part.end)
+
+
+def _plan(stream: BinaryIO) -> tuple[bytes, list, int] | None:
+    """(header, chunks, workers) when the file is to be read in worker processes (accounts.imports.chunks):
+    a file on disk of at least IMPORT_PARALLEL_MIN_BYTES, with IMPORT_WORKERS > 1. None: read it here."""
+    config = current_app.config
+    workers = config["IMPORT_WORKERS"]
+    path = getattr(stream, "name", None)
+    if workers < 2 or not isinstance(path, str) or not os.path.isfile(path):
+        return None
+    if os.path.getsize(path) < config["IMPORT_PARALLEL_MIN_BYTES"]:
+        return None
+    cut = chunks.plan(path, config["IMPORT_CHUNK_BYTES"])
+    if cut is None or len(cut[1]) < 2:
+        return None
+    return cut[0], cut[1], workers
 
 
 OUTCOME = ("status", "message", "finished_at", "updated_at", "rows_read", "bytes_read", "rows_invalid",

@@ -1,5 +1,6 @@
 """Small factories for account tests."""
 import io
+from pathlib import Path
 
 import sqlalchemy as sa
 
@@ -27,13 +28,20 @@ def make_incident(name: str = "Sidekick data loss", categories=("contacts", "cal
     return incident
 
 
-def run_import(incident_id: int, text: str | bytes, *, kind: str = "accounts", skip_invalid: bool = False):
+def run_import(incident_id: int, text: str | bytes | Path, *, kind: str = "accounts", skip_invalid: bool = False):
+    """Import text, or the file at a path (which a large enough import reads in worker processes)."""
     spec = AccountImport() if kind == "accounts" else RecoveryImport()
-    data = text.encode("utf-8") if isinstance(text, str) else text
+    if isinstance(text, Path):
+        stream = open(text, "rb")
+    else:
+        stream = io.BytesIO(text.encode("utf-8") if isinstance(text, str) else text)
+    size = stream.seek(0, io.SEEK_END)
+    stream.seek(0)
     job = create_job(db.session, spec=spec, incident_id=incident_id, actor=ACTOR, filename=f"{kind}.csv",
-                     skip_invalid=skip_invalid, size_bytes=len(data))
+                     skip_invalid=skip_invalid, size_bytes=size)
     db.session.commit()
-    return run_job(spec=spec, job_id=job.id, stream=io.BytesIO(data), actor=ACTOR)
+    with stream:
+        return run_job(spec=spec, job_id=job.id, stream=stream, actor=ACTOR)
 
 
 def attach(incident_id: int, *numbers: str):
