@@ -1,6 +1,7 @@
 """Helpers shared by the benchmarks: data generation, fresh databases, peak memory of a child process."""
 import os
 import random
+import re
 import subprocess
 import sys
 import tempfile
@@ -60,7 +61,13 @@ def drop_database(url: str) -> None:
                         f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=False)
 
 
-PEAK = "\nimport resource; print('PEAK_MB=%.1f' % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))"
+PEAK = ("\nimport resource; print('PEAK_MB=%.1f' % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))"
+        "\nprint('CHILDREN_PEAK_MB=%.1f' % (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024))")
+
+
+def children_peak(out: str) -> float:
+    """The largest peak RSS (MiB) of the processes a run_child child started and waited for (import workers)."""
+    return float(re.findall(r"(?m)^CHILDREN_PEAK_MB=(\S+)", out)[-1])
 
 
 def run_child(code: str, env: dict) -> tuple[float, float, str]:
@@ -71,7 +78,7 @@ def run_child(code: str, env: dict) -> tuple[float, float, str]:
     wall = time.perf_counter() - t
     if out.returncode:
         raise SystemExit(f"benchmark child failed:\n{out.stderr[-3000:]}")
-    peak = float(out.stdout.rsplit("PEAK_MB=", 1)[1])
+    peak = float(re.findall(r"(?m)^PEAK_MB=(\S+)", out.stdout)[-1])
     return wall, peak, out.stdout
 
 

@@ -10,7 +10,7 @@ Usage: .venv/bin/python bench/import_accounts.py [N] [--postgres]"""
 import shutil
 import sys
 
-from common import ROOT, drop_database, fresh_database, run_child, tmpdir, write_accounts_csv
+from common import ROOT, children_peak, drop_database, fresh_database, run_child, tmpdir, write_accounts_csv
 
 SETUP = """
 import sys; sys.path.insert(0, %r)
@@ -137,7 +137,7 @@ def main() -> None:
             wall, peak, out = run_child(code % str(csv_path), {"DATABASE_URL": url})
         finally:
             drop_database(url)
-        results[label] = (seconds(out), peak)
+        results[label] = (seconds(out), peak, children_peak(out))
     ours, floor, bare = results["lifeboat"], results["floor"], results["bare"]
     how = "COPY (FORMAT csv)" if kind == "postgres" else "csv + executemany"
     print(f"accounts import, {n:,} rows ({size_mb:.0f} MB CSV) on {kind}")
@@ -146,7 +146,8 @@ def main() -> None:
     print(f"  full-schema floor (raw {'COPY' if kind == 'postgres' else 'executemany'} of clean rows into our tables): "
           f"{floor[0]:.2f} s, {n / floor[0]:,.0f} rows/s, peak RSS {floor[1]:.0f} MiB")
     print(f"  lifeboat import (parse, validate, stage, merge):   "
-          f"{ours[0]:.2f} s, {n / ours[0]:,.0f} rows/s, peak RSS {ours[1]:.0f} MiB")
+          f"{ours[0]:.2f} s, {n / ours[0]:,.0f} rows/s, peak RSS {ours[1]:.0f} MiB, and each of its "
+          f"worker processes (IMPORT_WORKERS) at most {ours[2]:.0f} MiB")
     print(f"  ratio lifeboat/bare floor: {ours[0] / bare[0]:.2f}x (goal <= 3x); lifeboat/full-schema floor: "
           f"{ours[0] / floor[0]:.2f}x; peak RSS goal < 300 MiB")
     shutil.rmtree(work, ignore_errors=True)

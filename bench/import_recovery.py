@@ -12,7 +12,7 @@ Usage: .venv/bin/python bench/import_recovery.py [N] [--postgres]"""
 import shutil
 import sys
 
-from common import ROOT, drop_database, fresh_database, run_child, tmpdir, write_accounts_csv
+from common import ROOT, children_peak, drop_database, fresh_database, run_child, tmpdir, write_accounts_csv
 
 CATEGORIES = ("contacts", "calendar", "photos", "notes")
 STATES = ("recovered", "recovering", "lost", "partially_recovered", "at_risk")
@@ -178,7 +178,7 @@ def main() -> None:
             wall, peak, out = run_child(code % (str(ROOT), str(work / "recovery.csv")), {"DATABASE_URL": url})
         finally:
             drop_database(url)
-        results[label] = (seconds(out), peak)
+        results[label] = (seconds(out), peak, children_peak(out))
     ours, floor, bare = results["lifeboat"], results["floor"], results["bare"]
     rows = n_accounts * len(CATEGORIES)
     print(f"recovery update, {rows:,} rows ({n_accounts:,} accounts x {len(CATEGORIES)} categories) on {kind}")
@@ -187,7 +187,8 @@ def main() -> None:
     print(f"  full-schema floor (raw {'COPY' if kind == 'postgres' else 'executemany'} into recovery_statuses + "
           f"recovery_events): {floor[0]:.2f} s, {rows / floor[0]:,.0f} rows/s, peak RSS {floor[1]:.0f} MiB")
     print(f"  lifeboat import (parse, validate, stage, resolve, diff, upsert, history, overall state): "
-          f"{ours[0]:.2f} s, {rows / ours[0]:,.0f} rows/s, peak RSS {ours[1]:.0f} MiB")
+          f"{ours[0]:.2f} s, {rows / ours[0]:,.0f} rows/s, peak RSS {ours[1]:.0f} MiB, and each of its "
+          f"worker processes (IMPORT_WORKERS) at most {ours[2]:.0f} MiB")
     print(f"  ratio lifeboat/bare floor: {ours[0] / bare[0]:.2f}x (goal <= 3x); lifeboat/full-schema floor: "
           f"{ours[0] / floor[0]:.2f}x; peak RSS goal < 300 MiB")
     shutil.rmtree(work, ignore_errors=True)
