@@ -223,3 +223,22 @@ def test_anonymous_visitors_are_sent_to_sign_in(client):
     response = client.post(f"/ops/incidents/{incident.id}/import/accounts/upload",
                            data={"file": (io.BytesIO(GOOD.encode()), "a.csv")}, content_type="multipart/form-data")
     assert response.status_code == 302
+
+
+def test_a_large_upload_is_read_by_worker_processes_from_the_background_job(app, signed_in):
+    """The console's background thread starts the import's worker processes (accounts.imports.chunks): the
+    accounts, then their recovery rows, each file cut into many chunks; a bad row is named on its line."""
+    client, _ = signed_in
+    app.config.update(IMPORT_WORKERS=2, IMPORT_PARALLEL_MIN_BYTES=0, IMPORT_CHUNK_BYTES=2048)
+    incident = make_incident()
+    people = "".join(f"W{i},Name {i},+1 206 555 {i:04d},w{i}@example.com,en\n" for i in range(600))
+    job = wait_for_job(started_job(upload(client, incident.id, (HEADER + people).encode())))
+    assert (job.status, job.rows_attached) == (ImportStatus.DONE, 600), job.message
+    rows = "".join(f'W{i},{("contacts", "calendar", "photos")[i % 3]},recovered,10,10,"note, {i}"\n'
+                   for i in range(600))
+    bad = "W1,contacts,gone,,,\n"
+    job = wait_for_job(started_job(upload(client, incident.id, (RECOVERY_HEADER + rows + bad).encode(),
+                                          kind="recovery", skip=True)))
+    assert (job.status, job.rows_read, job.rows_created) == (ImportStatus.DONE, 601, 600), job.message
+    assert [(e["line"], e["column"]) for e in job.errors] == [(602, "state")]
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(RecoveryStatus)) == 600
