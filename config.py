@@ -174,7 +174,7 @@ class Config:
     # chunks of IMPORT_CHUNK_BYTES (accounts.imports.chunks); 0 or 1 worker: always in the job's own process.
     IMPORT_WORKERS = int(os.environ.get("IMPORT_WORKERS", min(os.cpu_count() or 1, 8)))
     IMPORT_PARALLEL_MIN_BYTES = int(os.environ.get("IMPORT_PARALLEL_MIN_BYTES", 8 << 20))
-    IMPORT_CHUNK_BYTES = int(os.environ.get("IMPORT_CHUNK_BYTES", 4 << 20))
+    IMPORT_CHUNK_BYTES = int(os.environ.get("IMPORT_CHUNK_BYTES", 1 << 20))
     IMPORT_RETENTION_DAYS = int(os.environ.get("IMPORT_RETENTION_DAYS", 30))  # uploaded CSVs hold personal data
     # Backups encrypted with age (ops/backup.py): the public keys ("age1...", space or comma separated) backups
     # are encrypted to, and the secret key ("AGE-SECRET-KEY-1...") a restore decrypts with. Empty: plain files.
