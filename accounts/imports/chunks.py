@@ -19,6 +19,7 @@ Workers are fresh interpreters (`python -c` importing this module and the rules:
 their stdin: forking a web process that runs threads is unsafe, and multiprocessing's "spawn" runs the main
 script again in every worker, which a script without a main guard does not survive. Measured by
 bench/import_accounts.py and bench/import_recovery.py."""
+import marshal
 import os
 import pickle
 import subprocess
@@ -53,6 +54,7 @@ class Checked:
     rows: int = 0
     end: int = 0  # byte offset just after the chunk, for progress
     whole: bool = True  # False: the chunk did not end at a record end
+    packed: bytes | None = None  # `clean` on its way from a worker, in marshal's format (see serve)
 
 
 def checked(rows: CSVRows | Iterator, rules: Callable, extra: dict) -> Iterator[tuple[list[RowError], list, tuple | None]]:
@@ -159,6 +161,7 @@ def read(*, rules: Callable, extra: dict, columns: tuple[str, ...], optional: tu
                 raise RuntimeError("An import worker process stopped before it finished its chunk.") from None
             if not ok:
                 raise result
+            result.clean, result.packed = marshal.loads(result.packed), None
             if not result.whole:
                 raise Resequence()
             if ahead < len(chunks):
@@ -193,7 +196,11 @@ def serve() -> None:
         except EOFError:
             return
         try:
-            answer = (True, check_chunk(*task))
+            result = check_chunk(*task)
+            # The clean rows (tuples of str, int and None) in marshal's format: 12x faster to write and 2x to
+            # read than pickle's, on a pipe between two processes of the same interpreter.
+            result.clean, result.packed = [], marshal.dumps(result.clean)
+            answer = (True, result)
         except Exception as e:  # a CSVFormatError, mostly: raised again in the job's process
             answer = (False, e)
         pickle.dump(answer, stdout, protocol=pickle.HIGHEST_PROTOCOL)
