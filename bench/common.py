@@ -61,20 +61,43 @@ def drop_database(url: str) -> None:
                         f"DROP DATABASE IF EXISTS {name} WITH (FORCE)"], check=False)
 
 
-PEAK = ("\nimport resource; print('PEAK_MB=%.1f' % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))"
-        "\nprint('CHILDREN_PEAK_MB=%.1f' % (resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024))")
+PEAK = "\nimport resource; print('PEAK_MB=%.1f' % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))"
+# The peak RSS of the processes the child starts (import workers), from /proc/<pid>/status VmHWM sampled every
+# 20 ms while they run: rusage's figure for children would count the parent's memory at the fork before exec.
+CHILDREN = """
+import os as _os, threading as _threading, time as _time
+_children_peak = [0]
+def _sample_children():
+    me = _os.getpid()
+    while True:
+        try:
+            kids = open(f'/proc/{me}/task/{me}/children').read().split()
+        except OSError:
+            kids = []
+        for kid in kids:
+            try:
+                with open(f'/proc/{kid}/status') as status:
+                    for line in status:
+                        if line.startswith('VmHWM:'):
+                            _children_peak[0] = max(_children_peak[0], int(line.split()[1]))
+            except OSError:
+                pass
+        _time.sleep(0.02)
+_threading.Thread(target=_sample_children, daemon=True).start()
+"""
+CHILDREN_PEAK = "\nprint('CHILDREN_PEAK_MB=%.1f' % (_children_peak[0] / 1024))"
 
 
 def children_peak(out: str) -> float:
-    """The largest peak RSS (MiB) of the processes a run_child child started and waited for (import workers)."""
+    """The largest peak RSS (MiB) of the processes a run_child child started (import workers); 0: none."""
     return float(re.findall(r"(?m)^CHILDREN_PEAK_MB=(\S+)", out)[-1])
 
 
 def run_child(code: str, env: dict) -> tuple[float, float, str]:
     """Run python code in its own process; returns (wall seconds, that process's peak RSS in MiB, stdout)."""
     t = time.perf_counter()
-    out = subprocess.run([sys.executable, "-c", code + PEAK], cwd=ROOT, env={**os.environ, **env},
-                         capture_output=True, text=True)
+    out = subprocess.run([sys.executable, "-c", CHILDREN + code + PEAK + CHILDREN_PEAK], cwd=ROOT,
+                         env={**os.environ, **env}, capture_output=True, text=True)
     wall = time.perf_counter() - t
     if out.returncode:
         raise SystemExit(f"benchmark child failed:\n{out.stderr[-3000:]}")
