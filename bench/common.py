@@ -62,8 +62,8 @@ def drop_database(url: str) -> None:
 
 
 PEAK = "\nimport resource; print('PEAK_MB=%.1f' % (resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024))"
-# The peak RSS of the processes the child starts (import workers), from /proc/<pid>/status VmHWM sampled every
-# 20 ms while they run: rusage's figure for children would count the parent's memory at the fork before exec.
+# The peak RSS of the import workers the child starts, from /proc/<pid>/status VmHWM sampled every 20 ms while
+# they run: rusage's figure for children would count the parent's memory at the fork before exec.
 CHILDREN = """
 import os as _os, threading as _threading, time as _time
 _children_peak = [0]
@@ -76,6 +76,8 @@ def _sample_children():
             kids = []
         for kid in kids:
             try:
+                if b'accounts.imports.chunks' not in open(f'/proc/{kid}/cmdline', 'rb').read():
+                    continue  # not (yet) a worker: between fork and exec a child shows its parent's memory
                 with open(f'/proc/{kid}/status') as status:
                     for line in status:
                         if line.startswith('VmHWM:'):
@@ -89,7 +91,7 @@ CHILDREN_PEAK = "\nprint('CHILDREN_PEAK_MB=%.1f' % (_children_peak[0] / 1024))"
 
 
 def children_peak(out: str) -> float:
-    """The largest peak RSS (MiB) of the processes a run_child child started (import workers); 0: none."""
+    """The largest peak RSS (MiB) of the import workers a run_child child started; 0: none."""
     return float(re.findall(r"(?m)^CHILDREN_PEAK_MB=(\S+)", out)[-1])
 
 
