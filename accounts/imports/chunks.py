@@ -19,6 +19,7 @@ Workers are fresh interpreters (`python -c` importing this module and the rules:
 their stdin: forking a web process that runs threads is unsafe, and multiprocessing's "spawn" runs the main
 script again in every worker, which a script without a main guard does not survive. Measured by
 bench/import_accounts.py and bench/import_recovery.py."""
+import io
 import marshal
 import os
 import pickle
@@ -57,7 +58,8 @@ class Checked:
     packed: bytes | None = None  # `clean` on its way from a worker, in marshal's format (see serve)
 
 
-def checked(rows: CSVRows | Iterator, rules: Callable, extra: dict) -> Iterator[tuple[list[RowError], list, tuple | None]]:
+def checked(rows: CSVRows | Iterator, rules: Callable, extra: dict
+            ) -> Iterator[tuple[list[RowError], list, tuple | None]]:
     """(errors, values, clean) for each record: the one place that runs the rules on a file's rows, for the
     sequential read and the workers alike."""
     for line, values, row, problem in rows:
@@ -107,8 +109,6 @@ def _record(f: BinaryIO, piece: bytes, limit: int) -> bytes | None:
 def check_chunk(rules: Callable, extra: dict, columns: tuple[str, ...], optional: tuple[str, ...], path: str,
                 header: bytes, chunk: Chunk) -> Checked:
     """Read and check one chunk (in a worker process)."""
-    import io
-
     with open(path, "rb") as f:
         f.seek(chunk.start)
         data = f.read(chunk.length)

@@ -106,17 +106,20 @@ def run_job(*, spec: ImportSpec, job_id: int, stream: BinaryIO, actor: Actor,
             cut = _plan(stream)
             # Phase 1 writes only the temp table: it must not hold SQLite's write lock while it reads the file.
             begin_deferred(conn)
+            clean = (reading.in_chunks(spec, ctx.extra, stream.name, *cut) if cut
+                     else reading.sequential(spec, ctx, rows))
             try:
-                clean = reading.in_chunks(spec, ctx.extra, stream.name, *cut) if cut else reading.sequential(spec, ctx, rows)
                 load(conn, stage, spec.stage_names, clean)
             except chunks.Resequence:  # a cut fell inside a record: read again, sequentially
                 conn.rollback()
                 create_stage(conn, stage, spec.stage_columns, key="line")
-                report, rejected_values = ErrorReport(), []
+                report = ErrorReport()
                 reading = _Reading(job, report, on_progress)
                 stream.seek(0)
                 begin_deferred(conn)
-                load(conn, stage, spec.stage_names, reading.sequential(spec, ctx, CSVRows(stream, required=spec.columns)))
+                load(conn, stage, spec.stage_names, reading.sequential(spec, ctx, CSVRows(stream, spec.columns)))
+            finally:
+                clean.close()  # stops the worker processes now, whatever happened
             rejected_values = reading.rejected_values
             conn.commit()  # ends phase 1; the temp table lives on with this connection
         except CSVFormatError as e:

@@ -10,7 +10,7 @@ from accounts.imports.csvio import CSVFormatError, CSVRows
 from accounts.imports.rows import ACCOUNT_COLUMNS, validate_account
 from accounts.models import Account, AffectedAccount, ImportStatus
 from core.db import db
-from tests.accounts.factories import HEADER, make_incident, run_import
+from tests.accounts.factories import HEADER, count_rows, make_incident, run_import
 
 EXTRA = {"region": "US", "languages": ("en", "es")}
 
@@ -160,3 +160,32 @@ def test_an_import_whose_cut_falls_inside_a_record_is_read_again_sequentially_wi
         sequential_job.rows_read, sequential_job.rows_invalid, sequential_job.errors)
     assert job.rows_attached == sequential_job.rows_created == sequential_job.rows_attached
     assert open(job.error_csv_path).read() == open(sequential_job.error_csv_path).read()
+
+
+def workers_alive() -> list[int]:
+    """This process's import workers still running (Linux: /proc)."""
+    import os
+    from pathlib import Path
+
+    pids = []
+    for task in Path(f"/proc/{os.getpid()}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                if b"accounts.imports.chunks" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    pids.append(int(pid))
+            except OSError:
+                pass
+    return pids
+
+
+def test_a_file_that_breaks_off_in_a_later_chunk_fails_the_job_and_stops_the_workers(app, tmp_path):
+    data = make_csv(5, 800)
+    cut = data.index(b"\n", len(data) * 3 // 4) + 1
+    path = tmp_path / "upload.csv"
+    path.write_bytes(data[:cut] + b"A9,Bad \xff byte,,,en\n" + data[cut:])
+    app.config.update(IMPORT_WORKERS=2, IMPORT_PARALLEL_MIN_BYTES=0, IMPORT_CHUNK_BYTES=500)
+    job = run_import(make_incident().id, path)
+    line = data[:cut].count(b"\n") + data[:cut].count(b"\r") - data[:cut].count(b"\r\n") + 1
+    assert job.status == ImportStatus.FAILED
+    assert job.message == f"Line {line} is not UTF-8 text. Save the file as CSV UTF-8."
+    assert count_rows(Account) == 0 and workers_alive() == []
