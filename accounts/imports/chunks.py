@@ -20,6 +20,7 @@ their stdin: forking a web process that runs threads is unsafe, and multiprocess
 script again in every worker, which a script without a main guard does not survive. Measured by
 bench/import_accounts.py and bench/import_recovery.py."""
 import io
+import logging
 import marshal
 import os
 import pickle
@@ -30,13 +31,15 @@ from typing import BinaryIO, Callable, Iterator
 
 from accounts.imports.csvio import CSVRows, RowError, line_ends
 
+log = logging.getLogger(__name__)
 SENTINEL = "lifeboat:end-of-chunk"
 MAX_GROWTH = 4  # a chunk whose end needs more than 4x its size (and 64 KiB) to reach a cut: read sequentially
 MIN_LIMIT = 1 << 16
 
 
 class Resequence(Exception):
-    """A chunk did not end at a record end (a quote the cut could not see): read the file sequentially."""
+    """Read the file sequentially instead: a chunk did not end at a record end (a quote the cut could not
+    see), or a worker could not start or stopped."""
 
 
 @dataclass
@@ -144,33 +147,47 @@ def read(*, rules: Callable, extra: dict, columns: tuple[str, ...], optional: tu
     """The chunks' results in file order, from `workers` worker processes (chunk i goes to worker i mod
     workers, at most two chunks each in flight, so memory stays flat). Raises Resequence, or a chunk's
     CSVFormatError, when that chunk is reached."""
-    procs = [_start_worker() for _ in range(min(workers, len(chunks)))]
+    procs: list[subprocess.Popen] = []
     try:
         def send(i: int) -> None:
             task = (rules, extra, columns, optional, path, header, chunks[i])
             pickle.dump(task, procs[i % len(procs)].stdin, protocol=pickle.HIGHEST_PROTOCOL)
             procs[i % len(procs)].stdin.flush()
 
-        ahead = min(len(chunks), 2 * len(procs))
-        for i in range(ahead):
-            send(i)
+        try:
+            for _ in range(min(workers, len(chunks))):
+                procs.append(_start_worker())
+            ahead = min(len(chunks), 2 * len(procs))
+            for i in range(ahead):
+                send(i)
+        except OSError:  # no worker could start (or one stopped at once): this process reads the file
+            log.warning("Import workers could not start; reading %s in the job's own process.", path, exc_info=True)
+            raise Resequence() from None
         for i in range(len(chunks)):
             try:
                 ok, result = pickle.load(procs[i % len(procs)].stdout)
-            except EOFError:
-                raise RuntimeError("An import worker process stopped before it finished its chunk.") from None
+            except (EOFError, pickle.UnpicklingError):  # a worker died (killed, out of memory): read it here
+                log.warning("An import worker stopped before it finished its chunk; reading %s in the job's own "
+                            "process.", path)
+                raise Resequence() from None
             if not ok:
                 raise result
             result.clean, result.packed = marshal.loads(result.packed), None
             if not result.whole:
                 raise Resequence()
             if ahead < len(chunks):
-                send(ahead)
+                try:
+                    send(ahead)
+                except OSError:  # that worker died: its answers are missing, which the next load will find
+                    pass
                 ahead += 1
             yield result
     finally:
         for proc in procs:
-            proc.stdin.close()
+            try:
+                proc.stdin.close()
+            except OSError:  # a worker that died leaves a broken pipe
+                pass
         for proc in procs:
             try:
                 proc.wait(timeout=10)
@@ -189,7 +206,9 @@ def _start_worker() -> subprocess.Popen:
 
 def serve() -> None:
     """A worker's loop: a pickled task in on stdin, a pickled (ok, Checked or the exception) out on stdout."""
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    stdin, stdout = sys.stdin.buffer, os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)  # anything else written to stdout (a library's print) goes to stderr, not into the answers
+    sys.stdout = sys.stderr
     while True:
         try:
             task = pickle.load(stdin)

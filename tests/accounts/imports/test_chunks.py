@@ -189,3 +189,19 @@ def test_a_file_that_breaks_off_in_a_later_chunk_fails_the_job_and_stops_the_wor
     assert job.status == ImportStatus.FAILED
     assert job.message == f"Line {line} is not UTF-8 text. Save the file as CSV UTF-8."
     assert count_rows(Account) == 0 and workers_alive() == []
+
+
+@pytest.mark.parametrize("executable", ["/nonexistent/python", "/bin/true"])
+def test_workers_that_cannot_start_or_stop_at_once_leave_the_file_to_the_job_s_own_process(
+        app, tmp_path, monkeypatch, executable):
+    import sys
+
+    path = tmp_path / "upload.csv"
+    path.write_bytes(make_csv(2, 500))
+    expected_clean, expected_rejected, rows = sequential(path)
+    app.config.update(IMPORT_WORKERS=2, IMPORT_PARALLEL_MIN_BYTES=0, IMPORT_CHUNK_BYTES=300)
+    monkeypatch.setattr(sys, "executable", executable)  # what the workers are started with
+    job = run_import(make_incident().id, path, skip_invalid=True)
+    assert job.status == ImportStatus.DONE, job.message
+    assert (job.rows_read, job.rows_created) == (rows, len(expected_clean))
+    assert job.rows_invalid == len({e.line for e, _values in expected_rejected})
