@@ -1,7 +1,8 @@
 """CSV imports (accounts, recovery states) as jobs: stream, validate, stage, then apply set-based.
 
 Phase 1 reads the file row by row, validates each row in Python and loads the good ones into a temp
-staging table (memory stays flat). Phase 2, one transaction, runs the checks that need the database
+staging table (memory stays flat); a large file on disk is read and validated by worker processes, chunk by
+chunk, with the same outcome (accounts.imports.chunks). Phase 2, one transaction, runs the checks that need the database
 (repeated keys, unknown accounts), then either applies everything with a few INSERT ... SELECT /
 UPDATE ... FROM statements or, when rows are invalid and skip_invalid is off, applies nothing."""
 import os
