@@ -63,30 +63,37 @@ class AccountImport(ImportSpec):
         s, conn = ctx.stage, ctx.conn
         p = {"now": ctx.now.replace(tzinfo=None), "src": f"import {ctx.job.id}", "inc": ctx.incident_id}
         total = conn.exec_driver_sql(f"SELECT COUNT(*) FROM {s}").scalar()
-        # The history first, while the old values are still there.
-        changes = " UNION ALL ".join(
-            f"SELECT a.id, '{col}', a.{col}, s.{col}, :src, :now FROM {s} s "
-            f"JOIN accounts a ON a.account_number = s.account_number WHERE a.{col} IS DISTINCT FROM s.{col}"
-            for col in ("name", "phone", "email", "language"))
-        run(conn, f"INSERT INTO account_changes (account_id, field, old_value, new_value, source, at) {changes}", **p)
-        updated = run(conn, f"""
-            UPDATE accounts SET name = s.name, phone = s.phone, email = s.email, language = s.language,
-                time_zone = CASE WHEN accounts.phone IS DISTINCT FROM s.phone THEN s.time_zone
-                                 ELSE accounts.time_zone END,
-                updated_at = :now
-            FROM {s} s
-            WHERE accounts.account_number = s.account_number
-              AND (accounts.name IS DISTINCT FROM s.name OR accounts.phone IS DISTINCT FROM s.phone
-                   OR accounts.email IS DISTINCT FROM s.email OR accounts.language IS DISTINCT FROM s.language)
-        """, **p)
-        # Existing accounts first: at this point the join finds only them.
-        attached = run(conn, f"""
-            INSERT INTO affected_accounts (incident_id, account_id, state, added_at, updated_at)
-            SELECT :inc, a.id, 'unknown', :now, :now
-            FROM {s} s JOIN accounts a ON a.account_number = s.account_number
-            WHERE NOT EXISTS (SELECT 1 FROM affected_accounts x WHERE x.incident_id = :inc AND x.account_id = a.id)
-            ORDER BY s.line
-        """, **p)
+        # Accounts the file names that exist already: their history, changes and attachment. A first import
+        # of a list finds none, and skips three passes over the stage (1,000,000 rows: 0.3 s on SQLite).
+        updated = attached = 0
+        if conn.exec_driver_sql(f"SELECT EXISTS (SELECT 1 FROM {s} s JOIN accounts a "
+                                f"ON a.account_number = s.account_number)").scalar():
+            # The history first, while the old values are still there.
+            changes = " UNION ALL ".join(
+                f"SELECT a.id, '{col}', a.{col}, s.{col}, :src, :now FROM {s} s "
+                f"JOIN accounts a ON a.account_number = s.account_number WHERE a.{col} IS DISTINCT FROM s.{col}"
+                for col in ("name", "phone", "email", "language"))
+            run(conn, "INSERT INTO account_changes (account_id, field, old_value, new_value, source, at) "
+                      + changes, **p)
+            updated = run(conn, f"""
+                UPDATE accounts SET name = s.name, phone = s.phone, email = s.email, language = s.language,
+                    time_zone = CASE WHEN accounts.phone IS DISTINCT FROM s.phone THEN s.time_zone
+                                     ELSE accounts.time_zone END,
+                    updated_at = :now
+                FROM {s} s
+                WHERE accounts.account_number = s.account_number
+                  AND (accounts.name IS DISTINCT FROM s.name OR accounts.phone IS DISTINCT FROM s.phone
+                       OR accounts.email IS DISTINCT FROM s.email OR accounts.language IS DISTINCT FROM s.language)
+            """, **p)
+            # Attached before the new accounts exist, so the join finds only these.
+            attached = run(conn, f"""
+                INSERT INTO affected_accounts (incident_id, account_id, state, added_at, updated_at)
+                SELECT :inc, a.id, 'unknown', :now, :now
+                FROM {s} s JOIN accounts a ON a.account_number = s.account_number
+                WHERE NOT EXISTS (SELECT 1 FROM affected_accounts x
+                                  WHERE x.incident_id = :inc AND x.account_id = a.id)
+                ORDER BY s.line
+            """, **p)
         rebuild = _secondary_indexes(conn, s, total)
         for index in rebuild:
             index.drop(conn)
