@@ -8,7 +8,7 @@ from accounts.imports.rows import ACCOUNT_COLUMNS, validate_account
 from accounts.imports.service import Context, ImportSpec
 from accounts.models import Account, AffectedAccount, ImportKind
 from accounts.recovery import take_snapshot
-from core.bulk import analyze, is_postgres, run
+from core.bulk import analyze, is_postgres, run, unique_or_index
 from core.i18n import languages
 
 REBUILD_ABOVE = 50_000  # new accounts from which SQLite builds the lookup indexes once, after the load
@@ -50,8 +50,10 @@ class AccountImport(ImportSpec):
 
     def checks(self, ctx: Context) -> list[RowError]:
         s = ctx.stage
-        ctx.conn.exec_driver_sql(f"CREATE INDEX ix_{s}_number ON {s} (account_number)")
+        unique = unique_or_index(ctx.conn, f"ix_{s}_number", s, "account_number")
         analyze(ctx.conn, s)
+        if unique:
+            return []
         repeated = ctx.conn.exec_driver_sql(
             f"SELECT s.line, s.account_number, d.first FROM {s} s JOIN "
             f"(SELECT account_number, MIN(line) AS first FROM {s} GROUP BY account_number HAVING COUNT(*) > 1) d "

@@ -8,7 +8,7 @@ from accounts.imports.rows import RECOVERY_COLUMNS, validate_recovery
 from accounts.imports.service import Context, ImportSpec
 from accounts.models import ImportKind, RecoveryCategory
 from accounts.recovery import apply_stage
-from core.bulk import analyze, is_postgres
+from core.bulk import analyze, is_postgres, unique_or_index
 
 STAGE_COLUMNS = ("line INTEGER, account_number VARCHAR(64), category_id INTEGER, state VARCHAR(24), "
                  "items_total INTEGER, items_recovered INTEGER, note VARCHAR(500), aa_id INTEGER, "
@@ -42,8 +42,10 @@ def resolve_accounts(conn, stage: str, incident_id: int) -> list[RowError]:
                                                "(import it as an affected account first).")
               for line, number in conn.exec_driver_sql(
                   f"SELECT line, account_number FROM {stage} WHERE aa_id IS NULL ORDER BY line")]
-    conn.exec_driver_sql(f"CREATE INDEX ix_{stage}_pair ON {stage} (aa_id, category_id)")
+    unique = unique_or_index(conn, f"ix_{stage}_pair", stage, "aa_id, category_id")  # NULLs never repeat
     analyze(conn, stage)
+    if unique:
+        return errors
     repeated = conn.exec_driver_sql(
         f"SELECT s.line, s.account_number, d.first FROM {stage} s JOIN "
         f"(SELECT aa_id, category_id, MIN(line) AS first FROM {stage} WHERE aa_id IS NOT NULL "

@@ -86,6 +86,22 @@ def test_bad_recovery_rows_are_rejected_with_line_column_and_reason(app):
     assert db.session.scalar(sa.select(sa.func.count()).select_from(RecoveryStatus)) == 0
 
 
+def test_a_repeated_account_and_category_is_the_only_error_and_skip_invalid_keeps_the_first(app):
+    """A file whose one fault is a repeated pair (the staged pairs cannot take their UNIQUE index, and the
+    query that names the repeats runs): rejected whole; with skip-invalid the first of the pair applies."""
+    incident = make_incident()
+    attach(incident.id, "A1", "A2")
+    text = RECOVERY_HEADER + "A1,photos,lost,,,\nA2,photos,lost,,,\nA1,photos,recovered,,,\nA1,photos,at_risk,,,\n"
+    job = run_import(incident.id, text, kind="recovery")
+    assert job.status == ImportStatus.REJECTED
+    assert [(e["line"], e["column"]) for e in job.errors] == [(4, "category"), (5, "category")]
+    assert all("already appear on line 2" in e["reason"] for e in job.errors)
+    assert db.session.scalar(sa.select(sa.func.count()).select_from(RecoveryStatus)) == 0
+    job = run_import(incident.id, text, kind="recovery", skip_invalid=True)
+    assert (job.status, job.rows_created, job.rows_invalid) == (ImportStatus.DONE, 2, 2)
+    assert set(db.session.scalars(sa.select(RecoveryStatus.state))) == {RecoveryState.LOST}
+
+
 def test_skip_invalid_applies_only_the_good_recovery_rows(app):
     incident = make_incident()
     attach(incident.id, "A1")

@@ -72,6 +72,19 @@ def test_an_invalid_row_rejects_the_whole_file_and_lists_line_column_reason(app)
     assert any("already appears on line 2" in e["reason"] for e in job.errors)
 
 
+def test_a_repeated_account_number_alone_rejects_the_file_and_skip_invalid_keeps_the_first(app):
+    incident = make_incident()
+    text = GOOD + "A1,Again,,,\n"
+    job = run_import(incident.id, text)
+    assert job.status == ImportStatus.REJECTED
+    assert [(e["line"], e["column"]) for e in job.errors] == [(5, "account_number")]
+    assert "'A1' already appears on line 2" in job.errors[0]["reason"]
+    assert accounts() == {}
+    job = run_import(incident.id, text, skip_invalid=True)
+    assert (job.status, job.rows_created, job.rows_invalid) == (ImportStatus.DONE, 3, 1)
+    assert accounts()["A1"].name == "Ann Lee"
+
+
 def test_skip_invalid_applies_the_good_rows_and_writes_an_error_csv(app):
     incident = make_incident()
     text = GOOD + "A4,Bad Phone,12,,en\n"
