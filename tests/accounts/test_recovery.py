@@ -46,6 +46,25 @@ def test_recovery_import_sets_statuses_history_and_overall_state(app):
     assert db.session.scalar(sa.select(sa.func.count()).select_from(RecoveryEvent)) == 4
 
 
+def test_history_names_its_category_and_import_and_goes_with_its_incident(app):
+    """recovery_events keeps one foreign key (migration 0020): its category and import are checked by the status
+    row written beside it and by the job itself, and the history still goes with its incident's accounts."""
+    from accounts.models import RecoveryCategory
+    from incidents.models import Incident
+
+    incident, other = make_incident(), make_incident()
+    attach(incident.id, "A1")
+    attach(other.id, "A1")
+    job = run_import(incident.id, RECOVERY_HEADER + "A1,photos,lost,,,\n", kind="recovery")
+    kept = run_import(other.id, RECOVERY_HEADER + "A1,photos,recovered,,,\n", kind="recovery")
+    event = db.session.scalars(sa.select(RecoveryEvent).where(RecoveryEvent.import_id == job.id)).one()
+    category = db.session.get(RecoveryCategory, event.category_id)
+    assert (category.incident_id, category.key, event.new_state) == (incident.id, "photos", S.LOST)
+    db.session.execute(sa.delete(Incident).where(Incident.id == incident.id))
+    db.session.commit()
+    assert [e.import_id for e in db.session.scalars(sa.select(RecoveryEvent))] == [kept.id]
+
+
 def test_recovery_import_twice_changes_nothing_and_adds_no_history(app):
     incident = make_incident()
     attach(incident.id, "A1")
