@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from typing import BinaryIO, Iterator
 
 from core import csvout
-from core.text import strip_unstorable
+from core.text import storable_lines
 
 MAX_ERRORS_KEPT = 1000  # listed in the report; every error still goes to the error CSV
 MAX_FIELD = 10_000
@@ -72,8 +72,8 @@ class CSVRows:
         text = io.TextIOWrapper(io.BufferedReader(self._counter, 1 << 16), encoding="utf-8-sig", newline="")
         csv.field_size_limit(MAX_FIELD)
         # Characters no store or format can hold (NUL, most C0 controls, lone surrogates) are stripped here,
-        # once per line, so a stray one from an old export costs nothing downstream (see core.text).
-        self._reader = csv.reader(strip_unstorable(line) for line in text)
+        # as the lines are read, so a stray one from an old export costs nothing downstream (see core.text).
+        self._reader = csv.reader(storable_lines(text))
         try:
             header = next(self._reader)
         except StopIteration:

@@ -8,7 +8,7 @@ import sqlalchemy as sa
 
 from accounts.models import Account
 from core.db import db
-from core.text import strip_unstorable, unstorable_fields
+from core.text import storable_lines, strip_unstorable, unstorable_fields
 from incidents import service as incidents
 from incidents.models import Incident
 from ops.audit import Actor
@@ -29,6 +29,23 @@ def api(client, secret, method, path, body: bytes | str):
                                         ("Überwachung", "Überwachung")])
 def test_only_the_characters_no_store_can_hold_are_stripped(text, clean):
     assert strip_unstorable(text) == clean
+
+
+@pytest.mark.parametrize("block", [1, 7, 64, 1 << 16])
+def test_storable_lines_are_the_lines_stripped_one_by_one(block):
+    """The block-wise strip of a text stream (CSV imports) gives exactly the per-line strip: the same lines,
+    with their ends (\n, \r\n, a lone \r) where they were, whichever blocks the characters fall in."""
+    import io
+    import random
+
+    pieces = ["plain", "a\x00b", "\x0b", "tab\there", "Überwachung", "\x01\x02", "q\"uote", ",", "\ufffe"]
+    ends = ["\n", "\r\n", "\r"]
+    r = random.Random(block)
+    text = "".join("".join(r.choice(pieces) for _ in range(r.randint(0, 4))) + r.choice(ends) for _ in range(300))
+    text += "last line without an end"
+    expected = [strip_unstorable(line) for line in io.StringIO(text, newline="")]
+    assert list(storable_lines(io.StringIO(text, newline=""), block)) == expected
+    assert any(line != strip_unstorable(line) for line in io.StringIO(text, newline=""))  # there was work
 
 
 def test_json_strings_with_such_characters_are_named_by_their_path():
