@@ -69,6 +69,7 @@ import os as _os, threading as _threading, time as _time
 _children_peak = [0]
 def _sample_children():
     me = _os.getpid()
+    mine = open('/proc/self/cmdline', 'rb').read()
     while True:
         try:
             kids = open(f'/proc/{me}/task/{me}/children').read().split()
@@ -76,8 +77,10 @@ def _sample_children():
             kids = []
         for kid in kids:
             try:
-                if b'accounts.imports.chunks' not in open(f'/proc/{kid}/cmdline', 'rb').read():
+                cmdline = open(f'/proc/{kid}/cmdline', 'rb').read()
+                if cmdline == mine or b'accounts.imports.chunks' not in cmdline:
                     continue  # not (yet) a worker: between fork and exec a child shows its parent's memory
+                    # and command line (which holds this very code, the module's name included)
                 with open(f'/proc/{kid}/status') as status:
                     for line in status:
                         if line.startswith('VmHWM:'):
