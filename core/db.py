@@ -146,6 +146,17 @@ def begin_deferred(conn) -> None:
         conn.exec_driver_sql("BEGIN DEFERRED")
 
 
+def begin_immediate(conn) -> None:
+    """Open `conn`'s transaction with SQLite's write lock taken now (waiting up to the busy timeout), for work
+    that reads what it is about to write, or that changes the schema of a main table: pysqlite opens a
+    transaction only before INSERT, UPDATE, DELETE and REPLACE, so a DROP or CREATE INDEX before the first of
+    them would commit on its own. A no-op on PostgreSQL (its DDL is transactional, and the connection's next
+    statement opens the transaction), and when a transaction is already open."""
+    dbapi_connection = conn.connection.dbapi_connection
+    if _is_sqlite(dbapi_connection) and not dbapi_connection.in_transaction:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+
 def init_migrate(app) -> None:
     """Alembic through Flask-Migrate; the schema is only ever created by migrations."""
     from pathlib import Path

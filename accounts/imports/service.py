@@ -18,7 +18,7 @@ from accounts.imports import chunks
 from accounts.imports.csvio import CSVFormatError, CSVRows, ErrorReport, RowError, write_error_csv
 from accounts.models import ImportJob, ImportKind, ImportStatus
 from core.bulk import create_stage, drop_stage, load
-from core.db import begin_deferred, db, utcnow
+from core.db import begin_deferred, begin_immediate, db, utcnow
 from ops.audit import Actor, record
 
 PROGRESS_EVERY = 10_000
@@ -146,6 +146,9 @@ def run_job(*, spec: ImportSpec, job_id: int, stream: BinaryIO, actor: Actor,
                 return _finish(job, ImportStatus.REJECTED,
                                f"Nothing was applied: {len(report.rejected_lines)} row(s) are invalid. Fix them, "
                                "or import with skip-invalid to apply the valid rows only.", on_progress)
+            # The write lock from here to the commit: an apply reads the tables it then writes (which accounts
+            # exist), and may drop and build indexes of main tables, which on SQLite must be in the transaction.
+            begin_immediate(conn)
             if report.rejected_lines:
                 _delete_lines(conn, stage, report.rejected_lines)
             counts = spec.apply(ctx)

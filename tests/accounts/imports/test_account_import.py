@@ -1,6 +1,7 @@
 """Importing affected accounts: validation, policy, idempotency, change history."""
 import csv
 
+import pytest
 import sqlalchemy as sa
 
 from accounts.models import Account, AccountChange, AffectedAccount, ImportStatus
@@ -166,6 +167,28 @@ def test_a_large_load_rebuilds_the_lookup_indexes_once_and_leaves_them_all_in_pl
             "ix_affected_accounts_incident_state"} <= names
     # And they are used again: a lookup by phone finds the account.
     assert db.session.scalar(sa.select(Account.account_number).where(Account.phone == "+12065550102")) == "R2"
+
+
+def test_a_large_load_that_fails_after_dropping_the_lookup_indexes_leaves_them_in_place(app, monkeypatch):
+    """The indexes are dropped inside the import's transaction, so a failure before its commit (here: the
+    snapshot write fails, as a full disk would) takes the drops back with the rows."""
+    from accounts.imports import account_import
+
+    def disk_full(*args, **kwargs):
+        raise sa.exc.OperationalError("INSERT INTO recovery_snapshots", {}, Exception("database or disk is full"))
+
+    monkeypatch.setattr(account_import, "REBUILD_ABOVE", 2)
+    monkeypatch.setattr(account_import, "take_snapshot", disk_full)
+    incident = make_incident()
+    with pytest.raises(sa.exc.OperationalError):
+        run_import(incident.id, HEADER + "R1,Ann,+12065550101,ann@example.com,en\n"
+                                         "R2,Bob,+12065550102,bob@example.com,es\n")
+    db.session.rollback()
+    assert count_rows(Account) == 0
+    inspector = sa.inspect(db.engine)
+    names = {i["name"] for table in ("accounts", "affected_accounts") for i in inspector.get_indexes(table)}
+    assert {"ix_accounts_phone", "ix_accounts_email", "ix_affected_accounts_account_id",
+            "ix_affected_accounts_incident_state"} <= names
 
 
 def test_existing_and_new_accounts_in_one_file_are_each_attached_once_to_this_incident_only(app):
