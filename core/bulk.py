@@ -47,8 +47,8 @@ def unique_or_index(conn: Connection, name: str, table: str, columns: str) -> bo
     False. A file's key that repeats is rare, and finding that out from a failed UNIQUE build costs nothing on
     top of the index the later statements need anyway: the GROUP BY ... HAVING COUNT(*) > 1 that names the
     repeats then runs only when there are some (1,000,000 staged rows: 0.45 s on SQLite, 0.8 s on PostgreSQL).
-    PostgreSQL aborts a transaction at a failed statement, so the attempt runs in a savepoint there; SQLite runs
-    DDL on a temp table outside any transaction and needs none (a savepoint would take the write lock)."""
+    PostgreSQL aborts a transaction at a failed statement, so the attempt runs in a savepoint there; SQLite undoes
+    just the failed statement and needs none (and a savepoint outside a transaction would take the write lock)."""
     sql = f"CREATE UNIQUE INDEX {name} ON {table} ({columns})"
     try:
         if is_postgres(conn):

@@ -103,11 +103,11 @@ class AccountImport(ImportSpec):
         # New accounts, and their attachment without a join back through a million account numbers (a new
         # account cannot be attached yet): PostgreSQL in one statement, the INSERT's RETURNING feeding the
         # second; SQLite, which has no INSERT in WITH, by id: its rowids are max + 1 onwards, and no other
-        # writer can add an account while this transaction holds the write lock (it has written already).
-        # Only the staged accounts that do not exist. When none existed at all, SQLite needs no probe per row:
-        # this transaction has held the write lock since it looked (service.run_job), so none can have appeared
-        # since (1,000,000 new accounts: 0.4 s). PostgreSQL keeps the probe, a hash anti-join: another
-        # transaction may commit an account between that look and this statement.
+        # writer can add an account while this transaction holds the write lock (taken before the apply began:
+        # service.run_job). Only the staged accounts that do not exist are inserted; when none existed at all,
+        # SQLite needs no probe per row, as none can have appeared since it looked (1,000,000 new accounts:
+        # 0.5 s less). PostgreSQL keeps the probe, a hash anti-join: another transaction may commit an account
+        # between that look and this statement.
         new_only = "" if not existing and not is_postgres(conn) else \
             "WHERE NOT EXISTS (SELECT 1 FROM accounts a WHERE a.account_number = s.account_number)"
         new_accounts = f"""
