@@ -15,7 +15,6 @@ On PostgreSQL each check cost 4-5 us a row: a 1,000,000-row recovery import wrot
 writes it in 8.5 s without them (bench/import_recovery.py --postgres).
 """
 from alembic import op
-import sqlalchemy as sa
 
 
 revision = '0020_recovery_events_lean'
