@@ -53,9 +53,6 @@ class ImportSpec:
     # accounts.imports.rows, so worker processes can run it (accounts.imports.chunks).
     row_rules: Callable[[dict, int, dict], tuple[list[RowError], tuple | None]]
 
-    def validate(self, ctx: Context, line: int, row: dict) -> tuple[list[RowError], tuple | None]:
-        return self.row_rules(ctx.extra, line, row)
-
     def checks(self, ctx: Context) -> list[RowError]:
         """Errors only the database can find; the rows stay in the stage (they are deleted if skipped)."""
         return []
